@@ -1,0 +1,57 @@
+"""What the policy says a fact is: scenario, rule, assessment, events, grade, attempt state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """An adapter-level hint (§11): category success | fail | undef, a subclass, a confidence."""
+
+    category: str
+    subclass: str
+    confidence: str
+
+
+@dataclass(frozen=True)
+class Grade:
+    """An evidence grade (§14), named by its key in mappings/grades.yaml."""
+
+    id: str
+    strength: str
+    actor_certainty: str
+    authority_certainty: str
+    payload_certainty: str
+    interaction_certainty: str
+    timing_certainty: str
+    channel_certainty: str
+    non_repudiation_strength: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The outcome of classifying one fact under one policy version."""
+
+    scenario: str
+    rule_id: str | None
+    policy_version: str
+    assessment: Assessment
+    events: tuple[str, ...]
+    attempt_state: str | None
+    grade: Grade | None
+    notes: tuple[str, ...]
+    retryable: bool | None = None
+    dead_letter: bool = False
+    scope: str = "message"
+    fact: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["events"] = list(self.events)
+        out["notes"] = list(self.notes)
+        if self.grade is not None:
+            out["grade"]["notes"] = list(self.grade.notes)
+        return out
