@@ -55,3 +55,28 @@ class Classification:
         if self.grade is not None:
             out["grade"]["notes"] = list(self.grade.notes)
         return out
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Two groups of subclasses that contradict each other when both are seen (§11 conflicting evidence)."""
+
+    name: str
+    when_any: frozenset[str]
+    and_any: frozenset[str]
+    result: Assessment
+
+
+@dataclass(frozen=True)
+class Precedence:
+    """mappings/precedence.yaml: subclasses strongest first, and the contradictions between them."""
+
+    order: tuple[str, ...]
+    conflicts: tuple[Conflict, ...] = ()
+
+    def rank(self, subclass: str) -> int:
+        """Lower is stronger; an unlisted subclass ranks below every listed one."""
+        try:
+            return self.order.index(subclass)
+        except ValueError:
+            return len(self.order)
