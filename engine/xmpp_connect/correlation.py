@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 
@@ -45,3 +45,59 @@ class CorrelationContext:
     marker_inferred: bool = False
     correlation_ambiguous: bool = False
     extra: dict[str, object] = field(default_factory=dict)
+
+
+def _timestamp(name: str, value: object) -> datetime:
+    """ISO 8601 with a zone (``Z`` or an offset) -> aware datetime."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name}: not an ISO 8601 timestamp: {value!r}") from None
+    else:
+        raise ValueError(f"{name}: expected an ISO 8601 timestamp string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        raise ValueError(f"{name}: timestamp {value!r} has no time zone (add Z or an offset)")
+    return parsed
+
+
+def _reject_unknown(where: str, data: dict, known: set[str]) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; allowed: {sorted(known)}")
+
+
+def _outbound_from_dict(data: object) -> OutboundRecord:
+    if not isinstance(data, dict):
+        raise ValueError(f"outbound: expected a mapping, got {type(data).__name__}")
+    _reject_unknown("outbound", data, {f.name for f in fields(OutboundRecord)})
+    values = dict(data)
+    if values.get("sent_at") is not None:
+        values["sent_at"] = _timestamp("outbound.sent_at", values["sent_at"])
+    try:
+        return OutboundRecord(**values)
+    except TypeError as exc:
+        raise ValueError(f"outbound: {exc}") from None
+
+
+def context_from_dict(data: dict) -> CorrelationContext:
+    """Build a CorrelationContext from plain data (a scenario file, JSON): ``outbound`` as a nested mapping,
+    lists for the set fields, ISO timestamps. Unknown keys raise ValueError naming them."""
+    _reject_unknown("context", data, {f.name for f in fields(CorrelationContext)})
+    values = dict(data)
+    if values.get("outbound") is not None:
+        values["outbound"] = _outbound_from_dict(values["outbound"])
+    for name in ("known_resources", "delegates"):
+        if name in values:
+            items = values[name]
+            if isinstance(items, str) or not isinstance(items, list | tuple | set | frozenset):
+                raise ValueError(f"context.{name}: expected a list of JIDs")
+            values[name] = frozenset(items)
+    if "extra" in values and not isinstance(values["extra"], dict):
+        raise ValueError("context.extra: expected a mapping")
+    try:
+        return CorrelationContext(**values)
+    except TypeError as exc:
+        raise ValueError(f"context: {exc}") from None

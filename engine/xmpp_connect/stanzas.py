@@ -1,0 +1,357 @@
+"""Parse one raw XMPP stanza safely into a typed, read-only view of the parts evidence depends on.
+
+Hostile input is refused with ``StanzaRejected`` before it can cost much: the size is checked before parsing,
+DTDs, entity declarations and external references are refused by defusedxml, and depth and element count are
+checked while the tree is built. ``from``/``to`` are kept as the raw attribute strings: a bounce from a
+malformed address still carries its bad ``from``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from datetime import datetime
+
+import defusedxml
+import defusedxml.ElementTree as SafeElementTree
+
+MAX_STANZA_BYTES = 256 * 1024
+MAX_DEPTH = 32
+MAX_ELEMENTS = 5000
+
+STANZA_NAMESPACES = frozenset({"", "jabber:client", "jabber:server", "jabber:component:accept"})
+STANZA_NAMES = frozenset({"message", "presence", "iq"})
+
+NS_STANZA_ERRORS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
+NS_RECEIPTS = "urn:xmpp:receipts"
+NS_MARKERS = "urn:xmpp:chat-markers:0"
+NS_SID = "urn:xmpp:sid:0"
+NS_REPLY = "urn:xmpp:reply:0"
+NS_DELAY = "urn:xmpp:delay"
+NS_CHAT_STATES = "http://jabber.org/protocol/chatstates"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+
+MARKER_NAMES = ("displayed", "received", "acknowledged")
+CHAT_STATES = ("active", "composing", "paused", "inactive", "gone")
+PUBSUB_ACTIONS = ("publish", "items", "retract", "subscribe", "create", "delete", "purge")
+
+
+class StanzaRejected(ValueError):
+    """The input is not a stanza this adapter will read; ``reason`` says why (never quotes the content)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StanzaErrorView:
+    """RFC 6120 §8.3 ``<error/>``: type, defined condition, text, application-specific conditions."""
+
+    type: str | None
+    condition: str | None
+    text: str | None = None
+    by: str | None = None
+    app_conditions: tuple[str, ...] = ()
+    blocked: bool = False
+
+
+@dataclass(frozen=True)
+class StanzaIdView:
+    """XEP-0359 ``<stanza-id/>``: an id assigned by the entity named in ``by`` (a server or a room)."""
+
+    id: str
+    by: str | None
+
+
+@dataclass(frozen=True)
+class MucUserView:
+    """XEP-0045 ``<x xmlns='…muc#user'/>``: status codes and the occupant item."""
+
+    status_codes: tuple[int, ...] = ()
+    item_jid: str | None = None
+    item_nick: str | None = None
+    item_role: str | None = None
+    item_affiliation: str | None = None
+
+
+@dataclass(frozen=True)
+class PubSubView:
+    """A PubSub payload: an event notification or an IQ ``<pubsub/>`` child, with its node and item ids."""
+
+    action: str
+    node: str | None
+    item_ids: tuple[str, ...] = ()
+    retract_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StanzaView:
+    """What one stanza says, as far as evidence needs it. Absent parts are None, empty or False."""
+
+    name: str
+    type: str | None = None
+    id: str | None = None
+    from_attr: str | None = None
+    to_attr: str | None = None
+    body: str | None = None
+    thread: str | None = None
+    receipt_requested: bool = False
+    receipt_received: bool = False
+    receipt_id: str | None = None
+    markable: bool = False
+    marker: str | None = None
+    marker_id: str | None = None
+    origin_id: str | None = None
+    stanza_ids: tuple[StanzaIdView, ...] = ()
+    reply_to: str | None = None
+    reply_id: str | None = None
+    delayed: bool = False
+    delay_stamp: datetime | None = None
+    delay_from: str | None = None
+    chat_state: str | None = None
+    error: StanzaErrorView | None = None
+    presence_show: str | None = None
+    presence_priority: int | None = None
+    presence_status: str | None = None
+    muc_user: MucUserView | None = None
+    pubsub_event: PubSubView | None = None
+    pubsub: PubSubView | None = None
+    disco_features: tuple[str, ...] = ()
+    disco_identities: tuple[tuple[str, str], ...] = ()
+
+
+class _LimitedTreeBuilder(ElementTree.TreeBuilder):
+    """A tree builder that refuses documents deeper than MAX_DEPTH or larger than MAX_ELEMENTS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth = 0
+        self._count = 0
+
+    def start(self, tag: str, attrs: dict[str, str]) -> ElementTree.Element:
+        self._depth += 1
+        self._count += 1
+        if self._depth > MAX_DEPTH:
+            raise StanzaRejected(f"nested deeper than {MAX_DEPTH} elements")
+        if self._count > MAX_ELEMENTS:
+            raise StanzaRejected(f"more than {MAX_ELEMENTS} elements")
+        return super().start(tag, attrs)
+
+    def end(self, tag: str) -> ElementTree.Element:
+        self._depth -= 1
+        return super().end(tag)
+
+
+def _to_bytes(raw: str | bytes) -> bytes:
+    if isinstance(raw, str):
+        if len(raw) > MAX_STANZA_BYTES:
+            raise StanzaRejected(f"larger than {MAX_STANZA_BYTES} bytes")
+        raw = raw.encode("utf-8")
+    if len(raw) > MAX_STANZA_BYTES:
+        raise StanzaRejected(f"larger than {MAX_STANZA_BYTES} bytes")
+    return raw
+
+
+def parse_xml(raw: str | bytes) -> ElementTree.Element:
+    """Parse untrusted XML within the module's limits; raise StanzaRejected on anything else."""
+    data = _to_bytes(raw)
+    parser = SafeElementTree.XMLParser(
+        target=_LimitedTreeBuilder(), forbid_dtd=True, forbid_entities=True, forbid_external=True
+    )
+    try:
+        parser.feed(data)
+        return parser.close()
+    except defusedxml.DTDForbidden:
+        raise StanzaRejected("document type declarations are not allowed") from None
+    except defusedxml.EntitiesForbidden:
+        raise StanzaRejected("entity declarations are not allowed") from None
+    except defusedxml.ExternalReferenceForbidden:
+        raise StanzaRejected("external references are not allowed") from None
+    except ElementTree.ParseError as exc:
+        raise StanzaRejected(f"malformed XML ({exc})") from None
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """``{ns}local`` -> (ns, local); a tag without namespace has ns ''."""
+    if tag.startswith("{"):
+        ns, _, local = tag[1:].partition("}")
+        return ns, local
+    return "", tag
+
+
+def _q(ns: str, local: str) -> str:
+    return f"{{{ns}}}{local}" if ns else local
+
+
+def _child(parent: ElementTree.Element, ns: str, local: str) -> ElementTree.Element | None:
+    return parent.find(_q(ns, local))
+
+
+def _child_text(parent: ElementTree.Element, ns: str, local: str) -> str | None:
+    element = _child(parent, ns, local)
+    if element is None:
+        return None
+    return element.text or ""
+
+
+def _parse_stamp(stamp: str | None) -> datetime | None:
+    """XEP-0082 DateTime -> aware datetime; None when missing, malformed or without a zone."""
+    if not stamp:
+        return None
+    try:
+        parsed = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _parse_priority(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return None
+    return value if -128 <= value <= 127 else None
+
+
+def _parse_error(element: ElementTree.Element) -> StanzaErrorView:
+    condition = None
+    text = None
+    app_conditions: list[str] = []
+    for child in element:
+        ns, local = split_tag(child.tag)
+        if ns == NS_STANZA_ERRORS:
+            if local == "text":
+                text = child.text or ""
+            elif condition is None:
+                condition = local
+        else:
+            app_conditions.append(child.tag)
+    return StanzaErrorView(
+        type=element.get("type"),
+        condition=condition,
+        text=text,
+        by=element.get("by"),
+        app_conditions=tuple(app_conditions),
+        blocked=_q(NS_BLOCKING_ERRORS, "blocked") in app_conditions,
+    )
+
+
+def _parse_muc_user(element: ElementTree.Element) -> MucUserView:
+    codes: list[int] = []
+    for status in element.findall(_q(NS_MUC_USER, "status")):
+        code = status.get("code", "")
+        if code.isdigit():
+            codes.append(int(code))
+    item = _child(element, NS_MUC_USER, "item")
+    if item is None:
+        return MucUserView(status_codes=tuple(codes))
+    return MucUserView(
+        status_codes=tuple(codes),
+        item_jid=item.get("jid"),
+        item_nick=item.get("nick"),
+        item_role=item.get("role"),
+        item_affiliation=item.get("affiliation"),
+    )
+
+
+def _parse_pubsub_event(element: ElementTree.Element) -> PubSubView | None:
+    for child in element:
+        ns, local = split_tag(child.tag)
+        if ns != NS_PUBSUB_EVENT:
+            continue
+        items = tuple(i.get("id", "") for i in child.findall(_q(NS_PUBSUB_EVENT, "item")))
+        retracts = tuple(r.get("id", "") for r in child.findall(_q(NS_PUBSUB_EVENT, "retract")))
+        return PubSubView(action=local, node=child.get("node"), item_ids=items, retract_ids=retracts)
+    return None
+
+
+def _parse_pubsub(element: ElementTree.Element) -> PubSubView | None:
+    for child in element:
+        ns, local = split_tag(child.tag)
+        if ns != NS_PUBSUB or local not in PUBSUB_ACTIONS:
+            continue
+        items = tuple(i.get("id", "") for i in child.findall(_q(NS_PUBSUB, "item")))
+        return PubSubView(action=local, node=child.get("node"), item_ids=items)
+    return None
+
+
+def _parse_disco(query: ElementTree.Element) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    features = tuple(f.get("var", "") for f in query.findall(_q(NS_DISCO_INFO, "feature")))
+    identities = tuple(
+        (i.get("category", ""), i.get("type", "")) for i in query.findall(_q(NS_DISCO_INFO, "identity"))
+    )
+    return features, identities
+
+
+def parse_stanza(raw: str | bytes) -> StanzaView:
+    """Parse one top-level ``<message/>``, ``<presence/>`` or ``<iq/>`` into a StanzaView."""
+    root = parse_xml(raw)
+    stanza_ns, name = split_tag(root.tag)
+    if stanza_ns not in STANZA_NAMESPACES or name not in STANZA_NAMES:
+        raise StanzaRejected(f"not a stanza: <{name}> in namespace '{stanza_ns}'")
+    fields: dict[str, object] = {
+        "name": name,
+        "type": root.get("type"),
+        "id": root.get("id"),
+        "from_attr": root.get("from"),
+        "to_attr": root.get("to"),
+        "body": _child_text(root, stanza_ns, "body"),
+        "thread": _child_text(root, stanza_ns, "thread"),
+    }
+    error = _child(root, stanza_ns, "error")
+    if error is not None:
+        fields["error"] = _parse_error(error)
+    if name == "presence":
+        fields["presence_show"] = _child_text(root, stanza_ns, "show")
+        fields["presence_priority"] = _parse_priority(_child_text(root, stanza_ns, "priority"))
+        fields["presence_status"] = _child_text(root, stanza_ns, "status")
+    fields.update(_extension_fields(root))
+    return StanzaView(**fields)  # type: ignore[arg-type]
+
+
+def _extension_fields(root: ElementTree.Element) -> dict[str, object]:
+    """Read the XEP payloads that are direct children of the stanza."""
+    fields: dict[str, object] = {}
+    stanza_ids: list[StanzaIdView] = []
+    for child in root:
+        ns, local = split_tag(child.tag)
+        if ns == NS_RECEIPTS and local == "request":
+            fields["receipt_requested"] = True
+        elif ns == NS_RECEIPTS and local == "received":
+            fields["receipt_received"] = True
+            fields["receipt_id"] = child.get("id")
+        elif ns == NS_MARKERS and local == "markable":
+            fields["markable"] = True
+        elif ns == NS_MARKERS and local in MARKER_NAMES and "marker" not in fields:
+            fields["marker"] = local
+            fields["marker_id"] = child.get("id")
+        elif ns == NS_SID and local == "origin-id":
+            fields["origin_id"] = child.get("id")
+        elif ns == NS_SID and local == "stanza-id" and child.get("id"):
+            stanza_ids.append(StanzaIdView(id=child.get("id", ""), by=child.get("by")))
+        elif ns == NS_REPLY and local == "reply":
+            fields["reply_to"] = child.get("to")
+            fields["reply_id"] = child.get("id")
+        elif ns == NS_DELAY and local == "delay":
+            fields["delayed"] = True
+            fields["delay_stamp"] = _parse_stamp(child.get("stamp"))
+            fields["delay_from"] = child.get("from")
+        elif ns == NS_CHAT_STATES and local in CHAT_STATES:
+            fields["chat_state"] = local
+        elif ns == NS_MUC_USER and local == "x":
+            fields["muc_user"] = _parse_muc_user(child)
+        elif ns == NS_PUBSUB_EVENT and local == "event":
+            fields["pubsub_event"] = _parse_pubsub_event(child)
+        elif ns == NS_PUBSUB and local == "pubsub":
+            fields["pubsub"] = _parse_pubsub(child)
+        elif ns == NS_DISCO_INFO and local == "query":
+            fields["disco_features"], fields["disco_identities"] = _parse_disco(child)
+    fields["stanza_ids"] = tuple(stanza_ids)
+    return fields
