@@ -1,0 +1,64 @@
+"""Run the corpus through a classifier: which cases differ from `expect`, which rules and scenarios no case
+reaches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xmpp_connect.classification import Classification
+from xmpp_connect.commands import CommandTable
+from xmpp_connect.policy.corpus import CorpusCase
+from xmpp_connect.policy.model import Policy, thaw
+
+Classify = Callable[[Mapping[str, Any]], Classification]
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """A case's classification, or the error that prevented it; `problem` says how it missed `expect`."""
+
+    case: CorpusCase
+    classification: Classification | None
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    outcomes: tuple[CaseOutcome, ...]
+    unreached_rules: tuple[str, ...]
+    unreached_scenarios: tuple[str, ...]
+
+    @property
+    def failures(self) -> tuple[CaseOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.problem is not None)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.unreached_rules and not self.unreached_scenarios
+
+
+def run_case(case: CorpusCase, classify: Classify, commands: CommandTable) -> CaseOutcome:
+    try:
+        classification = classify(case.build_fact(commands))
+    except ValueError as exc:
+        return CaseOutcome(case, None, f"not classified: {exc}")
+    problems = []
+    if classification.scenario != case.expect_scenario:
+        problems.append(f"scenario {classification.scenario!r}, expected {case.expect_scenario!r}")
+    if case.expect_rule is not None and classification.rule_id != case.expect_rule:
+        problems.append(f"rule {classification.rule_id!r}, expected {case.expect_rule!r}")
+    return CaseOutcome(case, classification, "; ".join(problems) or None)
+
+
+def run_corpus(policy: Policy, cases: Sequence[CorpusCase], classify: Classify) -> CoverageReport:
+    commands = CommandTable.from_mapping(thaw(policy.commands))
+    outcomes = tuple(run_case(case, classify, commands) for case in cases)
+    fired_rules = {o.classification.rule_id for o in outcomes if o.classification is not None}
+    fired_scenarios = {o.classification.scenario for o in outcomes if o.classification is not None}
+    return CoverageReport(
+        outcomes=outcomes,
+        unreached_rules=tuple(rule.id for rule in policy.rules if rule.id not in fired_rules),
+        unreached_scenarios=tuple(s for s in policy.scenarios if s not in fired_scenarios),
+    )
