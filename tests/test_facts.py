@@ -534,7 +534,7 @@ def test_event_fact_without_context() -> None:
     [
         ("sm_ack", {"delivered": True}, "unknown fact field 'delivered'"),
         ("timer", {"timer": "forever"}, "'timer'"),
-        ("sm_ack", {"late": "yes"}, "not a boolean"),
+        ("sm_ack", {"late": "yes"}, "is not a bool"),
         ("delivered", {}, "'kind'"),
     ],
 )

@@ -22,7 +22,7 @@ from xmpp_connect.policy.model import Policy, thaw
 from xmpp_connect.policy.paths import default_corpus_dir
 from xmpp_connect.policy.problems import PolicyError
 from xmpp_connect.policy.report import policy_report
-from xmpp_connect.policy.vocabulary import FactError
+from xmpp_connect.vocabulary import FactError
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1

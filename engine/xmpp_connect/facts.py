@@ -44,6 +44,7 @@ from xmpp_connect.commands import CommandTable, sanitize_text
 from xmpp_connect.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.jids import bare, is_valid_jid, normalize, resource
 from xmpp_connect.stanzas import StanzaView, parse_stanza
+from xmpp_connect.vocabulary import Vocabulary
 
 FEATURE_RECEIPTS = "urn:xmpp:receipts"
 FEATURE_MARKERS = "urn:xmpp:chat-markers:0"
@@ -71,22 +72,14 @@ def _schema_path() -> Path:
 
 
 @cache
-def fact_fields() -> Mapping[str, Mapping[str, Any]]:
-    """The fact vocabulary: field name -> its JSON Schema property (spec/facts.schema.json)."""
-    return json.loads(_schema_path().read_text(encoding="utf-8"))["properties"]
+def default_vocabulary() -> Vocabulary:
+    """The fact vocabulary of the default spec/facts.schema.json."""
+    return Vocabulary.from_schema(json.loads(_schema_path().read_text(encoding="utf-8")))
 
 
 def check_fact(fact: Mapping[str, Any]) -> None:
-    """ValueError when a field is not in the vocabulary or its value does not fit the field."""
-    vocabulary = fact_fields()
-    for name, value in fact.items():
-        prop = vocabulary.get(name)
-        if prop is None:
-            raise ValueError(f"unknown fact field {name!r}")
-        if "enum" in prop and value not in prop["enum"]:
-            raise ValueError(f"fact field {name!r}: {value!r} is not one of {prop['enum']}")
-        if prop.get("type") == "boolean" and not isinstance(value, bool):
-            raise ValueError(f"fact field {name!r}: {value!r} is not a boolean")
+    """FactError (a ValueError) when a field is not in the vocabulary or its value does not fit it."""
+    default_vocabulary().check_fact(dict(fact))
 
 
 def _outbound_ids(outbound: OutboundRecord | None) -> frozenset[str]:
@@ -244,14 +237,14 @@ def _reply_fields(view: StanzaView, ctx: CorrelationContext) -> dict[str, Any]:
 
 
 def _error_fields(view: StanzaView) -> dict[str, Any]:
-    vocabulary = fact_fields()
+    fields = default_vocabulary().fields
     error = view.error
     if error is None:
         return {"error_type": "unknown", "error_condition": "unknown", "error_blocked": False}
     condition = (error.condition or "").replace("-", "_")
     return {
-        "error_type": error.type if error.type in vocabulary["error_type"]["enum"] else "unknown",
-        "error_condition": condition if condition in vocabulary["error_condition"]["enum"] else "unknown",
+        "error_type": error.type if fields["error_type"].accepts(error.type) else "unknown",
+        "error_condition": condition if fields["error_condition"].accepts(condition) else "unknown",
         "error_blocked": error.blocked,
     }
 

@@ -6,7 +6,7 @@ import pytest
 
 from xmpp_connect.classify import Classifier, FactError
 from xmpp_connect.policy import Policy
-from xmpp_connect.policy.vocabulary import MAX_FACT_FIELDS, Vocabulary
+from xmpp_connect.vocabulary import MAX_FACT_FIELDS, Vocabulary
 
 RECEIPT = {"kind": "receipt", "correlated": True, "sender_is_addressee": True, "sender_authenticated": True}
 

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from xmpp_connect.classification import Assessment, Grade, Precedence
-from xmpp_connect.policy.vocabulary import Vocabulary
+from xmpp_connect.vocabulary import Vocabulary
 
 UNMAPPED = "unmapped"
 STANZA_ERROR_PREFIX = "stanza_error."

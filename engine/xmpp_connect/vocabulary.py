@@ -1,4 +1,4 @@
-"""The fact vocabulary of spec/facts.schema.json as fast lookups: which fields exist, which values fit."""
+"""The fact vocabulary (spec/facts.schema.json) as fast lookups: which fields exist, which values fit."""
 
 from __future__ import annotations
 
