@@ -1,0 +1,178 @@
+"""The mapping -> evidence event step: one Classification plus its ids becomes log entries (§13)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from xmpp_connect import jids
+from xmpp_connect.classification import Assessment, Classification
+
+INTERNAL_EVENT_TYPE = "xmpp.evidence_recorded"
+"""The event type of a log entry for a classification that emits no normalized event (kept for assessment)."""
+
+
+@dataclass(frozen=True)
+class EvidenceEvent:
+    """One entry of the append-only evidence log.
+
+    ``occurred_at`` is the event's own time (a XEP-0203 delay stamp when there is one); ``seq`` and
+    ``recorded_at`` are set by the store when the entry is appended. ``emitted`` is False for internal
+    entries that carry an assessment but no normalized event type.
+    """
+
+    tenant_id: str
+    event_id: str
+    event_type: str
+    scenario: str
+    rule_id: str | None
+    policy_version: str
+    assessment: Assessment
+    grade: str | None
+    attempt_state: str | None
+    occurred_at: datetime
+    message_id: str | None = None
+    attempt_id: str | None = None
+    case_id: str | None = None
+    participant_id: str | None = None
+    correlation_id: str | None = None
+    endpoint_ref: str | None = None
+    raw_ref: str | None = None
+    late: bool = False
+    inferred: bool = False
+    emitted: bool = True
+    scope: str = "message"
+    dedupe_key: str | None = None
+    notes: tuple[str, ...] = ()
+    fact: Mapping[str, Any] = field(default_factory=dict)
+    seq: int | None = None
+    recorded_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as the API serves it (times in ISO 8601; no feed position)."""
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "scenario": self.scenario,
+            "rule_id": self.rule_id,
+            "policy_version": self.policy_version,
+            "assessment": {
+                "category": self.assessment.category,
+                "subclass": self.assessment.subclass,
+                "confidence": self.assessment.confidence,
+            },
+            "evidence_grade": self.grade,
+            "attempt_state": self.attempt_state,
+            "xmpp_message_id": self.message_id,
+            "xmpp_attempt_id": self.attempt_id,
+            "coordination_case_id": self.case_id,
+            "participant_id": self.participant_id,
+            "correlation_id": self.correlation_id,
+            "endpoint_ref": self.endpoint_ref,
+            "raw_event_ref": self.raw_ref,
+            "occurred_at": self.occurred_at.isoformat(),
+            "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None,
+            "late": self.late,
+            "inferred": self.inferred,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class DedupeBasis:
+    """What makes two observations the same one (§29): kind, sender full JID, the stanza id they refer to.
+
+    ``kind`` names the evidence precisely, e.g. ``receipt``, ``marker:displayed``, ``stanza_error``,
+    ``timer:receipt_timeout``.
+    """
+
+    kind: str
+    sender_full_jid: str
+    stanza_id: str
+
+
+@dataclass(frozen=True)
+class EvidenceContext:
+    """The ids and times a classification is recorded with."""
+
+    tenant_id: str
+    observed_at: datetime
+    delay_stamp: datetime | None = None
+    message_id: str | None = None
+    attempt_id: str | None = None
+    case_id: str | None = None
+    participant_id: str | None = None
+    correlation_id: str | None = None
+    endpoint_ref: str | None = None
+    raw_ref: str | None = None
+    late: bool = False
+    dedupe: DedupeBasis | None = None
+
+
+def endpoint_ref(tenant_id: str, jid: str) -> str:
+    """A stable opaque reference for an endpoint, stored instead of the JID (§28). Keyed by bare JID."""
+    return "ep_" + _digest(tenant_id, jids.bare(jid))[:20]
+
+
+def dedupe_key(message_id: str | None, basis: DedupeBasis, event_type: str) -> str:
+    """The key under which the same receipt/marker/error is stored once."""
+    return "|".join((message_id or "", basis.kind, basis.sender_full_jid, basis.stanza_id, event_type))
+
+
+def build_evidence_events(
+    classification: Classification,
+    context: EvidenceContext,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+) -> tuple[EvidenceEvent, ...]:
+    """One log entry per normalized event type of the classification (one internal entry if it has none).
+
+    With a dedupe basis the event id is derived from it, so the store keeps a repeated observation once.
+    """
+    event_types = classification.events or (INTERNAL_EVENT_TYPE,)
+    fact = dict(classification.fact)
+    return tuple(_event(classification, context, event_type, fact, new_id) for event_type in event_types)
+
+
+def _event(
+    classification: Classification,
+    context: EvidenceContext,
+    event_type: str,
+    fact: dict[str, Any],
+    new_id: Callable[[], str],
+) -> EvidenceEvent:
+    key = dedupe_key(context.message_id, context.dedupe, event_type) if context.dedupe else None
+    event_id = "evt_" + (_digest(context.tenant_id, key)[:32] if key else new_id())
+    return EvidenceEvent(
+        tenant_id=context.tenant_id,
+        event_id=event_id,
+        event_type=event_type,
+        scenario=classification.scenario,
+        rule_id=classification.rule_id,
+        policy_version=classification.policy_version,
+        assessment=classification.assessment,
+        grade=classification.grade.id if classification.grade else None,
+        attempt_state=classification.attempt_state,
+        occurred_at=context.delay_stamp or context.observed_at,
+        message_id=context.message_id,
+        attempt_id=context.attempt_id,
+        case_id=context.case_id,
+        participant_id=context.participant_id,
+        correlation_id=context.correlation_id,
+        endpoint_ref=context.endpoint_ref,
+        raw_ref=context.raw_ref,
+        late=context.late or fact.get("late") is True,
+        inferred=fact.get("marker_inferred") is True,
+        emitted=event_type != INTERNAL_EVENT_TYPE,
+        scope=classification.scope,
+        dedupe_key=key,
+        notes=classification.notes,
+        fact=fact,
+    )
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()

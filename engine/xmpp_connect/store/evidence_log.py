@@ -1,0 +1,165 @@
+"""The append-only evidence log and the event feed over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.store.connection import SqlBase, log
+from xmpp_connect.store.cursor import decode_cursor, encode_cursor
+from xmpp_connect.store.errors import InvalidCursor
+from xmpp_connect.store.records import (
+    AppendResult,
+    EventPage,
+)
+from xmpp_connect.store.rows import INSERT_EVENT, event_row, evidence_from_row, where_equal
+
+
+class EvidenceLog(SqlBase):
+    """Append-once evidence entries; reads by message, endpoint and the cursor-paged feed."""
+
+    def append_evidence(self, events: Sequence[EvidenceEvent]) -> AppendResult:
+        """Append events once each: an event id already in the log (a duplicate observation) is skipped.
+
+        Feed positions come from the ``evidence_feed`` counter inside the transaction, so they become
+        visible in commit order.
+        """
+        if not events:
+            return AppendResult((), ())
+        recorded_at = self.options.clock()
+        stored: list[EvidenceEvent] = []
+        duplicates: list[str] = []
+        with self._write() as conn:
+            seen = self._existing_event_ids(conn, events)
+            fresh: list[EvidenceEvent] = []
+            for event in events:
+                if (event.tenant_id, event.event_id) in seen:
+                    duplicates.append(event.event_id)
+                else:
+                    seen.add((event.tenant_id, event.event_id))
+                    fresh.append(event)
+            if fresh:
+                last = self._reserve_positions(conn, len(fresh))
+                for offset, event in enumerate(fresh):
+                    seq = last - len(fresh) + 1 + offset
+                    placed = replace(event, seq=seq, recorded_at=recorded_at)
+                    inserted = self._exec(
+                        conn, INSERT_EVENT + " ON CONFLICT DO NOTHING RETURNING seq", event_row(placed)
+                    )
+                    if inserted.fetchone() is None:
+                        duplicates.append(event.event_id)
+                    else:
+                        stored.append(placed)
+                self._before_commit(conn)
+        for event in stored:
+            log.debug(
+                "evidence appended event_type=%s subclass=%s message_id=%s late=%s",
+                event.event_type,
+                event.assessment.subclass,
+                event.message_id,
+                event.late,
+            )
+        if duplicates:
+            log.info("duplicate evidence ignored count=%d", len(duplicates))
+        return AppendResult(tuple(stored), tuple(duplicates))
+
+    def bulk_append(self, events: Iterable[EvidenceEvent], batch: int = 10_000) -> int:
+        """Append many events quickly (imports, benchmarks); duplicates are not checked. Returns the count."""
+        count = 0
+        chunk: list[EvidenceEvent] = []
+        for event in events:
+            chunk.append(event)
+            if len(chunk) >= batch:
+                count += self._bulk_chunk(chunk)
+                chunk = []
+        if chunk:
+            count += self._bulk_chunk(chunk)
+        return count
+
+    def _bulk_chunk(self, chunk: list[EvidenceEvent]) -> int:
+        recorded_at = self.options.clock()
+        with self._write() as conn:
+            last = self._reserve_positions(conn, len(chunk))
+            first = last - len(chunk) + 1
+            self._exec_many(
+                conn,
+                INSERT_EVENT,
+                (event_row(replace(e, seq=first + i, recorded_at=recorded_at)) for i, e in enumerate(chunk)),
+            )
+        return len(chunk)
+
+    def _before_commit(self, conn: Any) -> None:
+        """Hook between inserting events and committing (tests widen this window to provoke races)."""
+
+    def _existing_event_ids(self, conn: Any, events: Sequence[EvidenceEvent]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for tenant_id in {e.tenant_id for e in events}:
+            ids = [e.event_id for e in events if e.tenant_id == tenant_id]
+            marks = ", ".join("?" for _ in ids)
+            rows = self._exec(
+                conn,
+                f"SELECT event_id FROM evidence_events WHERE tenant_id = ? AND event_id IN ({marks})",
+                [tenant_id, *ids],
+            ).fetchall()
+            found.update((tenant_id, row["event_id"]) for row in rows)
+        return found
+
+    def get_event(self, tenant_id: str, event_id: str) -> EvidenceEvent | None:
+        row = self._one(
+            "SELECT * FROM evidence_events WHERE tenant_id = ? AND event_id = ?", (tenant_id, event_id)
+        )
+        return evidence_from_row(row) if row else None
+
+    def evidence_for_message(
+        self, tenant_id: str, message_id: str, participant_id: str | None = None
+    ) -> list[EvidenceEvent]:
+        """The message's log in append order (lifecycle.timeline orders it by event time)."""
+        where, params = where_equal(tenant_id, message_id=message_id, participant_id=participant_id)
+        rows = self._all(f"SELECT * FROM evidence_events WHERE {where} ORDER BY seq", params)
+        return [evidence_from_row(row) for row in rows]
+
+    def evidence_for_endpoint(self, tenant_id: str, endpoint: str) -> list[EvidenceEvent]:
+        """The log of one endpoint (by endpoint ref) in append order."""
+        rows = self._all(
+            "SELECT * FROM evidence_events WHERE tenant_id = ? AND endpoint_ref = ? ORDER BY seq",
+            (tenant_id, endpoint),
+        )
+        return [evidence_from_row(row) for row in rows]
+
+    def events_page(
+        self,
+        tenant_id: str,
+        *,
+        cursor: str | None = None,
+        limit: int = 100,
+        case_id: str | None = None,
+        participant_id: str | None = None,
+        message_id: str | None = None,
+        event_types: Sequence[str] | None = None,
+        include_internal: bool = False,
+    ) -> EventPage:
+        """The event feed (``GET /adapter/events``): events after the cursor in feed order.
+
+        Paging with ``next_cursor`` while events are being appended neither skips nor repeats one.
+        Internal entries (no normalized event type) are left out unless asked for.
+        """
+        if limit < 1:
+            raise InvalidCursor("limit must be positive")
+        after = decode_cursor(cursor)
+        where, params = where_equal(
+            tenant_id, case_id=case_id, participant_id=participant_id, message_id=message_id
+        )
+        if event_types:
+            where += f" AND event_type IN ({', '.join('?' for _ in event_types)})"
+            params = [*params, *event_types]
+        if not include_internal:
+            where += " AND emitted = 1"
+        rows = self._all(
+            f"SELECT * FROM evidence_events WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",
+            [*params, after, limit],
+        )
+        events = tuple(evidence_from_row(row) for row in rows)
+        next_position = events[-1].seq if events else after
+        return EventPage(events, encode_cursor(next_position or 0))

@@ -1,0 +1,249 @@
+"""Messages, attempts and stanzas (§9), and the outbound lookups correlation needs."""
+
+from __future__ import annotations
+
+from xmpp_connect import jids
+from xmpp_connect.correlation import OutboundRecord
+from xmpp_connect.store.connection import STANZA_ORDER, SqlBase
+from xmpp_connect.store.errors import NotFound
+from xmpp_connect.store.records import (
+    ATTEMPT_STATES,
+    ENDPOINT_TYPES,
+    XmppAttempt,
+    XmppMessage,
+    XmppStanza,
+)
+from xmpp_connect.store.rows import (
+    attempt_from_row,
+    check_allowed,
+    message_from_row,
+    outbound_from_row,
+    stanza_from_row,
+    to_json,
+    where_equal,
+)
+from xmpp_connect.store.timestamps import to_text, to_text_or_none
+
+
+class MessageRecords(SqlBase):
+    """Messages, attempts, stanzas; outbound stanzas by id, origin-id, stable id, conversation."""
+
+    def create_message(self, message: XmppMessage) -> None:
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "INSERT INTO messages (tenant_id, message_id, case_id, participant_id, purpose, body_ref,"
+                " template_ref, tracking_context, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.tenant_id,
+                    message.message_id,
+                    message.case_id,
+                    message.participant_id,
+                    message.purpose,
+                    message.body_ref,
+                    message.template_ref,
+                    to_json(message.tracking_context),
+                    to_text(message.created_at),
+                ),
+            )
+
+    def get_message(self, tenant_id: str, message_id: str) -> XmppMessage | None:
+        row = self._one(
+            "SELECT * FROM messages WHERE tenant_id = ? AND message_id = ?", (tenant_id, message_id)
+        )
+        return message_from_row(row) if row else None
+
+    def list_messages(
+        self,
+        tenant_id: str,
+        *,
+        case_id: str | None = None,
+        participant_id: str | None = None,
+        limit: int = 100,
+    ) -> list[XmppMessage]:
+        """Messages of a case or participant (or all), oldest first."""
+        where, params = where_equal(tenant_id, case_id=case_id, participant_id=participant_id)
+        rows = self._all(
+            f"SELECT * FROM messages WHERE {where} ORDER BY created_at, message_id LIMIT ?", [*params, limit]
+        )
+        return [message_from_row(row) for row in rows]
+
+    def create_attempt(self, attempt: XmppAttempt) -> None:
+        check_allowed(attempt.state, ATTEMPT_STATES, "attempt state")
+        check_allowed(attempt.to_endpoint_type, ENDPOINT_TYPES, "endpoint type")
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "INSERT INTO attempts (tenant_id, attempt_id, message_id, account_ref, server_ref, from_jid,"
+                " to_jid, to_endpoint_type, message_type, stanza_id, origin_id, server_id, state, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    attempt.tenant_id,
+                    attempt.attempt_id,
+                    attempt.message_id,
+                    attempt.account_ref,
+                    attempt.server_ref,
+                    attempt.from_jid,
+                    attempt.to_jid,
+                    attempt.to_endpoint_type,
+                    attempt.message_type,
+                    attempt.stanza_id,
+                    attempt.origin_id,
+                    attempt.server_id,
+                    attempt.state,
+                    to_text(attempt.created_at),
+                    to_text(attempt.updated_at),
+                ),
+            )
+
+    def get_attempt(self, tenant_id: str, attempt_id: str) -> XmppAttempt | None:
+        row = self._one(
+            "SELECT * FROM attempts WHERE tenant_id = ? AND attempt_id = ?", (tenant_id, attempt_id)
+        )
+        return attempt_from_row(row) if row else None
+
+    def list_attempts(self, tenant_id: str, message_id: str) -> list[XmppAttempt]:
+        rows = self._all(
+            "SELECT * FROM attempts WHERE tenant_id = ? AND message_id = ? ORDER BY created_at, attempt_id",
+            (tenant_id, message_id),
+        )
+        return [attempt_from_row(row) for row in rows]
+
+    def update_attempt(
+        self,
+        tenant_id: str,
+        attempt_id: str,
+        *,
+        state: str | None = None,
+        stanza_id: str | None = None,
+        origin_id: str | None = None,
+        server_id: str | None = None,
+    ) -> XmppAttempt:
+        """Set the attempt's state or learned ids (None leaves a field as it is)."""
+        if state is not None:
+            check_allowed(state, ATTEMPT_STATES, "attempt state")
+        with self._write() as conn:
+            row = self._exec(
+                conn,
+                "UPDATE attempts SET state = COALESCE(?, state), stanza_id = COALESCE(?, stanza_id),"
+                " origin_id = COALESCE(?, origin_id), server_id = COALESCE(?, server_id), updated_at = ?"
+                " WHERE tenant_id = ? AND attempt_id = ? RETURNING *",
+                (
+                    state,
+                    stanza_id,
+                    origin_id,
+                    server_id,
+                    to_text(self.options.clock()),
+                    tenant_id,
+                    attempt_id,
+                ),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"attempt {attempt_id}")
+        return attempt_from_row(row)
+
+    def record_stanza(self, stanza: XmppStanza) -> None:
+        """Record a sent or received stanza; its position in send order is kept for cumulative markers."""
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "INSERT INTO stanzas (tenant_id, stanza_ref, send_seq, direction, stanza_type, message_type,"
+                " endpoint_type, stanza_id, origin_id, stable_id, from_jid, to_jid, from_bare, to_bare,"
+                " message_id, attempt_id, receipt_requested, markable, payload_ref, sent_at, received_at,"
+                " raw_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (tenant_id, stanza_ref) DO NOTHING",
+                (
+                    stanza.tenant_id,
+                    stanza.stanza_ref,
+                    self._reserve_positions(conn, 1, STANZA_ORDER),
+                    stanza.direction,
+                    stanza.stanza_type,
+                    stanza.message_type,
+                    stanza.endpoint_type,
+                    stanza.stanza_id,
+                    stanza.origin_id,
+                    stanza.stable_id,
+                    stanza.from_jid,
+                    stanza.to_jid,
+                    jids.bare(stanza.from_jid),
+                    jids.bare(stanza.to_jid),
+                    stanza.message_id,
+                    stanza.attempt_id,
+                    int(stanza.receipt_requested),
+                    int(stanza.markable),
+                    stanza.payload_ref,
+                    to_text_or_none(stanza.sent_at),
+                    to_text_or_none(stanza.received_at),
+                    stanza.raw_ref,
+                ),
+            )
+
+    def set_stable_id(self, tenant_id: str, stanza_ref: str, stable_id: str) -> None:
+        """Remember the server-assigned XEP-0359 stanza-id of a stanza."""
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "UPDATE stanzas SET stable_id = ? WHERE tenant_id = ? AND stanza_ref = ?",
+                (stable_id, tenant_id, stanza_ref),
+            )
+
+    def list_stanzas(self, tenant_id: str, message_id: str) -> list[XmppStanza]:
+        rows = self._all(
+            "SELECT * FROM stanzas WHERE tenant_id = ? AND message_id = ? ORDER BY send_seq",
+            (tenant_id, message_id),
+        )
+        return [stanza_from_row(row) for row in rows]
+
+    def find_outbound(
+        self,
+        tenant_id: str,
+        *,
+        stanza_id: str | None = None,
+        origin_id: str | None = None,
+        stable_id: str | None = None,
+    ) -> list[OutboundRecord]:
+        """Outbound stanzas matching any given id, in send order; more than one means ambiguous."""
+        clauses = [
+            f"{column} = ?"
+            for column, value in (
+                ("stanza_id", stanza_id),
+                ("origin_id", origin_id),
+                ("stable_id", stable_id),
+            )
+            if value is not None
+        ]
+        if not clauses:
+            return []
+        params = [v for v in (stanza_id, origin_id, stable_id) if v is not None]
+        rows = self._all(
+            "SELECT * FROM stanzas WHERE tenant_id = ? AND direction = 'outbound' AND"
+            f" ({' OR '.join(clauses)}) ORDER BY send_seq",
+            [tenant_id, *params],
+        )
+        return [outbound_from_row(row) for row in rows]
+
+    def markables_before(self, tenant_id: str, conversation: str, stanza_id: str) -> list[OutboundRecord]:
+        """Markable outbound stanzas to ``conversation`` (a bare JID) sent before ``stanza_id``,
+        oldest first."""
+        marked = self._one(
+            "SELECT send_seq FROM stanzas WHERE tenant_id = ? AND direction = 'outbound' AND to_bare = ?"
+            " AND (stanza_id = ? OR origin_id = ?) ORDER BY send_seq DESC LIMIT 1",
+            (tenant_id, jids.bare(conversation), stanza_id, stanza_id),
+        )
+        if marked is None:
+            return []
+        rows = self._all(
+            "SELECT * FROM stanzas WHERE tenant_id = ? AND direction = 'outbound' AND to_bare = ?"
+            " AND markable = 1 AND send_seq < ? ORDER BY send_seq",
+            (tenant_id, jids.bare(conversation), marked["send_seq"]),
+        )
+        return [outbound_from_row(row) for row in rows]
+
+    def latest_outbound(self, tenant_id: str, conversation: str) -> OutboundRecord | None:
+        """The last stanza sent to this conversation (bare JID)."""
+        row = self._one(
+            "SELECT * FROM stanzas WHERE tenant_id = ? AND direction = 'outbound' AND to_bare = ?"
+            " ORDER BY send_seq DESC LIMIT 1",
+            (tenant_id, jids.bare(conversation)),
+        )
+        return outbound_from_row(row) if row else None

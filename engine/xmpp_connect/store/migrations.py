@@ -1,0 +1,141 @@
+"""Versioned schema migrations, written in SQL both SQLite and PostgreSQL accept.
+
+A migration is applied once, in order, inside the transaction that records it in ``schema_migrations``.
+Never edit an applied migration: add the next version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+CREATE_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+)
+
+_INITIAL = (
+    # The last position handed out per counter. Taking one row-locks it until commit, so evidence feed
+    # positions become visible in commit order and a feed reader never skips one.
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, last_value BIGINT NOT NULL)",
+    "INSERT INTO counters (name, last_value) VALUES ('evidence_feed', 0)",
+    "INSERT INTO counters (name, last_value) VALUES ('stanza_send_order', 0)",
+    """CREATE TABLE messages (
+        tenant_id TEXT NOT NULL, message_id TEXT NOT NULL, case_id TEXT, participant_id TEXT,
+        purpose TEXT, body_ref TEXT, template_ref TEXT, tracking_context TEXT NOT NULL,
+        created_at TEXT NOT NULL, PRIMARY KEY (tenant_id, message_id))""",
+    "CREATE INDEX messages_by_case ON messages (tenant_id, case_id, created_at)",
+    "CREATE INDEX messages_by_participant ON messages (tenant_id, participant_id, created_at)",
+    """CREATE TABLE attempts (
+        tenant_id TEXT NOT NULL, attempt_id TEXT NOT NULL, message_id TEXT NOT NULL,
+        account_ref TEXT NOT NULL, server_ref TEXT, from_jid TEXT NOT NULL, to_jid TEXT NOT NULL,
+        to_endpoint_type TEXT NOT NULL, message_type TEXT NOT NULL, stanza_id TEXT, origin_id TEXT,
+        server_id TEXT, state TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, attempt_id))""",
+    "CREATE INDEX attempts_by_message ON attempts (tenant_id, message_id, created_at)",
+    """CREATE TABLE stanzas (
+        tenant_id TEXT NOT NULL, stanza_ref TEXT NOT NULL, send_seq BIGINT NOT NULL,
+        direction TEXT NOT NULL, stanza_type TEXT NOT NULL, message_type TEXT NOT NULL,
+        endpoint_type TEXT NOT NULL, stanza_id TEXT, origin_id TEXT, stable_id TEXT,
+        from_jid TEXT NOT NULL, to_jid TEXT NOT NULL, from_bare TEXT NOT NULL, to_bare TEXT NOT NULL,
+        message_id TEXT, attempt_id TEXT, receipt_requested INTEGER NOT NULL, markable INTEGER NOT NULL,
+        payload_ref TEXT, sent_at TEXT, received_at TEXT, raw_ref TEXT,
+        PRIMARY KEY (tenant_id, stanza_ref))""",
+    "CREATE INDEX stanzas_by_id ON stanzas (tenant_id, stanza_id)",
+    "CREATE INDEX stanzas_by_origin_id ON stanzas (tenant_id, origin_id)",
+    "CREATE INDEX stanzas_by_stable_id ON stanzas (tenant_id, stable_id)",
+    "CREATE INDEX stanzas_by_conversation ON stanzas (tenant_id, direction, to_bare, send_seq)",
+    "CREATE INDEX stanzas_by_message ON stanzas (tenant_id, message_id)",
+    """CREATE TABLE endpoints (
+        tenant_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, endpoint_type TEXT NOT NULL,
+        jid TEXT NOT NULL, bare_jid TEXT, resource TEXT, display_name TEXT,
+        verification_state TEXT NOT NULL, metadata TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, endpoint_id))""",
+    "CREATE INDEX endpoints_by_jid ON endpoints (tenant_id, jid)",
+    """CREATE TABLE suppressions (
+        tenant_id TEXT NOT NULL, bare_jid TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+        created_at TEXT NOT NULL, PRIMARY KEY (tenant_id, bare_jid))""",
+    """CREATE TABLE evidence_events (
+        seq BIGINT PRIMARY KEY, tenant_id TEXT NOT NULL, event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL, scenario TEXT NOT NULL, rule_id TEXT, policy_version TEXT NOT NULL,
+        category TEXT NOT NULL, subclass TEXT NOT NULL, confidence TEXT NOT NULL, grade TEXT,
+        attempt_state TEXT, message_id TEXT, attempt_id TEXT, case_id TEXT, participant_id TEXT,
+        correlation_id TEXT, endpoint_ref TEXT, raw_ref TEXT, occurred_at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL, late INTEGER NOT NULL, inferred INTEGER NOT NULL,
+        emitted INTEGER NOT NULL, scope TEXT NOT NULL, dedupe_key TEXT, notes TEXT NOT NULL,
+        fact TEXT NOT NULL, UNIQUE (tenant_id, event_id))""",
+    "CREATE INDEX evidence_by_tenant ON evidence_events (tenant_id, seq)",
+    "CREATE INDEX evidence_by_message ON evidence_events (tenant_id, message_id, seq)",
+    "CREATE INDEX evidence_by_case ON evidence_events (tenant_id, case_id, seq)",
+    "CREATE INDEX evidence_by_participant ON evidence_events (tenant_id, participant_id, seq)",
+    "CREATE INDEX evidence_by_endpoint ON evidence_events (tenant_id, endpoint_ref, seq)",
+    """CREATE TABLE receipts_markers (
+        tenant_id TEXT NOT NULL, record_id TEXT NOT NULL, kind TEXT NOT NULL, marker_type TEXT,
+        original_stanza_id TEXT NOT NULL, message_id TEXT, from_jid TEXT NOT NULL, to_jid TEXT NOT NULL,
+        resource TEXT, received_at TEXT NOT NULL, confidence TEXT NOT NULL, inferred INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, record_id))""",
+    "CREATE INDEX receipts_markers_by_message ON receipts_markers (tenant_id, message_id, received_at)",
+    """CREATE TABLE inbound_messages (
+        tenant_id TEXT NOT NULL, inbound_message_id TEXT NOT NULL, from_jid TEXT NOT NULL,
+        to_jid TEXT NOT NULL, message_type TEXT NOT NULL, received_at TEXT NOT NULL,
+        command_classification TEXT NOT NULL, body_text TEXT, stanza_id TEXT, message_id TEXT,
+        raw_ref TEXT, PRIMARY KEY (tenant_id, inbound_message_id))""",
+    "CREATE INDEX inbound_by_message ON inbound_messages (tenant_id, message_id, received_at)",
+    """CREATE TABLE presence_current (
+        tenant_id TEXT NOT NULL, bare_jid TEXT NOT NULL, resource TEXT NOT NULL,
+        availability TEXT NOT NULL, priority INTEGER, status_text TEXT, observed_at TEXT NOT NULL,
+        subscription_state TEXT NOT NULL, confidence TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, bare_jid, resource))""",
+    """CREATE TABLE presence_history (
+        tenant_id TEXT NOT NULL, bare_jid TEXT NOT NULL, resource TEXT NOT NULL,
+        availability TEXT NOT NULL, priority INTEGER, observed_at TEXT NOT NULL,
+        subscription_state TEXT NOT NULL)""",
+    "CREATE INDEX presence_history_by_jid ON presence_history (tenant_id, bare_jid, observed_at)",
+    "CREATE INDEX presence_history_by_time ON presence_history (observed_at)",
+    """CREATE TABLE muc_rooms (
+        tenant_id TEXT NOT NULL, room_jid TEXT NOT NULL, room_name TEXT, room_type TEXT NOT NULL,
+        occupant_mapping_confidence TEXT NOT NULL, supports_history INTEGER, supports_markers INTEGER,
+        metadata TEXT NOT NULL, PRIMARY KEY (tenant_id, room_jid))""",
+    """CREATE TABLE muc_events (
+        tenant_id TEXT NOT NULL, muc_event_id TEXT NOT NULL, room_jid TEXT NOT NULL,
+        event_type TEXT NOT NULL, occurred_at TEXT NOT NULL, occupant_jid TEXT, occupant_nick TEXT,
+        participant_id TEXT, message_id TEXT, confidence TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, muc_event_id))""",
+    "CREATE INDEX muc_events_by_room ON muc_events (tenant_id, room_jid, occurred_at)",
+    """CREATE TABLE pubsub_nodes (
+        tenant_id TEXT NOT NULL, service_jid TEXT NOT NULL, node_id TEXT NOT NULL,
+        access_model TEXT NOT NULL, publisher_model TEXT NOT NULL, metadata TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, service_jid, node_id))""",
+    """CREATE TABLE pubsub_items (
+        tenant_id TEXT NOT NULL, service_jid TEXT NOT NULL, node_id TEXT NOT NULL, item_id TEXT NOT NULL,
+        published_at TEXT NOT NULL, payload_ref TEXT, publisher_jid TEXT, message_id TEXT,
+        correlation TEXT NOT NULL, PRIMARY KEY (tenant_id, service_jid, node_id, item_id))""",
+    """CREATE TABLE raw_events (
+        tenant_id TEXT NOT NULL, raw_event_id TEXT NOT NULL, source TEXT NOT NULL, storage_ref TEXT,
+        received_at TEXT NOT NULL, redacted INTEGER NOT NULL, content TEXT, purged_at TEXT,
+        PRIMARY KEY (tenant_id, raw_event_id))""",
+    "CREATE INDEX raw_events_by_time ON raw_events (received_at)",
+    """CREATE TABLE dead_letters (
+        tenant_id TEXT NOT NULL, dead_letter_id TEXT NOT NULL, stage TEXT NOT NULL, reason TEXT NOT NULL,
+        detail TEXT NOT NULL, raw_ref TEXT, created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, dead_letter_id))""",
+    "CREATE INDEX dead_letters_by_time ON dead_letters (tenant_id, created_at, dead_letter_id)",
+    """CREATE TABLE idempotency (
+        tenant_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, payload_hash TEXT NOT NULL,
+        operation_id TEXT NOT NULL, stanza_id TEXT NOT NULL, result TEXT, created_at TEXT NOT NULL,
+        completed_at TEXT, PRIMARY KEY (tenant_id, idempotency_key))""",
+    """CREATE TABLE timers (
+        timer_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, message_id TEXT NOT NULL,
+        attempt_id TEXT, timer TEXT NOT NULL, due_at TEXT NOT NULL, lease_until TEXT, fired_at TEXT,
+        created_at TEXT NOT NULL, UNIQUE (tenant_id, message_id, timer))""",
+    "CREATE INDEX timers_pending ON timers (due_at) WHERE fired_at IS NULL",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)

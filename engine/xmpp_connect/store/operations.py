@@ -1,0 +1,66 @@
+"""Idempotent operations (§29, §36.3): one key, one operation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from xmpp_connect.store import idempotency
+from xmpp_connect.store.connection import SqlBase, log
+from xmpp_connect.store.errors import IdempotencyConflict, NotFound
+from xmpp_connect.store.records import (
+    IdempotentOperation,
+)
+from xmpp_connect.store.rows import to_json
+from xmpp_connect.store.timestamps import from_text, to_text
+
+
+class IdempotentOperations(SqlBase):
+    """The idempotency table."""
+
+    def claim_operation(self, tenant_id: str, idempotency_key: str, payload_hash: str) -> IdempotentOperation:
+        """The one operation for this key. First use: ``replayed=False`` (go ahead and send). Same key and
+        payload again, also from another replica or after a restart: ``replayed=True`` with the stored
+        result. Same key, other payload: IdempotencyConflict."""
+        now = to_text(self.options.clock())
+        op_id = idempotency.operation_id(tenant_id, idempotency_key)
+        stanza = idempotency.stanza_id(tenant_id, idempotency_key)
+        with self._write() as conn:
+            inserted = self._exec(
+                conn,
+                "INSERT INTO idempotency (tenant_id, idempotency_key, payload_hash, operation_id, stanza_id,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING operation_id",
+                (tenant_id, idempotency_key, payload_hash, op_id, stanza, now),
+            ).fetchone()
+        row = self._one(
+            "SELECT * FROM idempotency WHERE tenant_id = ? AND idempotency_key = ?",
+            (tenant_id, idempotency_key),
+        )
+        assert row is not None
+        if row["payload_hash"] != payload_hash:
+            log.info("idempotency conflict operation_id=%s", row["operation_id"])
+            raise IdempotencyConflict(idempotency_key)
+        return IdempotentOperation(
+            tenant_id,
+            idempotency_key,
+            payload_hash,
+            row["operation_id"],
+            row["stanza_id"],
+            from_text(row["created_at"]),
+            replayed=inserted is None,
+            result=json.loads(row["result"]) if row["result"] is not None else None,
+        )
+
+    def complete_operation(self, tenant_id: str, idempotency_key: str, result: Mapping[str, Any]) -> None:
+        """Store the operation's result, returned to every later replay of the key (first result wins)."""
+        with self._write() as conn:
+            row = self._exec(
+                conn,
+                "UPDATE idempotency SET result = COALESCE(result, ?), completed_at ="
+                " COALESCE(completed_at, ?)"
+                " WHERE tenant_id = ? AND idempotency_key = ? RETURNING operation_id",
+                (to_json(result), to_text(self.options.clock()), tenant_id, idempotency_key),
+            ).fetchone()
+        if row is None:
+            raise NotFound("idempotency key")

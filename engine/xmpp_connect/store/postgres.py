@@ -1,0 +1,85 @@
+"""The shared backend for several replicas: PostgreSQL through psycopg 3, a connection per thread."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.store.connection import StoreOptions
+from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
+from xmpp_connect.store.sql import SqlStore
+
+
+class PostgresStore(SqlStore):
+    """All tables live in ``schema``; migrations are serialised by an advisory lock on that schema."""
+
+    backend = "postgres"
+
+    def __init__(
+        self,
+        dsn: str,
+        options: StoreOptions | None = None,
+        *,
+        schema: str = "public",
+        migrate: bool = True,
+    ) -> None:
+        super().__init__(options or StoreOptions())
+        self._dsn = dsn
+        self.schema = schema
+        if migrate:
+            self.migrate()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(schema={self.schema!r})"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self._dsn, autocommit=True, row_factory=dict_row)
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._conn()
+        with conn.transaction():
+            yield conn
+
+    def _exec(self, conn: psycopg.Connection[Any], text: str, params: Sequence[Any] = ()) -> Any:
+        return conn.execute(_placeholders(text), tuple(params))
+
+    def _exec_many(self, conn: psycopg.Connection[Any], text: str, rows: Iterable[Sequence[Any]]) -> None:
+        with conn.cursor() as cursor:
+            cursor.executemany(_placeholders(text), list(rows))
+
+    def _lock_migrations(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"xmpp-connect:{self.schema}".encode()),)
+        )
+
+    def _bulk_chunk(self, chunk: list[EvidenceEvent]) -> int:
+        """COPY instead of INSERT: bulk loads run an order of magnitude faster."""
+        recorded_at = self.options.clock()
+        with self._write() as conn:
+            last = self._reserve_positions(conn, len(chunk))
+            first = last - len(chunk) + 1
+            copy = sql.SQL("COPY evidence_events ({}) FROM STDIN").format(
+                sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS))
+            )
+            with conn.cursor() as cursor, cursor.copy(copy) as writer:
+                for offset, event in enumerate(chunk):
+                    writer.write_row(event_row(replace(event, seq=first + offset, recorded_at=recorded_at)))
+        return len(chunk)
+
+
+@lru_cache(maxsize=512)
+def _placeholders(text: str) -> str:
+    """``?`` placeholders (shared SQL) -> psycopg's ``%s``."""
+    return text.replace("?", "%s")

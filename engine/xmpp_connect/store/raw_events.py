@@ -1,0 +1,103 @@
+"""Raw stanza preservation (§30) with redaction, and retention purges (§28)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from xmpp_connect.redaction import redact_stanza
+from xmpp_connect.store.connection import SqlBase, log
+from xmpp_connect.store.records import (
+    RAW_SOURCES,
+    PurgeReport,
+    RawEventRef,
+)
+from xmpp_connect.store.rows import check_allowed
+from xmpp_connect.store.timestamps import from_text, from_text_or_none, to_text
+
+
+class RawEvents(SqlBase):
+    """Raw stanzas (redacted by default) and the retention purge."""
+
+    def record_raw(
+        self,
+        tenant_id: str,
+        source: str,
+        stanza_xml: str,
+        received_at: datetime,
+        storage_ref: str | None = None,
+    ) -> RawEventRef:
+        """Preserve a raw stanza, redacted unless redaction is off (never unredacted in metadata-only
+        mode)."""
+        check_allowed(source, RAW_SOURCES, "raw event source")
+        redact = self.options.redact_raw or self.options.metadata_only
+        content = redact_stanza(stanza_xml) if redact else stanza_xml
+        ref = RawEventRef(tenant_id, "raw_" + uuid.uuid4().hex, source, received_at, redact, storage_ref)
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "INSERT INTO raw_events (tenant_id, raw_event_id, source, storage_ref, received_at, redacted,"
+                " content) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tenant_id,
+                    ref.raw_event_id,
+                    source,
+                    storage_ref,
+                    to_text(received_at),
+                    int(redact),
+                    content,
+                ),
+            )
+        return ref
+
+    def get_raw(self, tenant_id: str, raw_event_id: str) -> tuple[RawEventRef, str | None] | None:
+        """The reference and the stored (redacted) stanza; the content is None once purged."""
+        row = self._one(
+            "SELECT * FROM raw_events WHERE tenant_id = ? AND raw_event_id = ?", (tenant_id, raw_event_id)
+        )
+        if row is None:
+            return None
+        ref = RawEventRef(
+            row["tenant_id"],
+            row["raw_event_id"],
+            row["source"],
+            from_text(row["received_at"]),
+            bool(row["redacted"]),
+            row["storage_ref"],
+            from_text_or_none(row["purged_at"]),
+        )
+        return ref, row["content"]
+
+    def purge(
+        self,
+        now: datetime,
+        raw_retention: timedelta | None,
+        presence_retention: timedelta | None,
+    ) -> PurgeReport:
+        """Drop raw stanza content and presence history older than their retention (None keeps them).
+        Raw references stay, marked purged, so evidence events still point somewhere."""
+        raw = history = 0
+        with self._write() as conn:
+            if raw_retention is not None:
+                raw = len(
+                    self._exec(
+                        conn,
+                        "UPDATE raw_events SET content = NULL, purged_at = ? WHERE purged_at IS NULL"
+                        " AND received_at < ? RETURNING raw_event_id",
+                        (to_text(now), to_text(now - raw_retention)),
+                    ).fetchall()
+                )
+            if presence_retention is not None:
+                cutoff = to_text(now - presence_retention)
+                history = len(
+                    self._exec(
+                        conn,
+                        "DELETE FROM presence_history WHERE observed_at < ? RETURNING bare_jid",
+                        (cutoff,),
+                    ).fetchall()
+                )
+                self._exec(
+                    conn, "UPDATE presence_current SET status_text = NULL WHERE observed_at < ?", (cutoff,)
+                )
+        log.info("retention purge raw_events=%d presence_history=%d", raw, history)
+        return PurgeReport(raw, history)

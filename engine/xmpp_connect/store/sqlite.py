@@ -1,0 +1,71 @@
+"""The embedded default backend: one SQLite file in WAL mode, a connection per thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from xmpp_connect.store.connection import StoreOptions
+from xmpp_connect.store.sql import SqlStore
+
+
+class _Rows:
+    """A fully read result, so a RETURNING statement never stays open across COMMIT."""
+
+    def __init__(self, rows: list[sqlite3.Row]) -> None:
+        self._rows = rows
+
+    def fetchone(self) -> sqlite3.Row | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[sqlite3.Row]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[sqlite3.Row]:
+        return iter(self._rows)
+
+
+class SqliteStore(SqlStore):
+    """Writers are serialised by ``BEGIN IMMEDIATE``; readers never block them (WAL)."""
+
+    backend = "sqlite"
+
+    def __init__(
+        self, path: str | Path, options: StoreOptions | None = None, *, migrate: bool = True
+    ) -> None:
+        super().__init__(options or StoreOptions())
+        if str(path) == ":memory:":
+            raise ValueError("SQLite store needs a file: every thread opens its own connection")
+        self.path = str(path)
+        if migrate:
+            self.migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA cache_size=-65536")
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _exec(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+        cursor = conn.execute(sql, tuple(params))
+        return _Rows(cursor.fetchall()) if "RETURNING" in sql else cursor
+
+    def _exec_many(self, conn: sqlite3.Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        conn.executemany(sql, rows)

@@ -1,0 +1,111 @@
+"""Persisted due timers: scheduling, leased claiming, firing marks, lateness."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from xmpp_connect.store import idempotency
+from xmpp_connect.store.connection import SqlBase
+from xmpp_connect.store.records import (
+    LATE_AFTER_TIMERS,
+    TIMER_KINDS,
+    Timer,
+)
+from xmpp_connect.store.rows import check_allowed, timer_from_row
+from xmpp_connect.store.timestamps import from_text_or_none, to_text
+
+
+class TimerTable(SqlBase):
+    """Timer rows; xmpp_connect.timers fires them."""
+
+    def schedule_timer(
+        self,
+        tenant_id: str,
+        message_id: str,
+        timer: str,
+        due_at: datetime,
+        attempt_id: str | None = None,
+    ) -> Timer:
+        """One timer per message and kind; rescheduling moves a pending one, a fired one stays fired."""
+        check_allowed(timer, TIMER_KINDS, "timer")
+        timer_id = "tmr_" + idempotency.operation_id(tenant_id, f"{message_id}\x00{timer}")[7:]
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "INSERT INTO timers (timer_id, tenant_id, message_id, attempt_id, timer, due_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, message_id, timer) DO UPDATE SET"
+                " due_at = excluded.due_at, attempt_id = excluded.attempt_id WHERE timers.fired_at IS NULL",
+                (
+                    timer_id,
+                    tenant_id,
+                    message_id,
+                    attempt_id,
+                    timer,
+                    to_text(due_at),
+                    to_text(self.options.clock()),
+                ),
+            )
+        row = self._one("SELECT * FROM timers WHERE timer_id = ?", (timer_id,))
+        assert row is not None
+        return timer_from_row(row)
+
+    def cancel_timer(self, tenant_id: str, message_id: str, timer: str) -> bool:
+        """Drop a pending timer (e.g. the receipt came); False if none was pending."""
+        with self._write() as conn:
+            row = self._exec(
+                conn,
+                "DELETE FROM timers WHERE tenant_id = ? AND message_id = ? AND timer = ? AND fired_at IS NULL"
+                " RETURNING timer_id",
+                (tenant_id, message_id, timer),
+            ).fetchone()
+        return row is not None
+
+    def claim_due_timers(self, now: datetime, lease: timedelta, limit: int = 100) -> list[Timer]:
+        """Lease due timers to this caller (across tenants); a lease that expires unfired is claimable again,
+        so a crash between claim and fire loses nothing."""
+        text = to_text(now)
+        with self._write() as conn:
+            rows = self._exec(
+                conn,
+                "UPDATE timers SET lease_until = ? WHERE timer_id IN (SELECT timer_id FROM timers"
+                " WHERE fired_at IS NULL AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
+                " ORDER BY due_at LIMIT ?) AND fired_at IS NULL AND (lease_until IS NULL OR lease_until < ?)"
+                " RETURNING *",
+                (to_text(now + lease), text, text, limit, text),
+            ).fetchall()
+        return sorted((timer_from_row(row) for row in rows), key=lambda t: (t.due_at, t.timer_id))
+
+    def mark_timer_fired(self, timer_id: str, fired_at: datetime) -> None:
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "UPDATE timers SET fired_at = ?, lease_until = NULL WHERE timer_id = ? AND fired_at IS NULL",
+                (to_text(fired_at), timer_id),
+            )
+
+    def next_due_at(self) -> datetime | None:
+        """When the next pending timer can be claimed (across tenants): its due time, or the end of
+        its lease while another claimer holds it."""
+        row = self._one(
+            "SELECT MIN(CASE WHEN lease_until > due_at THEN lease_until ELSE due_at END) AS due"
+            " FROM timers WHERE fired_at IS NULL"
+        )
+        return from_text_or_none(row["due"]) if row else None
+
+    def timers_for_message(self, tenant_id: str, message_id: str) -> list[Timer]:
+        rows = self._all(
+            "SELECT * FROM timers WHERE tenant_id = ? AND message_id = ? ORDER BY due_at",
+            (tenant_id, message_id),
+        )
+        return [timer_from_row(row) for row in rows]
+
+    def is_late(self, tenant_id: str, message_id: str) -> bool:
+        """Evidence for this message arriving now is late: its receipt timeout or expiry already fired
+        (§29)."""
+        kinds = sorted(LATE_AFTER_TIMERS)
+        row = self._one(
+            "SELECT COUNT(*) AS n FROM timers WHERE tenant_id = ? AND message_id = ? AND fired_at IS NOT NULL"
+            f" AND timer IN ({', '.join('?' for _ in kinds)})",
+            (tenant_id, message_id, *kinds),
+        )
+        return bool(row and row["n"])

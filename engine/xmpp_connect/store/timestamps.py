@@ -1,0 +1,30 @@
+"""Timestamps as stored: UTC ISO 8601 text with microseconds, so text order is time order on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def to_text(moment: datetime) -> str:
+    """Aware datetime -> sortable UTC text; naive datetimes are refused (their zone is unknown)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: store times must carry a time zone")
+    return moment.astimezone(UTC).strftime(_FORMAT)
+
+
+def to_text_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else to_text(moment)
+
+
+def from_text(text: str) -> datetime:
+    return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
+
+
+def from_text_or_none(text: str | None) -> datetime | None:
+    return None if text is None else from_text(text)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

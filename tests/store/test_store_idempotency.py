@@ -1,0 +1,73 @@
+"""Idempotency (§29, §36.3): one key, one operation — across restarts and replicas; other payload:
+conflict."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from xmpp_connect.store import IdempotencyConflict
+from xmpp_connect.store.idempotency import payload_hash
+
+KEY = "case_123:participant_456:xmpp:notif_001"
+PAYLOAD = {"action_type": "notification.send", "target_endpoint": {"value": "bob@example.net"}, "n": 1}
+
+
+def test_first_claim_sends_and_replay_returns_the_original_result(store, tenant):
+    first = store.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    assert first.replayed is False and first.result is None
+    store.complete_operation(tenant, KEY, {"adapter_operation_id": first.operation_id, "accepted": True})
+
+    again = store.claim_operation(tenant, KEY, payload_hash(dict(reversed(list(PAYLOAD.items())))))
+    assert again.replayed is True
+    assert again.operation_id == first.operation_id and again.stanza_id == first.stanza_id
+    assert again.result == {"adapter_operation_id": first.operation_id, "accepted": True}
+
+
+def test_replay_after_restart(store_factory, tenant):
+    before = store_factory.open()
+    first = before.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    before.complete_operation(tenant, KEY, {"accepted": True})
+    before.close()
+
+    after = store_factory.open().claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    assert after.replayed and after.operation_id == first.operation_id and after.result == {"accepted": True}
+
+
+def test_same_key_with_another_payload_is_a_conflict(store, tenant):
+    store.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    with pytest.raises(IdempotencyConflict):
+        store.claim_operation(tenant, KEY, payload_hash({**PAYLOAD, "n": 2}))
+
+
+def test_the_stanza_id_is_derived_from_the_operation(store, tenant):
+    mine = store.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    other_key = store.claim_operation(tenant, KEY + ":reminder", payload_hash(PAYLOAD))
+    other_tenant = store.claim_operation("other-" + tenant, KEY, payload_hash(PAYLOAD))
+    assert mine.stanza_id.startswith("xc-")
+    assert len({mine.stanza_id, other_key.stanza_id, other_tenant.stanza_id}) == 3
+
+
+def test_first_result_wins(store, tenant):
+    store.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    store.complete_operation(tenant, KEY, {"accepted": True})
+    store.complete_operation(tenant, KEY, {"accepted": False})
+    assert store.claim_operation(tenant, KEY, payload_hash(PAYLOAD)).result == {"accepted": True}
+
+
+def test_racing_replicas_get_exactly_one_fresh_claim(store_factory, tenant):
+    replicas = [store_factory.open() for _ in range(4)]
+    outcomes: list[bool] = []
+    barrier = threading.Barrier(len(replicas))
+
+    def claim(replica) -> None:
+        barrier.wait(timeout=10)
+        outcomes.append(replica.claim_operation(tenant, KEY, payload_hash(PAYLOAD)).replayed)
+
+    threads = [threading.Thread(target=claim, args=(r,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(outcomes) == [False, True, True, True]

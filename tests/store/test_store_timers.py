@@ -1,0 +1,145 @@
+"""Timers: persisted due times fired by an asyncio loop, also after a restart; their evidence in the log."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from store_helpers import POLICY_VERSION, PRECEDENCE, T0, classification, evidence, minutes
+
+from xmpp_connect import lifecycle
+from xmpp_connect.evidence import DedupeBasis, EvidenceContext, build_evidence_events
+from xmpp_connect.timers import TimerFact, TimerService
+
+SCENARIO_OF_TIMER = {"receipt_timeout": "receipt_timeout", "expiry": "expired"}
+
+
+def _recorder(store, fired: list[TimerFact]):
+    """The callback the pipeline would give: classify the timer fact and append its evidence."""
+
+    async def record(fact: TimerFact) -> None:
+        fired.append(fact)
+        context = EvidenceContext(
+            tenant_id=fact.tenant_id,
+            observed_at=fact.fired_at,
+            message_id=fact.message_id,
+            dedupe=DedupeBasis(f"timer:{fact.timer}", "adapter", fact.timer_id),
+        )
+        store.append_evidence(
+            build_evidence_events(classification(SCENARIO_OF_TIMER[fact.timer], **fact.fact()), context)
+        )
+
+    return record
+
+
+async def test_receipt_timeout_fires_and_records_no_response(store, tenant):
+    fired: list[TimerFact] = []
+    service = TimerService(
+        store, _recorder(store, fired), default_receipt_timeout=timedelta(seconds=0.2), max_sleep=0.05
+    )
+    store.append_evidence(evidence(tenant, "m1", "server_acknowledged", datetime.now(UTC)))
+    service.schedule_receipt_timeout(tenant, "m1", datetime.now(UTC))
+    runner = asyncio.create_task(service.run())
+    try:
+        for _ in range(100):
+            if fired:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        service.stop()
+        await asyncio.wait_for(runner, 5)
+
+    assert [(f.message_id, f.timer, f.fact()) for f in fired] == [
+        ("m1", "receipt_timeout", {"kind": "timer", "timer": "receipt_timeout"})
+    ]
+    assert store.is_late(tenant, "m1")
+    result = lifecycle.assess("m1", store.evidence_for_message(tenant, "m1"), PRECEDENCE, POLICY_VERSION)
+    assert result.subclass == "undef.receipt_requested_no_response" and result.category == "undef"
+
+
+async def test_per_request_timeout_overrides_the_default(store, tenant):
+    service = TimerService(store, _recorder(store, []), default_receipt_timeout=timedelta(minutes=5))
+    default = service.schedule_receipt_timeout(tenant, "m1", T0)
+    custom = service.schedule_receipt_timeout(tenant, "m2", T0, timeout=timedelta(seconds=30))
+    assert default.due_at == T0 + minutes(5) and custom.due_at == T0 + timedelta(seconds=30)
+
+
+async def test_timer_scheduled_before_restart_fires_after_it(store_factory, tenant):
+    now = datetime.now(UTC)
+    before = store_factory.open()
+    TimerService(before, _recorder(before, []), default_receipt_timeout=timedelta(seconds=1)).schedule_expiry(
+        tenant, "m1", now - timedelta(seconds=1)
+    )
+    before.close()
+
+    after = store_factory.open()
+    fired: list[TimerFact] = []
+    service = TimerService(after, _recorder(after, fired), default_receipt_timeout=timedelta(minutes=5))
+    assert await service.fire_due() == 1
+    assert await service.fire_due() == 0
+    assert [f.timer for f in fired] == ["expiry"]
+    assert (
+        lifecycle.assess("m1", after.evidence_for_message(tenant, "m1"), PRECEDENCE, "v").subclass
+        == "fail.expired"
+    )
+
+
+async def test_expiry_does_not_override_stronger_evidence(store, tenant):
+    store.append_evidence(evidence(tenant, "m1", "delivered_to_client", T0, sender="b@x/r", stanza_id="s"))
+    store.schedule_timer(tenant, "m1", "expiry", T0 + minutes(10))
+    service = TimerService(
+        store, _recorder(store, []), default_receipt_timeout=minutes(5), clock=lambda: T0 + minutes(11)
+    )
+    assert await service.fire_due() == 1
+    result = lifecycle.assess("m1", store.evidence_for_message(tenant, "m1"), PRECEDENCE, POLICY_VERSION)
+    assert result.subclass == "success.delivered_to_client"
+
+
+async def test_a_failing_callback_leaves_the_timer_pending(store, tenant):
+    async def broken(fact: TimerFact) -> None:
+        raise RuntimeError("classifier down")
+
+    store.schedule_timer(tenant, "m1", "receipt_timeout", T0)
+    service = TimerService(
+        store,
+        broken,
+        default_receipt_timeout=minutes(5),
+        clock=lambda: T0 + minutes(1),
+        lease=timedelta(seconds=30),
+    )
+    assert await service.fire_due() == 0
+    [timer] = store.timers_for_message(tenant, "m1")
+    assert timer.fired_at is None
+    assert store.next_due_at() == T0 + minutes(1) + timedelta(seconds=30)  # no busy loop while leased
+    # the lease expires; a healthy callback then fires it
+    fired: list[TimerFact] = []
+    healthy = TimerService(
+        store, _recorder(store, fired), default_receipt_timeout=minutes(5), clock=lambda: T0 + minutes(2)
+    )
+    assert await healthy.fire_due() == 1 and fired[0].timer_id == timer.timer_id
+
+
+def test_reschedule_moves_a_pending_timer_and_cancel_drops_it(store, tenant):
+    store.schedule_timer(tenant, "m1", "receipt_timeout", T0 + minutes(5))
+    moved = store.schedule_timer(tenant, "m1", "receipt_timeout", T0 + minutes(9))
+    assert moved.due_at == T0 + minutes(9) and len(store.timers_for_message(tenant, "m1")) == 1
+    assert store.next_due_at() == T0 + minutes(9)
+    assert store.cancel_timer(tenant, "m1", "receipt_timeout") is True
+    assert store.timers_for_message(tenant, "m1") == [] and store.next_due_at() is None
+
+
+def test_a_fired_timer_is_not_rearmed(store, tenant):
+    store.schedule_timer(tenant, "m1", "receipt_timeout", T0)
+    [claimed] = store.claim_due_timers(T0, minutes(1))
+    store.mark_timer_fired(claimed.timer_id, T0)
+    again = store.schedule_timer(tenant, "m1", "receipt_timeout", T0 + minutes(10))
+    assert again.fired_at == T0 and again.due_at == T0
+    assert store.claim_due_timers(T0 + minutes(20), minutes(1)) == []
+
+
+def test_two_replicas_claim_a_due_timer_once(store_factory, tenant):
+    first, second = store_factory.open(), store_factory.open()
+    for n in range(10):
+        first.schedule_timer(tenant, f"m{n}", "receipt_timeout", T0)
+    claimed = first.claim_due_timers(T0, minutes(1), limit=6) + second.claim_due_timers(T0, minutes(1))
+    assert sorted(t.message_id for t in claimed) == sorted(f"m{n}" for n in range(10))
