@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 
@@ -69,10 +71,17 @@ class Conflict:
 
 @dataclass(frozen=True)
 class Precedence:
-    """mappings/precedence.yaml: subclasses strongest first, and the contradictions between them."""
+    """mappings/precedence.yaml: subclasses strongest first, the contradictions between them, and what a
+    coordination engine may read from the strongest one (by subclass, else by category)."""
 
     order: tuple[str, ...]
     conflicts: tuple[Conflict, ...] = ()
+    interpretations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    category_interpretations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def interpretation(self, category: str, subclass: str) -> str | None:
+        """The recommended coordination interpretation of an assessment, None when the table has none."""
+        return self.interpretations.get(subclass, self.category_interpretations.get(category))
 
     def rank(self, subclass: str) -> int:
         """Lower is stronger; an unlisted subclass ranks below every listed one."""

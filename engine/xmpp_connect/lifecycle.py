@@ -18,43 +18,6 @@ PENDING_SUBCLASS = "undef.pending"
 _CONFIDENCE_RANK = {"high": 0, "medium": 1, "low": 2}
 _SUMMARY_LIMIT = 50
 
-# §13.1 "coordination interpretation" and §13.2 undef classes: what coordination-engine may read from
-# the strongest XMPP signal. Never a statement of result satisfaction.
-_INTERPRETATION = {
-    "undef.pending": "undef.pending: no XMPP evidence yet.",
-    "undef.sent_to_server_only": "undef.technical_acceptance_only: server acceptance; delivery unknown.",
-    "success.sent_to_server": "undef.technical_acceptance_only: server acceptance; delivery unknown.",
-    "undef.server_acknowledged_only": "undef.technical_acceptance_only: transport/server ack, not delivery.",
-    "success.server_acknowledged": "undef.technical_acceptance_only: transport/server ack, not delivery.",
-    "success.presence_observed": "undef.presence_available_but_no_receipt: availability only, not delivery.",
-    "undef.presence_available_but_no_receipt": "undef.presence_available_but_no_receipt: availability only.",
-    "undef.offline_stored": "undef.offline_delivery_unknown: stored offline; delivery pending or unknown.",
-    "undef.offline_delivery_unknown": "undef.offline_delivery_unknown: delivery pending or unknown.",
-    "undef.receipt_requested_no_response": "undef.delivery_pending: a missing receipt proves little.",
-    "success.delivered_to_client": (
-        "undef.delivered_but_awareness_unproven: strong client-delivery evidence; reading not proven."
-    ),
-    "undef.delivered_but_awareness_unproven": "undef.delivered_but_awareness_unproven: reading not proven.",
-    "success.displayed_by_client": (
-        "undef.displayed_but_comprehension_unproven: the client displayed it; comprehension not proven."
-    ),
-    "undef.displayed_but_comprehension_unproven": "undef.displayed_but_comprehension_unproven.",
-    "success.acknowledged_by_client": (
-        "Acknowledgement evidence: satisfies the result only if scenario policy accepts an XMPP"
-        " acknowledgement."
-    ),
-    "success.reply_received": "Reply evidence: strong awareness evidence; the result is the engine's call.",
-    "undef.reply_identity_uncertain": "undef.identity_uncertain: the replying actor is not established.",
-    "undef.muc_room_message_participant_uncertain": (
-        "undef.muc_participant_awareness_uncertain: room-level evidence only."
-    ),
-    "success.pubsub_item_published": "undef.pubsub_publication_only: publication, not subscriber awareness.",
-    "undef.pubsub_publication_only": "undef.pubsub_publication_only: publication, not subscriber awareness.",
-    "undef.conflicting_evidence": "undef.conflicting_evidence: the XMPP evidence contradicts itself.",
-    "undef.channel_degraded": "undef.channel_degraded: the XMPP channel is degraded.",
-}
-_FAIL_INTERPRETATION = "XMPP channel failure for this message: consider another channel or endpoint."
-_OTHER_INTERPRETATION = "XMPP-channel evidence only; coordination-engine evaluates the intended result."
 
 
 @dataclass(frozen=True)
@@ -126,7 +89,7 @@ def assess(
             "low",
             None,
             summary,
-            _INTERPRETATION[PENDING_SUBCLASS],
+            precedence.interpretation("undef", PENDING_SUBCLASS),
             policy_version,
         )
     conflict = _conflict({e.assessment.subclass for e in entries}, precedence.conflicts)
@@ -140,7 +103,7 @@ def assess(
         strongest_signal=best.assessment.subclass,
         evidence_summary=summary
         + ((f"conflict {conflict.name}: contradictory evidence kept",) if conflict else ()),
-        recommended_coordination_interpretation=_interpretation(result.category, result.subclass),
+        recommended_coordination_interpretation=precedence.interpretation(result.category, result.subclass),
         policy_version=policy_version,
         conflict=conflict.name if conflict else None,
         evidence_count=len(entries),
@@ -156,12 +119,6 @@ def attempt_state(events: Iterable[EvidenceEvent], precedence: Precedence, initi
 
 def _conflict(seen: set[str], conflicts: Sequence[Conflict]) -> Conflict | None:
     return next((c for c in conflicts if seen & c.when_any and seen & c.and_any), None)
-
-
-def _interpretation(category: str, subclass: str) -> str:
-    if subclass in _INTERPRETATION:
-        return _INTERPRETATION[subclass]
-    return _FAIL_INTERPRETATION if category == "fail" else _OTHER_INTERPRETATION
 
 
 def _summary(entries: Sequence[EvidenceEvent]) -> tuple[str, ...]:

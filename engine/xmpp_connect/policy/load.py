@@ -175,4 +175,10 @@ def _precedence(data: Mapping[str, Any]) -> Precedence:
         )
         for c in data.get("conflicts", ())
     )
-    return Precedence(order=tuple(data["order"]), conflicts=conflicts)
+    interpretations = data.get("interpretations", {})
+    return Precedence(
+        order=tuple(data["order"]),
+        conflicts=conflicts,
+        interpretations=MappingProxyType(dict(interpretations.get("by_subclass", {}))),
+        category_interpretations=MappingProxyType(dict(interpretations.get("by_category", {}))),
+    )
