@@ -1,0 +1,106 @@
+"""Per-resource presence, roster subscription and client capabilities, as context (§15), never as proof."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from xmpp_connect.outbound_index import conversation_of
+
+SUBSCRIPTIONS = frozenset({"none", "to", "from", "both"})
+
+
+@dataclass(frozen=True)
+class ResourcePresence:
+    """The last presence seen from one full JID."""
+
+    full_jid: str
+    availability: str
+    priority: int | None
+    status_text: str | None
+    observed_at: datetime
+
+
+class PresenceTracker:
+    """Presence per bare JID and resource, roster subscription per bare JID, disco features per JID."""
+
+    def __init__(self) -> None:
+        self._resources: dict[str, dict[str, ResourcePresence]] = {}
+        self._subscriptions: dict[str, str] = {}
+        self._features: dict[str, frozenset[str]] = {}
+
+    def observe(
+        self,
+        full_jid: str,
+        availability: str,
+        observed_at: datetime,
+        priority: int | None = None,
+        status_text: str | None = None,
+    ) -> ResourcePresence:
+        """Record a presence; ``availability`` is available/unavailable/away/xa/dnd/chat."""
+        bare = conversation_of(full_jid)
+        seen = ResourcePresence(full_jid, availability, priority, status_text, observed_at)
+        resources = self._resources.setdefault(bare, {})
+        if availability == "unavailable" and "/" not in full_jid:
+            for resource in list(resources):
+                resources[resource] = ResourcePresence(
+                    resources[resource].full_jid, "unavailable", None, status_text, observed_at
+                )
+        else:
+            resources[full_jid] = seen
+        return seen
+
+    def set_subscription(self, bare_jid: str, subscription: str) -> None:
+        known = subscription if subscription in SUBSCRIPTIONS else "unknown"
+        self._subscriptions[conversation_of(bare_jid)] = known
+
+    def subscription(self, jid: str) -> str | None:
+        return self._subscriptions.get(conversation_of(jid))
+
+    def resources(self, jid: str) -> dict[str, ResourcePresence]:
+        """Every resource of the account seen so far, available or not."""
+        return dict(self._resources.get(conversation_of(jid), {}))
+
+    def available_resources(self, jid: str) -> frozenset[str]:
+        """Full JIDs of the account's resources whose last presence was not unavailable."""
+        return frozenset(
+            full for full, seen in self._resources.get(conversation_of(jid), {}).items()
+            if seen.availability != "unavailable"
+        )
+
+    def known_resources(self, jid: str) -> frozenset[str]:
+        """Full JIDs of the account ever seen in presence."""
+        return frozenset(self._resources.get(conversation_of(jid), {}))
+
+    def is_available(self, jid: str) -> bool | None:
+        """True/False once any presence of the account was seen; None while unknown."""
+        if conversation_of(jid) not in self._resources:
+            return None
+        if "/" in jid:
+            seen = self._resources[conversation_of(jid)].get(jid)
+            return None if seen is None else seen.availability != "unavailable"
+        return bool(self.available_resources(jid))
+
+    def set_features(self, jid: str, features: frozenset[str]) -> None:
+        """What a JID (usually a full JID) advertised in disco#info."""
+        self._features[jid] = features
+
+    def supports(self, jid: str, feature: str) -> bool | None:
+        """Whether the client(s) at ``jid`` advertise ``feature``.
+
+        For a full JID, that client's answer. For a bare JID, True when any discovered resource advertises
+        it, False when every discovered resource (the available ones, once presence is known) does not,
+        None when nothing was discovered.
+        """
+        if "/" in jid:
+            features = self._features.get(jid)
+            return None if features is None else feature in features
+        bare = conversation_of(jid)
+        candidates = (
+            self.available_resources(jid) if bare in self._resources
+            else {full for full in self._features if conversation_of(full) == bare}
+        )
+        answers = [self._features[full] for full in candidates if full in self._features]
+        if not answers:
+            return None
+        return any(feature in features for features in answers)

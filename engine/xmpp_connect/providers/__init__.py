@@ -1,0 +1,1 @@
+"""XMPP providers behind the §22 abstraction."""

@@ -1,0 +1,90 @@
+"""Fixtures for tests against a real Prosody: one server per session, fresh accounts per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from adapter import AdapterUnderTest
+from prosody import ProsodyServer, TestUser
+from recipients import Behaviour, Recipient
+
+from xmpp_connect.classify import Classifier
+from xmpp_connect.commands import CommandTable
+from xmpp_connect.policy.load import load_policy
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "prosody_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.prosody)
+
+
+@pytest.fixture(scope="session")
+def prosody_server() -> Iterator[ProsodyServer]:
+    """Prosody in a temp dir on a free loopback port, stopped and removed at the end of the session."""
+    if shutil.which("prosody") is None:
+        if os.environ.get("CI"):
+            pytest.fail("prosody is not installed (scripts/test installs it with apt-get)")
+        pytest.skip("prosody is not installed; run scripts/test")
+    server = ProsodyServer()
+    server.prepare()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def live_prosody(prosody_server: ProsodyServer) -> ProsodyServer:
+    """The session server, started again if an earlier test stopped it."""
+    if not prosody_server.running:
+        prosody_server.start()
+    return prosody_server
+
+
+@pytest.fixture(scope="session")
+def classifier() -> Iterator[Classifier]:
+    with Classifier(load_policy()) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="session")
+def commands(classifier: Classifier) -> CommandTable:
+    return CommandTable.from_mapping(classifier.policy.commands)
+
+
+@pytest.fixture
+def sender_user(live_prosody: ProsodyServer) -> TestUser:
+    return live_prosody.fresh_user("sender")
+
+
+@pytest.fixture
+def recipient_user(live_prosody: ProsodyServer) -> TestUser:
+    return live_prosody.fresh_user("rcpt")
+
+
+@pytest.fixture
+async def adapter(live_prosody: ProsodyServer, sender_user: TestUser, classifier: Classifier,
+                  commands: CommandTable) -> AsyncIterator[AdapterUnderTest]:
+    """The adapter logged in as a fresh account, stopped after the test."""
+    under_test = AdapterUnderTest(live_prosody, sender_user, classifier, commands)
+    assert await under_test.start(), "adapter did not get a session"
+    yield under_test
+    await under_test.stop()
+
+
+@pytest.fixture
+async def recipient(live_prosody: ProsodyServer) -> AsyncIterator[Callable[..., Recipient]]:
+    """A factory of recipient clients (offline until ``await r.online()``), all logged out after the test."""
+    made: list[Recipient] = []
+
+    def make(user: TestUser, resource: str = "phone", behaviour: Behaviour | None = None) -> Recipient:
+        client = Recipient(live_prosody, user, resource, behaviour or Behaviour())
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.offline()

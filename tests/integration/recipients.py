@@ -1,0 +1,112 @@
+"""Recipient clients on slixmpp whose behaviour a test sets: receipts, markers, replies, blocking, disco."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from prosody import ProsodyServer, TestUser
+from slixmpp import ClientXMPP
+from slixmpp.stanza import Message
+from slixmpp.xmlstream import ET
+
+RECEIPTS_NS = "urn:xmpp:receipts"
+MARKERS_NS = "urn:xmpp:chat-markers:0"
+REPLY_NS = "urn:xmpp:reply:0"
+WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a recipient client acts. Receipts are sent automatically when ``auto_receipt`` is on."""
+
+    auto_receipt: bool = True
+    advertise_receipts: bool = True
+    advertise_markers: bool = True
+
+
+class Recipient:
+    """One logged-in resource of a test account."""
+
+    def __init__(self, server: ProsodyServer, user: TestUser, resource: str = "phone",
+                 behaviour: Behaviour | None = None) -> None:
+        behaviour = behaviour or Behaviour()
+        self.server = server
+        self.user = user
+        self.behaviour = behaviour
+        self.full_jid = f"{user.jid}/{resource}"
+        self.messages: asyncio.Queue[Message] = asyncio.Queue()
+        self.client = ClientXMPP(self.full_jid, user.password)
+        self.client.enable_direct_tls = False
+        self.client.enable_plaintext = False
+        self.client.ca_certs = server.cert_path
+        self.client.register_plugin("xep_0030")
+        self.client.register_plugin("xep_0184", {"auto_ack": behaviour.auto_receipt})
+        self.client.register_plugin("xep_0333")
+        self.client.register_plugin("xep_0191")
+        self.client.register_plugin("xep_0203")
+        self.client.add_event_handler("message", self._on_message)
+
+    def _on_message(self, message: Message) -> None:
+        if message["type"] in ("chat", "normal") and message["body"]:
+            self.messages.put_nowait(message)
+
+    async def online(self, presence: bool = True) -> Recipient:
+        """Log in (and send initial presence); bounded."""
+        started = asyncio.get_running_loop().create_future()
+        self.client.add_event_handler("session_start", lambda _e: started.done() or started.set_result(True))
+        self.client.connect("127.0.0.1", self.server.port)
+        await asyncio.wait_for(started, WAIT)
+        self._hide_features()
+        if presence:
+            self.client.send_presence()
+        return self
+
+    def _hide_features(self) -> None:
+        """Plugins register their disco features at session bind: remove the hidden ones after it."""
+        disco = self.client.plugin["xep_0030"]
+        if not self.behaviour.advertise_receipts:
+            disco.del_feature(feature=RECEIPTS_NS)
+        if not self.behaviour.advertise_markers:
+            disco.del_feature(feature=MARKERS_NS)
+
+    async def offline(self) -> None:
+        """Log out cleanly (the server then stores messages for this account offline)."""
+        if self.client.transport is not None:
+            await asyncio.wait_for(self.client.disconnect(wait=1.0), WAIT)
+
+    async def next_message(self, timeout: float = WAIT) -> Message:
+        return await asyncio.wait_for(self.messages.get(), timeout)
+
+    def send_displayed(self, to: str, message_id: str) -> None:
+        """XEP-0333 <displayed/> for ``message_id`` (cumulative: it covers earlier markable messages)."""
+        marker = self.client.make_message(mto=to, mtype="chat")
+        marker.append(ET.Element(f"{{{MARKERS_NS}}}displayed", {"id": message_id}))
+        marker.send()
+
+    def send_receipt(self, to: str, message_id: str) -> None:
+        receipt = self.client.make_message(mto=to)
+        receipt.append(ET.Element(f"{{{RECEIPTS_NS}}}received", {"id": message_id}))
+        receipt.send()
+
+    def reply(self, to: str, body: str, reply_to_id: str | None = None, reply_to_jid: str | None = None,
+              thread: str | None = None) -> None:
+        """A chat message, optionally a XEP-0461 reply to ``reply_to_id`` and/or in ``thread``."""
+        message = self.client.make_message(mto=to, mbody=body, mtype="chat")
+        if thread is not None:
+            message["thread"] = thread
+        if reply_to_id is not None:
+            message.append(ET.Element(f"{{{REPLY_NS}}}reply", {"id": reply_to_id, "to": reply_to_jid or to}))
+        message.send()
+
+    def send_chat_state(self, to: str, state: str) -> None:
+        message = self.client.make_message(mto=to, mtype="chat")
+        message.append(ET.Element(f"{{http://jabber.org/protocol/chatstates}}{state}"))
+        message.send()
+
+    async def block(self, jid: str) -> None:
+        await self.client.plugin["xep_0191"].block(jid, timeout=WAIT)
+
+    def subscribe_to(self, jid: str) -> None:
+        """Ask for a presence subscription; the adapter authorizes and subscribes back automatically."""
+        self.client.send_presence(pto=jid, ptype="subscribe")
