@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     _policy_option(report)
     report.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
     report.set_defaults(handler=_report)
+
+    serve = commands.add_parser("serve", help="run the HTTP service (default: SQLite + sandbox provider)")
+    serve.add_argument("--config", type=Path, help="service config (YAML); default: the embedded sandbox")
+    serve.add_argument("--data-dir", type=Path, default=Path("data"), help="data directory of the default")
+    serve.add_argument("--host", help="listen address (default from config: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default from config: 8750)")
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -75,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for message in exc.messages:
             print(message, file=sys.stderr)
         return EXIT_FINDINGS
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from xmpp_connect.service import run
+
+    run(args.config, args.data_dir, args.host, args.port)
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -1,0 +1,53 @@
+"""What the HTTP layer needs from the service, as one protocol: the API knows no store, rules or provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from xmpp_connect.config import TenantConfig
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """An action result (§21.2) and the HTTP status it is served with."""
+
+    status: int
+    result: dict[str, Any]
+
+
+class AdapterBackend(Protocol):
+    """Every read and write is scoped to the calling tenant; ``None`` means "not found for this tenant"."""
+
+    def descriptor(self) -> dict[str, Any]:
+        """The §20 adapter descriptor."""
+
+    def channel_health(self, tenant: TenantConfig) -> list[dict[str, Any]]:
+        """§26 channel health of each account the tenant may use."""
+
+    async def perform_action(self, tenant: TenantConfig, request: dict[str, Any]) -> ActionOutcome:
+        """Validate and carry out one §4.2 action request (raises Problem for malformed input)."""
+
+    async def standalone_send(self, tenant: TenantConfig, kind: str, body: dict[str, Any]) -> ActionOutcome:
+        """The §31.2 send shortcuts (``message``, ``muc``, ``pubsub``) as actions."""
+
+    async def ingest_provider_event(self, tenant: TenantConfig, payload: dict[str, Any]) -> dict[str, Any]:
+        """Run an externally bridged native event or raw stanza through the pipeline."""
+
+    def events(self, tenant: TenantConfig, cursor: str | None, limit: int) -> dict[str, Any]:
+        """One page of the tenant's normalized event feed."""
+
+    def message(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
+        """The message record with its attempts."""
+
+    def timeline(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
+        """The message's evidence in time order."""
+
+    def assessment(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
+        """The message's §11 assessment."""
+
+    def endpoint_quality(self, tenant: TenantConfig, endpoint_id: str) -> dict[str, Any] | None:
+        """§25 endpoint quality by endpoint ref or JID."""
+
+    def presence(self, tenant: TenantConfig, jid: str) -> dict[str, Any] | None:
+        """§15 presence of a bare or full JID."""

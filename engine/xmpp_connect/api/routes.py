@@ -1,0 +1,145 @@
+"""The §31 endpoints: the adapter contract (§31.1) and the standalone API (§31.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from xmpp_connect.api.auth import TenantAuth
+from xmpp_connect.api.backend import ActionOutcome, AdapterBackend
+from xmpp_connect.api.limits import RateLimiter, read_json_object
+from xmpp_connect.api.problems import FieldError, Problem, not_found
+from xmpp_connect.config import TenantConfig
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 100
+
+
+class Endpoints:
+    """Request handlers bound to one backend, one authenticator, one rate limiter."""
+
+    def __init__(
+        self, backend: AdapterBackend, auth: TenantAuth, limiter: RateLimiter, max_body_bytes: int
+    ) -> None:
+        self.backend = backend
+        self.auth = auth
+        self.limiter = limiter
+        self.max_body_bytes = max_body_bytes
+
+    def routes(self) -> list[Route]:
+        r = self._guarded
+        return [
+            Route("/adapter/descriptor", r(self.descriptor)),
+            Route("/adapter/health", r(self.health)),
+            Route("/adapter/actions", r(self.actions), methods=["POST"]),
+            Route("/adapter/events/provider", r(self.ingest), methods=["POST"]),
+            Route("/adapter/events", r(self.events)),
+            Route("/adapter/messages/{id}/timeline", r(self.timeline)),
+            Route("/adapter/messages/{id}/assessment", r(self.assessment)),
+            Route("/xmpp/send", r(self.send), methods=["POST"]),
+            Route("/xmpp/messages/{id}", r(self.message)),
+            Route("/xmpp/messages/{id}/timeline", r(self.timeline)),
+            Route("/xmpp/messages/{id}/assessment", r(self.assessment)),
+            Route("/xmpp/endpoints/{id}/quality", r(self.endpoint_quality)),
+            Route("/xmpp/presence/{jid}", r(self.presence)),
+            Route("/xmpp/muc/{room}/send", r(self.muc_send), methods=["POST"]),
+            Route("/xmpp/pubsub/{node}/publish", r(self.pubsub_publish), methods=["POST"]),
+            Route("/xmpp/channel-health", r(self.health)),
+        ]
+
+    def _guarded(
+        self, handler: Callable[[Request, TenantConfig], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Authenticate, then rate-limit per tenant, then run the handler with the caller's tenant."""
+
+        async def endpoint(request: Request) -> Response:
+            tenant = self.auth.authenticate(request)
+            self.limiter.check(tenant.id)
+            return await handler(request, tenant)
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    async def descriptor(self, _request: Request, _tenant: TenantConfig) -> Response:
+        return JSONResponse(self.backend.descriptor())
+
+    async def health(self, _request: Request, tenant: TenantConfig) -> Response:
+        accounts = self.backend.channel_health(tenant)
+        return JSONResponse({"status": _overall(accounts), "accounts": accounts})
+
+    async def actions(self, request: Request, tenant: TenantConfig) -> Response:
+        body = await read_json_object(request, self.max_body_bytes)
+        return _outcome(await self.backend.perform_action(tenant, body))
+
+    async def ingest(self, request: Request, tenant: TenantConfig) -> Response:
+        body = await read_json_object(request, self.max_body_bytes)
+        return JSONResponse(await self.backend.ingest_provider_event(tenant, body), status_code=202)
+
+    async def events(self, request: Request, tenant: TenantConfig) -> Response:
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        return JSONResponse(self.backend.events(tenant, request.query_params.get("cursor"), limit))
+
+    async def timeline(self, request: Request, tenant: TenantConfig) -> Response:
+        return _found(self.backend.timeline(tenant, request.path_params["id"]), "message")
+
+    async def assessment(self, request: Request, tenant: TenantConfig) -> Response:
+        return _found(self.backend.assessment(tenant, request.path_params["id"]), "message")
+
+    async def message(self, request: Request, tenant: TenantConfig) -> Response:
+        return _found(self.backend.message(tenant, request.path_params["id"]), "message")
+
+    async def endpoint_quality(self, request: Request, tenant: TenantConfig) -> Response:
+        return _found(self.backend.endpoint_quality(tenant, request.path_params["id"]), "endpoint")
+
+    async def presence(self, request: Request, tenant: TenantConfig) -> Response:
+        return _found(self.backend.presence(tenant, request.path_params["jid"]), "presence")
+
+    async def send(self, request: Request, tenant: TenantConfig) -> Response:
+        body = await read_json_object(request, self.max_body_bytes)
+        return _outcome(await self.backend.standalone_send(tenant, "message", body))
+
+    async def muc_send(self, request: Request, tenant: TenantConfig) -> Response:
+        body = await read_json_object(request, self.max_body_bytes)
+        body = {**body, "room": request.path_params["room"]}
+        return _outcome(await self.backend.standalone_send(tenant, "muc", body))
+
+    async def pubsub_publish(self, request: Request, tenant: TenantConfig) -> Response:
+        body = await read_json_object(request, self.max_body_bytes)
+        body = {**body, "node": request.path_params["node"]}
+        return _outcome(await self.backend.standalone_send(tenant, "pubsub", body))
+
+
+def _outcome(outcome: ActionOutcome) -> Response:
+    return JSONResponse(outcome.result, status_code=outcome.status)
+
+
+def _found(value: dict[str, Any] | None, what: str) -> Response:
+    if value is None:
+        raise not_found(what)
+    return JSONResponse(value)
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise Problem(
+            422,
+            "invalid-parameter",
+            f"{name} must be an integer from {low} to {high}.",
+            [FieldError(name, f"integer {low}..{high} required")],
+        )
+    return int(raw)
+
+
+def _overall(accounts: list[dict[str, Any]]) -> str:
+    statuses = {a.get("status") for a in accounts}
+    for status in ("failing", "degraded", "unknown"):
+        if status in statuses:
+            return status
+    return "healthy" if accounts else "unknown"
