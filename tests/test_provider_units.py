@@ -127,6 +127,21 @@ def _marker(stanza_id: str) -> str:
             f"<displayed xmlns='urn:xmpp:chat-markers:0' id='{stanza_id}'/></message>")
 
 
+def test_pipeline_marks_bridged_stanzas_unauthenticated(classifier: Classifier,
+                                                        commands: CommandTable) -> None:
+    """A receipt handed in by an external bridge is not client-delivery evidence: no server vouched for it."""
+    pipeline = EvidencePipeline(classifier, commands, InMemoryOutboundIndex(), lambda _o: None)
+    message = OutboundMessage(to_jid="bob@localhost", body="x")
+    pipeline.handle(_native("message_sent", outbound=record_for(message, "m1", NOW)))
+    receipt = ("<message xmlns='jabber:client' from='bob@localhost/phone' to='alerts@localhost/a'>"
+               "<received xmlns='urn:xmpp:receipts' id='m1'/></message>")
+    bridged = pipeline.handle(_native("stanza_received", receipt, authenticated_stream=False))
+    assert bridged[0].fact["sender_authenticated"] is False
+    assert bridged[0].classification.assessment.category != "success"
+    direct = pipeline.handle(_native("stanza_received", receipt))
+    assert direct[0].classification.assessment.subclass == "success.delivered_to_client"
+
+
 def test_pipeline_infers_cumulative_markers_once(classifier: Classifier, commands: CommandTable) -> None:
     seen: list[Observation] = []
     pipeline = EvidencePipeline(classifier, commands, InMemoryOutboundIndex(), seen.append)

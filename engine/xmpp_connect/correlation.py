@@ -20,6 +20,8 @@ class OutboundRecord:
     receipt_requested: bool = False
     markable: bool = False
     sent_at: datetime | None = None
+    stable_id: str | None = None
+    """The id a MUC room or server assigned (XEP-0359 stanza-id): room markers and replies name it."""
 
 
 @dataclass(frozen=True)

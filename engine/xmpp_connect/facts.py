@@ -85,7 +85,7 @@ def check_fact(fact: Mapping[str, Any]) -> None:
 def _outbound_ids(outbound: OutboundRecord | None) -> frozenset[str]:
     if outbound is None:
         return frozenset()
-    return frozenset(i for i in (outbound.stanza_id, outbound.origin_id) if i)
+    return frozenset(i for i in (outbound.stanza_id, outbound.origin_id, outbound.stable_id) if i)
 
 
 def _is_echo(view: StanzaView, ctx: CorrelationContext) -> bool:

@@ -90,7 +90,12 @@ DeadLetterSink = Callable[[NativeEvent, str], None]
 
 
 class EvidencePipeline:
-    """Turns native events into classified observations, in arrival order, synchronously."""
+    """Turns native events into classified observations, in arrival order, synchronously.
+
+    A ``stanza_received`` event whose ``detail`` says ``authenticated_stream: False`` (a stanza handed in by
+    an external bridge, whose ``from`` no server vouched for) yields facts with ``sender_authenticated``
+    false.
+    """
 
     def __init__(
         self,
@@ -195,6 +200,8 @@ class EvidencePipeline:
             self._track_presence(event, view)
         outbound, reply_via = self._correlate(view)
         ctx = self._context(event.account, outbound, view, reply_via)
+        if event.detail.get("authenticated_stream") is False:
+            ctx = replace(ctx, authenticated_stream=False)
         observations = self._from_view(event, view, ctx)
         if view.marker in CUMULATIVE_MARKERS and outbound is not None and observations:
             observations.extend(self._inferred_markers(event, view, outbound, ctx))

@@ -95,6 +95,18 @@ class ChannelHealth:
     known_degradations: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class RoomJoin:
+    """The outcome of joining a MUC room (§18): whether it worked, and the room's kind from disco#info."""
+
+    room_jid: str
+    nick: str
+    joined: bool
+    room_anonymity: str = "unknown"
+    features: frozenset[str] = frozenset()
+    error_condition: str | None = None
+
+
 class XmppProvider(Protocol):
     """A long-lived connection for one account that sends stanzas and reports native events."""
 
@@ -120,3 +132,13 @@ class XmppProvider(Protocol):
 
     def health(self) -> ChannelHealth:
         """The account's channel health now."""
+
+    async def join_room(self, room_jid: str, nick: str, password: str | None = None) -> RoomJoin:
+        """Join a MUC room (XEP-0045) with a bounded wait; disco#info gives the room's kind."""
+
+    def send_groupchat(self, message: OutboundMessage) -> OutboundRecord:
+        """Send a groupchat message to a joined room; the room's reflected copy arrives as a native event."""
+
+    def publish(self, service_jid: str, node: str, item_id: str, payload_xml: str,
+                message_id: str | None = None, attempt_id: str | None = None) -> OutboundRecord:
+        """Publish one item to a PubSub node (XEP-0060); the iq result or error arrives as a native event."""
