@@ -27,7 +27,6 @@ from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.classify import Classifier
 from xmpp_connect.commands import CommandTable
 from xmpp_connect.config import AccountConfig, ServiceConfig, TenantConfig, default_config, load_config
-from xmpp_connect.correlation import OutboundRecord
 from xmpp_connect.evidence import DedupeBasis, EvidenceContext, build_evidence_events, endpoint_ref
 from xmpp_connect.jids import bare
 from xmpp_connect.native import NativeEvent
@@ -39,54 +38,13 @@ from xmpp_connect.providers.base import XmppProvider
 from xmpp_connect.providers.sandbox import SandboxNetwork, SandboxProvider, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor
+from xmpp_connect.store.outbound import StoreOutboundIndex
 from xmpp_connect.store.postgres import PostgresStore
-from xmpp_connect.store.records import XmppStanza
 from xmpp_connect.store.sql import SqlStore, StoreOptions
 from xmpp_connect.store.sqlite import SqliteStore
 from xmpp_connect.templates import TemplateStore
 
 log = logging.getLogger(__name__)
-
-
-class TenantOutboundIndex:
-    """The pipeline's OutboundIndex over the store, for one tenant (survives restarts)."""
-
-    def __init__(self, store: SqlStore, tenant_id: str) -> None:
-        self.store = store
-        self.tenant_id = tenant_id
-
-    def record(self, outbound: OutboundRecord) -> None:
-        self.store.record_stanza(
-            XmppStanza(
-                tenant_id=self.tenant_id,
-                stanza_ref=outbound.stanza_id,
-                direction="outbound",
-                stanza_type="message",
-                from_jid="",
-                to_jid=outbound.to_jid,
-                message_type=outbound.message_type,
-                endpoint_type=outbound.endpoint_type,
-                stanza_id=outbound.stanza_id,
-                origin_id=outbound.origin_id,
-                message_id=outbound.message_id,
-                attempt_id=outbound.attempt_id,
-                receipt_requested=outbound.receipt_requested,
-                markable=outbound.markable,
-                sent_at=outbound.sent_at,
-            )
-        )
-
-    def lookup(self, stanza_or_origin_id: str) -> OutboundRecord | None:
-        found = self.store.find_outbound(
-            self.tenant_id, stanza_id=stanza_or_origin_id, origin_id=stanza_or_origin_id
-        )
-        return found[0] if found else None
-
-    def markables_before(self, conversation: str, stanza_id: str) -> list[OutboundRecord]:
-        return self.store.markables_before(self.tenant_id, conversation, stanza_id)
-
-    def latest(self, conversation: str) -> OutboundRecord | None:
-        return self.store.latest_outbound(self.tenant_id, conversation)
 
 
 class ObservationRecorder:
@@ -141,7 +99,7 @@ class AdapterService:
             t.id: EvidencePipeline(
                 self.classifier,
                 commands,
-                TenantOutboundIndex(store, t.id),
+                StoreOutboundIndex(store, t.id),
                 ObservationRecorder(store, t.id),
                 receipt_timeout=timedelta(seconds=config.timers.receipt_timeout_s),
                 stop_suppression_enabled=config.stop_suppression_enabled,

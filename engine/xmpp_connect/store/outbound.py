@@ -11,7 +11,7 @@ class StoreOutboundIndex:
     """An ``outbound_index.OutboundIndex`` backed by the store, so correlation survives restarts and
     replicas."""
 
-    def __init__(self, store: EvidenceStore, tenant_id: str, account_jid: str) -> None:
+    def __init__(self, store: EvidenceStore, tenant_id: str, account_jid: str = "") -> None:
         self._store = store
         self._tenant_id = tenant_id
         self._account_jid = account_jid
