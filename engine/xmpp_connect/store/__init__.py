@@ -1,6 +1,8 @@
 """The evidence store: records, the append-only evidence log, idempotency, timers (SQLite or PostgreSQL).
 
-Synchronous (sqlite3 / psycopg connections, one per thread): call it from a thread pool in async code.
+Synchronous (sqlite3 / psycopg connections, one per thread). ``transaction()`` groups the writes of one
+action; ``enable_group_commit(loop)`` makes the writes of one event-loop iteration share a commit, and
+whoever acknowledges a write awaits ``durable()`` first.
 """
 
 from __future__ import annotations

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from xmpp_connect.store.errors import TransactionMisuse
+from xmpp_connect.store.group_commit import CommitBatch
 from xmpp_connect.store.migrations import CREATE_VERSION_TABLE, MIGRATIONS, Migration
 from xmpp_connect.store.timestamps import to_text, utc_now
 
@@ -34,18 +37,86 @@ class SqlBase:
     """Connections and schema; subclasses (the backends) provide the connection hooks."""
 
     backend = "sql"
+    begin_write = "BEGIN"
+    """The statement that opens a write transaction (SQLite takes the write lock at once with IMMEDIATE)."""
 
     def __init__(self, options: StoreOptions) -> None:
         self.options = options
         self._local = threading.local()
         self._connections: list[Any] = []
         self._connections_lock = threading.Lock()
+        self._batch: CommitBatch | None = None
 
     def _connect(self) -> Any:
         raise NotImplementedError
 
+    def _scope(self, conn: Any, depth: int) -> AbstractContextManager[None]:
+        """Depth 0: a write transaction that commits on success. Deeper: a savepoint inside it."""
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction for every store write made in the block on this thread: nested store calls
+        join it (each as a savepoint, so a failed nested call undoes only its own writes) and everything
+        commits together at the end of the outermost block (with group commit on, the block becomes one
+        savepoint of the loop iteration's batch instead). Never ``await`` inside it: the connection is the
+        thread's, so another task's statements would land in this transaction (raises TransactionMisuse)."""
+        return self._write_scope()
+
     def _write(self) -> AbstractContextManager[Any]:
-        """A write transaction on this thread's connection; commits on success."""
+        """A write transaction on this thread's connection, or a savepoint in the one already open."""
+        return self._write_scope()
+
+    @contextmanager
+    def _write_scope(self) -> Iterator[Any]:
+        local = self._local
+        depth = getattr(local, "depth", 0)
+        conn = self._conn()
+        if depth == 0:
+            local.owner = _current_task()
+            local.batched = self._join_batch()
+        local.depth = depth + 1
+        try:
+            with self._scope(conn, depth + local.batched):
+                yield conn
+        finally:
+            local.depth = depth
+
+    def enable_group_commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Call on the loop's thread: from now on the writes of one loop iteration on that thread commit
+        together (a savepoint each, one COMMIT after the callbacks already queued). Whoever acknowledges a
+        write to the outside must ``await durable()`` first; reads outside a write scope commit the open
+        batch before they run, so nothing outside the store ever sees uncommitted writes."""
+        conn = self._conn()
+        self._batch = CommitBatch(
+            loop,
+            begin=lambda: self._exec(conn, self.begin_write),
+            commit=lambda: self._exec(conn, "COMMIT"),
+            rollback=lambda: self._abandon(conn),
+        )
+
+    def disable_group_commit(self) -> None:
+        """Commit the open batch (on the loop's thread) and go back to one transaction per write scope."""
+        batch, self._batch = self._batch, None
+        if batch is not None and batch.applies_here():
+            batch.commit()
+
+    async def durable(self) -> None:
+        """Return once every write made so far on this thread is committed (at once without group commit);
+        raises the error of a failed group commit."""
+        batch = self._batch
+        if batch is not None and batch.applies_here():
+            await batch.durable()
+
+    def _join_batch(self) -> int:
+        """1 when this outermost write scope runs inside the thread's group-commit batch, else 0."""
+        batch = self._batch
+        if batch is None or not batch.applies_here():
+            return 0
+        batch.join()
+        return 1
+
+    def _abandon(self, conn: Any) -> None:
+        """Roll back whatever transaction is still open after a failed commit."""
         raise NotImplementedError
 
     def _exec(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -58,7 +129,10 @@ class SqlBase:
         """Serialise schema migration between processes sharing the database."""
 
     def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+        local = self._local
+        if getattr(local, "depth", 0) and local.owner is not _current_task():
+            raise TransactionMisuse("a store transaction was held across an await")
+        conn = getattr(local, "conn", None)
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
@@ -66,14 +140,23 @@ class SqlBase:
                 self._connections.append(conn)
         return conn
 
+    def _read_conn(self) -> Any:
+        """This thread's connection for a read; outside a write scope an open batch is committed first."""
+        batch = self._batch
+        outside_writes = not getattr(self._local, "depth", 0)
+        if batch is not None and batch.is_open and outside_writes and batch.applies_here():
+            batch.commit()
+        return self._conn()
+
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return self._exec(self._conn(), sql, params).fetchone()
+        return self._exec(self._read_conn(), sql, params).fetchone()
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(self._exec(self._conn(), sql, params).fetchall())
+        return list(self._exec(self._read_conn(), sql, params).fetchall())
 
     def close(self) -> None:
-        """Close every connection this store opened (on every thread)."""
+        """Close every connection this store opened (on every thread); this thread's open batch commits."""
+        self.disable_group_commit()
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for conn in connections:
@@ -114,3 +197,11 @@ class SqlBase:
             (count, counter),
         ).fetchone()
         return int(row["last_value"])
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    """The running asyncio task, or None outside an event loop."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None

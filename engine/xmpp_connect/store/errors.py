@@ -25,3 +25,7 @@ class NotFound(StoreError):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached."""
+
+
+class TransactionMisuse(StoreError):
+    """A store transaction was used from another asyncio task than the one that opened it."""

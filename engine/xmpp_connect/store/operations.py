@@ -33,6 +33,10 @@ class IdempotentOperations(SqlBase):
                 " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING operation_id",
                 (tenant_id, idempotency_key, payload_hash, op_id, stanza, now),
             ).fetchone()
+        if inserted is not None:
+            return IdempotentOperation(
+                tenant_id, idempotency_key, payload_hash, op_id, stanza, from_text(now), replayed=False
+            )
         row = self._one(
             "SELECT * FROM idempotency WHERE tenant_id = ? AND idempotency_key = ?",
             (tenant_id, idempotency_key),

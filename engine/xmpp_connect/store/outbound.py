@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from xmpp_connect.correlation import OutboundRecord
 from xmpp_connect.store.base import EvidenceStore
 from xmpp_connect.store.records import XmppStanza
@@ -30,6 +32,7 @@ class StoreOutboundIndex:
                 endpoint_type=outbound.endpoint_type,
                 stanza_id=outbound.stanza_id,
                 origin_id=outbound.origin_id,
+                stable_id=outbound.stable_id,
                 message_id=outbound.message_id,
                 attempt_id=outbound.attempt_id,
                 receipt_requested=outbound.receipt_requested,
@@ -39,11 +42,19 @@ class StoreOutboundIndex:
         )
 
     def lookup(self, stanza_or_origin_id: str) -> OutboundRecord | None:
-        """The stanza whose ``id`` or XEP-0359 origin-id is this value (the latest sent if several)."""
-        found = self._store.find_outbound(
-            self._tenant_id, stanza_id=stanza_or_origin_id, origin_id=stanza_or_origin_id
-        )
+        """The stanza whose ``id``, XEP-0359 origin-id or recorded stable id is this value (the latest sent
+        if several)."""
+        value = stanza_or_origin_id
+        found = self._store.find_outbound(self._tenant_id, stanza_id=value, origin_id=value, stable_id=value)
         return found[-1] if found else None
+
+    def set_stable_id(self, stanza_id: str, stable_id: str) -> OutboundRecord | None:
+        """Remember the XEP-0359 stanza-id a room assigned to our stanza; None when the stanza is unknown."""
+        found = self._store.find_outbound(self._tenant_id, stanza_id=stanza_id)
+        if not found:
+            return None
+        self._store.set_stable_id(self._tenant_id, stanza_id, stable_id)
+        return replace(found[-1], stable_id=stable_id)
 
     def markables_before(self, conversation: str, stanza_id: str) -> list[OutboundRecord]:
         return self._store.markables_before(self._tenant_id, conversation, stanza_id)

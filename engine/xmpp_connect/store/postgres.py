@@ -47,10 +47,13 @@ class PostgresStore(SqlStore):
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[psycopg.Connection[Any]]:
-        conn = self._conn()
+    def _scope(self, conn: psycopg.Connection[Any], depth: int) -> Iterator[None]:
+        """psycopg makes a nested ``transaction()`` a savepoint by itself."""
         with conn.transaction():
-            yield conn
+            yield
+
+    def _abandon(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("ROLLBACK")
 
     def _exec(self, conn: psycopg.Connection[Any], text: str, params: Sequence[Any] = ()) -> Any:
         return conn.execute(_placeholders(text), tuple(params))

@@ -190,6 +190,7 @@ def outbound_from_row(row: Row) -> OutboundRecord:
         endpoint_type=row["endpoint_type"],
         message_type=row["message_type"],
         origin_id=row["origin_id"],
+        stable_id=row["stable_id"],
         message_id=row["message_id"],
         attempt_id=row["attempt_id"],
         receipt_requested=bool(row["receipt_requested"]),

@@ -32,6 +32,7 @@ class SqliteStore(SqlStore):
     """Writers are serialised by ``BEGIN IMMEDIATE``; readers never block them (WAL)."""
 
     backend = "sqlite"
+    begin_write = "BEGIN IMMEDIATE"
 
     def __init__(
         self, path: str | Path, options: StoreOptions | None = None, *, migrate: bool = True
@@ -53,15 +54,25 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+    def _scope(self, conn: sqlite3.Connection, depth: int) -> Iterator[None]:
+        begin, commit, undo = (
+            ("BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",))
+            if depth == 0
+            else (f"SAVEPOINT s{depth}", f"RELEASE s{depth}", (f"ROLLBACK TO s{depth}", f"RELEASE s{depth}"))
+        )
+        conn.execute(begin)
         try:
-            yield conn
+            yield
+            conn.execute(commit)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                for statement in undo:
+                    conn.execute(statement)
             raise
-        conn.execute("COMMIT")
+
+    def _abandon(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
     def _exec(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
         cursor = conn.execute(sql, tuple(params))

@@ -19,7 +19,9 @@ def to_text_or_none(moment: datetime | None) -> str | None:
 
 
 def from_text(text: str) -> datetime:
-    return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
+    """Stored text -> aware UTC datetime (``fromisoformat`` reads the trailing Z; ~20x faster than
+    ``strptime``)."""
+    return datetime.fromisoformat(text)
 
 
 def from_text_or_none(text: str | None) -> datetime | None:

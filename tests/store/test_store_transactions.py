@@ -1,0 +1,148 @@
+"""One transaction per action, group commit per loop iteration, and the outbound lookups they serve."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import psycopg
+import pytest
+from store_helpers import T0, minutes
+
+from xmpp_connect.correlation import OutboundRecord
+from xmpp_connect.store.errors import TransactionMisuse
+from xmpp_connect.store.group_commit import CommitBatch
+from xmpp_connect.store.outbound import StoreOutboundIndex
+from xmpp_connect.store.records import XmppMessage, XmppStanza
+
+ACCOUNT = "adapter@example.org/xc"
+
+
+def _message(tenant: str, message_id: str) -> XmppMessage:
+    return XmppMessage(tenant, message_id, T0, case_id="case-1", tracking_context={"correlation_id": "c"})
+
+
+def _stanza(tenant: str, ref: str, direction: str = "outbound", **kw) -> XmppStanza:
+    return XmppStanza(tenant, ref, direction, "message", ACCOUNT, "bob@example.net", stanza_id=ref, **kw)
+
+
+def test_nested_writes_join_one_transaction_committed_at_the_end(store_factory, tenant):
+    writer, reader = store_factory.open(), store_factory.open()
+    with writer.transaction():
+        writer.create_message(_message(tenant, "m1"))
+        writer.record_stanza(_stanza(tenant, "s1", message_id="m1"))
+        assert writer.get_message(tenant, "m1") is not None, "the transaction reads its own writes"
+        assert reader.get_message(tenant, "m1") is None, "nothing is visible before the commit"
+    assert reader.get_message(tenant, "m1").case_id == "case-1"
+    assert [s.stanza_ref for s in reader.list_stanzas(tenant, "m1")] == ["s1"]
+
+
+def test_a_failed_nested_call_undoes_only_its_own_writes(store, tenant):
+    with store.transaction():
+        store.create_message(_message(tenant, "m1"))
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+            store.create_message(_message(tenant, "m1"))
+        store.create_message(_message(tenant, "m2"))
+    assert [m.message_id for m in store.list_messages(tenant)] == ["m1", "m2"]
+
+
+def test_an_error_leaving_the_transaction_rolls_everything_back(store, tenant):
+    with pytest.raises(RuntimeError), store.transaction():
+        store.create_message(_message(tenant, "m1"))
+        store.claim_operation(tenant, "key-1", "hash")
+        raise RuntimeError("the action failed")
+    assert store.get_message(tenant, "m1") is None
+    assert store.claim_operation(tenant, "key-1", "hash").replayed is False
+
+
+async def test_a_transaction_held_across_an_await_is_refused(store, tenant):
+    opened = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        with store.transaction():
+            store.create_message(_message(tenant, "m1"))
+            opened.set()
+            await release.wait()
+
+    task = asyncio.create_task(holder())
+    await opened.wait()
+    with pytest.raises(TransactionMisuse):
+        store.create_message(_message(tenant, "m2"))
+    release.set()
+    await task
+    assert store.get_message(tenant, "m1") is not None and store.get_message(tenant, "m2") is None
+
+
+async def test_group_commit_makes_one_iterations_writes_durable_together(store_factory, tenant):
+    writer, reader = store_factory.open(), store_factory.open()
+    writer.enable_group_commit(asyncio.get_running_loop())
+    try:
+        writer.create_message(_message(tenant, "m1"))
+        with writer.transaction():
+            writer.create_message(_message(tenant, "m2"))
+        assert reader.get_message(tenant, "m1") is None, "the batch is still open"
+        await writer.durable()
+        assert {m.message_id for m in reader.list_messages(tenant)} == {"m1", "m2"}
+    finally:
+        writer.disable_group_commit()
+
+
+async def test_group_commit_reads_outside_a_write_commit_the_batch_first(store_factory, tenant):
+    writer, reader = store_factory.open(), store_factory.open()
+    writer.enable_group_commit(asyncio.get_running_loop())
+    try:
+        writer.create_message(_message(tenant, "m1"))
+        assert writer.get_message(tenant, "m1") is not None
+        assert reader.get_message(tenant, "m1") is not None, "the read committed the open batch"
+    finally:
+        writer.disable_group_commit()
+
+
+async def test_group_commit_is_per_loop_thread(store_factory, tenant):
+    writer, reader = store_factory.open(), store_factory.open()
+    writer.enable_group_commit(asyncio.get_running_loop())
+    try:
+        await asyncio.to_thread(writer.create_message, _message(tenant, "m1"))
+        assert reader.get_message(tenant, "m1") is not None, "another thread commits per call"
+    finally:
+        writer.disable_group_commit()
+
+
+async def test_a_failed_group_commit_reaches_every_waiter_and_rolls_back():
+    calls: list[str] = []
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    batch = CommitBatch(asyncio.get_running_loop(), lambda: calls.append("begin"), fail,
+                        lambda: calls.append("rollback"))
+
+    async def write_then_acknowledge() -> None:
+        batch.join()
+        await batch.durable()
+
+    results = await asyncio.gather(write_then_acknowledge(), write_then_acknowledge(), return_exceptions=True)
+    assert [type(r) for r in results] == [OSError, OSError]
+    assert calls == ["begin", "rollback"] and not batch.is_open
+
+
+def test_outbound_lookup_merges_id_columns_and_ignores_inbound(store, tenant):
+    store.record_stanza(_stanza(tenant, "s1", origin_id="o1", sent_at=T0))
+    store.record_stanza(_stanza(tenant, "s2", origin_id="s1", sent_at=T0 + minutes(1)))
+    store.record_stanza(_stanza(tenant, "in1", direction="inbound", origin_id="s1"))
+
+    found = store.find_outbound(tenant, stanza_id="s1", origin_id="s1", stable_id="s1")
+    assert [r.stanza_id for r in found] == ["s1", "s2"], "each outbound stanza once, in send order"
+
+
+def test_outbound_index_remembers_a_stable_id_and_finds_by_it(store_factory, tenant):
+    index = StoreOutboundIndex(store_factory.open(), tenant, ACCOUNT)
+    index.record(OutboundRecord("s1", "room@conference.example.org", "muc_room_jid", "groupchat", sent_at=T0))
+
+    updated = index.set_stable_id("s1", "room-id-7")
+    assert updated is not None and updated.stable_id == "room-id-7"
+    assert index.set_stable_id("unknown", "x") is None
+    restarted = StoreOutboundIndex(store_factory.open(), tenant, ACCOUNT)
+    assert restarted.lookup("room-id-7").stanza_id == "s1"
+    assert restarted.lookup("s1").stable_id == "room-id-7"
