@@ -6,6 +6,7 @@ kind, first match wins:
   pubsub_published     iq result carrying <pubsub><publish/>; pubsub_items_fetched for <pubsub><items/>
   muc_occupant         presence with a MUC user <x/>, or from the room the outbound stanza went to
   presence             any other presence
+  archive_match        message carrying a XEP-0313 archive result (the archived message is what it is about)
   receipt              message with <received xmlns='urn:xmpp:receipts'/>
   marker               message with a XEP-0333 displayed/received/acknowledged (muc_marker when groupchat)
   pubsub_notification  message with a pubsub#event <items/>
@@ -17,19 +18,21 @@ kind, first match wins:
 Anything else (iq get/set, room subject or notice, empty message) raises NotEvidence.
 
 Fields: correlated is true when the id the stanza refers to (receipt id, else the receipt's own id as in
-XEP-0184 before 1.1; marker id; error stanza id; iq id; echo id; PubSub item id) equals ctx.outbound's
-stanza_id or origin_id; a marker fact built with ctx.marker_inferred (XEP-0333 cumulative coverage of an
-earlier stanza, see markers.py) is correlated with ctx.outbound by that inference. A reply is tied
-(reply_via) by a XEP-0461 reference to those ids, else by a <thread> equal to them (outbound threads
-default to the stanza id), else as ctx.reply_via says (the correlator's thread/conversation match), else
-none; it is correlated when tied and ctx.outbound is known.
+XEP-0184 before 1.1; marker id; error stanza id; iq id; echo id; PubSub item id, notified or fetched)
+equals ctx.outbound's stanza_id, origin_id or stable_id; a marker fact built with ctx.marker_inferred
+(XEP-0333 cumulative coverage of an earlier stanza, see markers.py) is correlated with ctx.outbound by
+that inference. A reply is tied (reply_via) by a XEP-0461 reference to those ids, else by a <thread>
+equal to them (outbound threads default to the stanza id), else as ctx.reply_via says (the correlator's
+thread/conversation match), else none; it is correlated when tied and ctx.outbound is known.
 Sender fields compare bare JIDs case-insensitively (``jids.bare``) and are omitted when the stanza has no
 ``from``. error_condition is the defined condition in snake_case (``unknown`` when missing or undefined).
 command is ``commands.classify(sanitize_text(body))``. presence_show is ``unavailable`` for
 type='unavailable', else the <show/> value, else ``available``; omitted for subscription presences.
 cap_receipts/cap_markers come from disco features on capabilities facts, else from ctx.
 occupant_mapping_reliable needs a non-anonymous room and the occupant's real JID (MUC item jid or
-ctx.occupant_real_jid). Unknown context values (None) are omitted, never guessed.
+ctx.occupant_real_jid). An archive_match fact describes the archived message (its id, type and sender;
+delayed when the archive stamped it), not the MAM result wrapper, which always comes from our own account.
+Unknown context values (None) are omitted, never guessed.
 """
 
 from __future__ import annotations
@@ -43,16 +46,11 @@ from typing import Any
 from xmpp_connect.commands import CommandTable, sanitize_text
 from xmpp_connect.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.jids import bare, is_valid_jid, normalize, resource
-from xmpp_connect.stanzas import StanzaView, parse_stanza
+from xmpp_connect.stanzas import ROOM_ANONYMITY_FEATURES, StanzaView, parse_stanza
 from xmpp_connect.vocabulary import Vocabulary
 
 FEATURE_RECEIPTS = "urn:xmpp:receipts"
 FEATURE_MARKERS = "urn:xmpp:chat-markers:0"
-ROOM_ANONYMITY_FEATURES = {
-    "muc_nonanonymous": "non_anonymous",
-    "muc_semianonymous": "semi_anonymous",
-    "muc_fullyanonymous": "fully_anonymous",
-}
 MESSAGE_TYPES = frozenset({"chat", "normal", "headline", "groupchat", "error"})
 MUC_KINDS = frozenset({"muc_reflection", "muc_occupant", "muc_marker", "muc_message", "muc_history"})
 PUBSUB_KINDS = frozenset({"pubsub_notification", "pubsub_published", "pubsub_items_fetched"})
@@ -119,6 +117,8 @@ def _iq_kind(view: StanzaView) -> str:
 
 def _message_kind(view: StanzaView, ctx: CorrelationContext) -> str:
     groupchat = view.type == "groupchat"
+    if view.archived is not None:
+        return "archive_match"
     if view.receipt_received:
         return "receipt"
     if view.marker is not None:
@@ -217,10 +217,14 @@ def _referenced_ids(kind: str, view: StanzaView) -> tuple[str | None, ...]:
         return (view.receipt_id or view.id,)
     if kind in ("marker", "muc_marker"):
         return (view.marker_id,)
-    if kind in ("stanza_error", "pubsub_published", "pubsub_items_fetched"):
+    if kind in ("stanza_error", "pubsub_published"):
         return (view.id,)
+    if kind == "pubsub_items_fetched" and view.pubsub is not None:
+        return (view.id, *view.pubsub.item_ids)
     if kind == "muc_reflection":
         return (view.id, view.origin_id)
+    if kind == "archive_match" and view.archived is not None:
+        return (view.archived.id, view.archived.origin_id)
     if kind == "pubsub_notification" and view.pubsub_event is not None:
         return view.pubsub_event.item_ids
     return ()
@@ -314,13 +318,14 @@ def fact_from_stanza(view: StanzaView, ctx: CorrelationContext, commands: Comman
     """The fact a parsed stanza is evidence of; NotEvidence when it is none, ValueError on a bad context."""
     kind = stanza_kind(view, ctx)
     fact: dict[str, Any] = {"kind": kind}
+    about = view.archived if view.archived is not None else view
     if view.name == "message":
-        fact["message_type"] = _message_type(view)
+        fact["message_type"] = _message_type(about)
     fact.update(_context_fields(ctx))
-    fact.setdefault("endpoint_type", _infer_endpoint_type(kind, view))
-    fact.update(_sender_fields(kind, view, ctx))
+    fact.setdefault("endpoint_type", _infer_endpoint_type(kind, about))
+    fact.update(_sender_fields(kind, about, ctx))
     if view.name != "iq":
-        fact["delayed"] = view.delayed
+        fact["delayed"] = view.delayed or view.archive_stamp is not None
     fact.update(_kind_fields(kind, view, ctx, commands))
     check_fact(fact)
     return fact

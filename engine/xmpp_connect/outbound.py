@@ -1,4 +1,5 @@
-"""Outbound message stanzas: a stable id that is also the XEP-0359 origin-id, receipt request, markable."""
+"""Outbound stanzas: one-to-one and groupchat messages (a stable id that is also the XEP-0359 origin-id,
+receipt request, markable) and PubSub publish requests (an item id that carries the correlation)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from datetime import datetime
 from xml.sax.saxutils import escape, quoteattr
 
 from xmpp_connect.correlation import OutboundRecord
+from xmpp_connect.stanzas import parse_xml
 
 CLIENT_NS = "jabber:client"
 RECEIPTS_NS = "urn:xmpp:receipts"
 MARKERS_NS = "urn:xmpp:chat-markers:0"
 SID_NS = "urn:xmpp:sid:0"
+PUBSUB_NS = "http://jabber.org/protocol/pubsub"
 MESSAGE_TYPES = frozenset({"chat", "normal"})
+GROUPCHAT = "groupchat"
 
 
 @dataclass(frozen=True)
@@ -42,19 +46,43 @@ def endpoint_type_of(jid: str) -> str:
     return "full_jid" if "/" in jid else "bare_jid"
 
 
-def message_xml(message: OutboundMessage, stanza_id: str) -> str:
+def _opening(to_jid: str, message_type: str, stanza_id: str, sender: str | None, namespace: str) -> str:
+    sender_attr = f" from={quoteattr(sender)}" if sender else ""
+    return (f"<message xmlns={quoteattr(namespace)} to={quoteattr(to_jid)}{sender_attr} "
+            f"type='{message_type}' id={quoteattr(stanza_id)}>")
+
+
+def message_xml(message: OutboundMessage, stanza_id: str, *, sender: str | None = None,
+                namespace: str = CLIENT_NS) -> str:
     """The <message/> as XML text (what the raw evidence records); the thread defaults to the stanza id so
-    replies in that thread correlate."""
+    replies in that thread correlate. A component passes its ``sender`` JID and its stream ``namespace``."""
     if message.message_type not in MESSAGE_TYPES:
         raise ValueError(f"one-to-one message type must be chat or normal, not {message.message_type!r}")
     parts = [
-        f"<message xmlns='{CLIENT_NS}' to={quoteattr(message.to_jid)} type='{message.message_type}' "
-        f"id={quoteattr(stanza_id)}><body>{escape(message.body)}</body>"
+        _opening(message.to_jid, message.message_type, stanza_id, sender, namespace),
+        f"<body>{escape(message.body)}</body>"
         f"<thread>{escape(message.thread or stanza_id)}</thread>"
-        f"<origin-id xmlns='{SID_NS}' id={quoteattr(stanza_id)}/>"
+        f"<origin-id xmlns='{SID_NS}' id={quoteattr(stanza_id)}/>",
     ]
     if message.request_receipt:
         parts.append(f"<request xmlns='{RECEIPTS_NS}'/>")
+    if message.markable:
+        parts.append(f"<markable xmlns='{MARKERS_NS}'/>")
+    parts.append("</message>")
+    return "".join(parts)
+
+
+def groupchat_xml(message: OutboundMessage, stanza_id: str) -> str:
+    """A groupchat <message/> to the room ``message.to_jid`` (a bare room JID). No receipt request: XEP-0184
+    receipts do not map to occupants; markable when asked (occupants' markers name the room's stanza-id)."""
+    if "/" in message.to_jid:
+        raise ValueError("a groupchat message goes to the bare room JID, not to an occupant")
+    parts = [
+        _opening(message.to_jid, GROUPCHAT, stanza_id, None, CLIENT_NS),
+        f"<body>{escape(message.body)}</body>"
+        f"<thread>{escape(message.thread or stanza_id)}</thread>"
+        f"<origin-id xmlns='{SID_NS}' id={quoteattr(stanza_id)}/>",
+    ]
     if message.markable:
         parts.append(f"<markable xmlns='{MARKERS_NS}'/>")
     parts.append("</message>")
@@ -81,5 +109,65 @@ def record_for(message: OutboundMessage, stanza_id: str, sent_at: datetime) -> O
         attempt_id=message.attempt_id,
         receipt_requested=message.request_receipt,
         markable=message.markable,
+        sent_at=sent_at,
+    )
+
+
+def groupchat_record_for(message: OutboundMessage, stanza_id: str, sent_at: datetime) -> OutboundRecord:
+    """The record of a groupchat message: the room is the endpoint; no receipt was requested."""
+    return OutboundRecord(
+        stanza_id=stanza_id,
+        to_jid=message.to_jid,
+        endpoint_type="muc_room_jid",
+        message_type=GROUPCHAT,
+        origin_id=stanza_id,
+        message_id=message.message_id,
+        attempt_id=message.attempt_id,
+        receipt_requested=False,
+        markable=message.markable,
+        sent_at=sent_at,
+    )
+
+
+@dataclass(frozen=True)
+class PubSubItem:
+    """One item to publish (XEP-0060). ``item_id`` carries the correlation: the subscribers' notifications
+    and item fetches name it. ``payload_xml`` is one namespaced element."""
+
+    service_jid: str
+    node: str
+    item_id: str
+    payload_xml: str
+    message_id: str | None = None
+    attempt_id: str | None = None
+
+
+def publish_xml(item: PubSubItem, stanza_id: str) -> str:
+    """The publish <iq/>; ValueError (StanzaRejected) unless the payload is one namespaced XML element,
+    parsed under the stanza parser's limits and then embedded as given."""
+    if item.payload_xml.lstrip().startswith("<?"):
+        raise ValueError("PubSub payload must be an element, without an XML declaration")
+    payload = parse_xml(item.payload_xml)
+    if not payload.tag.startswith("{"):
+        raise ValueError("PubSub payload element needs a namespace")
+    return (
+        f"<iq xmlns='{CLIENT_NS}' type='set' to={quoteattr(item.service_jid)} id={quoteattr(stanza_id)}>"
+        f"<pubsub xmlns='{PUBSUB_NS}'><publish node={quoteattr(item.node)}>"
+        f"<item id={quoteattr(item.item_id)}>{item.payload_xml.strip()}</item>"
+        "</publish></pubsub></iq>"
+    )
+
+
+def publish_record_for(item: PubSubItem, stanza_id: str, sent_at: datetime) -> OutboundRecord:
+    """The record of a publish request: the iq id answers the result, the item id (as origin id) the
+    subscriber-side evidence. The message type is ``normal``: a PubSub item is neither chat nor headline."""
+    return OutboundRecord(
+        stanza_id=stanza_id,
+        to_jid=item.service_jid,
+        endpoint_type="pubsub_node",
+        message_type="normal",
+        origin_id=item.item_id,
+        message_id=item.message_id,
+        attempt_id=item.attempt_id,
         sent_at=sent_at,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 from xmpp_connect.correlation import OutboundRecord
@@ -19,7 +20,11 @@ class OutboundIndex(Protocol):
         """Remember a sent stanza; recording the same stanza id again is a no-op."""
 
     def lookup(self, stanza_or_origin_id: str) -> OutboundRecord | None:
-        """The stanza whose ``id`` or XEP-0359 origin-id is this value."""
+        """The stanza whose ``id``, XEP-0359 origin-id or recorded stable id is this value."""
+
+    def set_stable_id(self, stanza_id: str, stable_id: str) -> OutboundRecord | None:
+        """Remember the XEP-0359 stanza-id a room assigned to our stanza (from its reflected copy): room
+        markers and replies name it. Returns the updated record; None when the stanza is unknown."""
 
     def markables_before(self, conversation: str, stanza_id: str) -> list[OutboundRecord]:
         """Markable stanzas sent to this conversation before ``stanza_id``, oldest first."""
@@ -45,6 +50,19 @@ class InMemoryOutboundIndex:
 
     def lookup(self, stanza_or_origin_id: str) -> OutboundRecord | None:
         return self._by_id.get(stanza_or_origin_id)
+
+    def set_stable_id(self, stanza_id: str, stable_id: str) -> OutboundRecord | None:
+        known = self._by_id.get(stanza_id)
+        if known is None:
+            return None
+        if known.stable_id == stable_id:
+            return known
+        updated = replace(known, stable_id=stable_id)
+        for key in {known.stanza_id, known.origin_id, stable_id} - {None}:
+            self._by_id[key] = updated
+        sent = self._by_conversation[conversation_of(known.to_jid)]
+        sent[sent.index(known)] = updated
+        return updated
 
     def markables_before(self, conversation: str, stanza_id: str) -> list[OutboundRecord]:
         sent = self._by_conversation.get(conversation.lower(), [])

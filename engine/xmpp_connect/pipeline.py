@@ -1,8 +1,16 @@
 """Native event -> parse -> correlation context -> fact -> classification -> a sink.
 
 One pipeline serves every account. It remembers sent stanzas (an OutboundIndex), presence, subscription and
-capabilities per account (a PresenceTracker each), and which markable stanzas a displayed marker already
-covered, so that a cumulative marker (XEP-0333) yields one inferred fact per earlier markable stanza.
+capabilities per account (a PresenceTracker each), room occupants and room features per account (a
+RoomRoster each), and which markable stanzas a displayed marker already covered, so that a cumulative marker
+(XEP-0333) yields one inferred fact per earlier markable stanza.
+
+Rooms: a groupchat stanza carrying our stanza's id or origin-id is the room's reflected copy; the room's
+XEP-0359 stanza-id on it is recorded as the stanza's stable id (``OutboundIndex.set_stable_id``), which
+occupants' markers and replies name. Room chatter is tied to our message only by a reply reference or a
+thread, never by "the last message sent to the room". PubSub: an iq answer correlates by its id, an event
+notification by its item ids. Archive (MAM) results correlate by the archived message's id or origin-id.
+Events from a component provider (``detail["via_component"]``) yield facts with ``via_component``.
 """
 
 from __future__ import annotations
@@ -10,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from xmpp_connect.classification import Classification
@@ -20,7 +27,7 @@ from xmpp_connect.facts import NotEvidence, fact_for_event, fact_from_stanza
 from xmpp_connect.markers import marker_coverage
 from xmpp_connect.native import NativeEvent
 from xmpp_connect.outbound_index import OutboundIndex, conversation_of
-from xmpp_connect.presence import PresenceTracker
+from xmpp_connect.presence import PresenceTracker, RoomRoster
 from xmpp_connect.stanzas import StanzaRejected, StanzaView, parse_stanza
 
 log = logging.getLogger(__name__)
@@ -28,6 +35,7 @@ log = logging.getLogger(__name__)
 FEATURE_RECEIPTS = "urn:xmpp:receipts"
 FEATURE_MARKERS = "urn:xmpp:chat-markers:0"
 FEATURE_OFFLINE_STORAGE = "msgoffline"
+FEATURE_MUC = "http://jabber.org/protocol/muc"
 CUMULATIVE_MARKERS = frozenset({"displayed", "acknowledged"})
 SUBSCRIPTION_PRESENCE_TYPES = frozenset(
     {"subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"}
@@ -86,6 +94,9 @@ class Observation:
 
 
 ObservationSink = Callable[[Observation], None]
+LateCheck = Callable[[OutboundRecord], bool]
+"""Whether evidence about this outbound stanza arrives late now (§29): its receipt timeout or expiry fired.
+The caller decides (the service asks the store's timer state), so "late" has one definition."""
 DeadLetterSink = Callable[[NativeEvent, str], None]
 
 
@@ -104,7 +115,7 @@ class EvidencePipeline:
         index: OutboundIndex,
         sink: ObservationSink,
         dead_letter: DeadLetterSink | None = None,
-        receipt_timeout: timedelta | None = None,
+        late: LateCheck | None = None,
         stop_suppression_enabled: bool = False,
     ) -> None:
         self._classifier = classifier
@@ -112,9 +123,10 @@ class EvidencePipeline:
         self._index = index
         self._sink = sink
         self._dead_letter = dead_letter
-        self._receipt_timeout = receipt_timeout
+        self._late = late
         self._stop_suppression_enabled = stop_suppression_enabled
         self._presence: dict[str, PresenceTracker] = {}
+        self._rooms: dict[str, RoomRoster] = {}
         self._server_features: dict[str, frozenset[str]] = {}
         self._marked: set[str] = set()
         self._cache: dict[tuple[tuple[str, Any], ...], Classification] = {}
@@ -123,6 +135,10 @@ class EvidencePipeline:
     def presence(self, account: str) -> PresenceTracker:
         """The presence/subscription/capability view of one account's contacts."""
         return self._presence.setdefault(account, PresenceTracker())
+
+    def rooms(self, account: str) -> RoomRoster:
+        """The occupants and features of the rooms one account joined or discovered."""
+        return self._rooms.setdefault(account, RoomRoster())
 
     def handle(self, event: NativeEvent) -> list[Observation]:
         """Classify one native event; every observation is also handed to the sink."""
@@ -152,6 +168,9 @@ class EvidencePipeline:
             fact = fact_for_event("request_rejected", self._context(event.account, outbound),
                                   reject_reason="stream_unavailable")
             return [self._classified(event, fact, outbound)]
+        if event.kind == "room_join_sent":
+            self._outbound_of(event)
+            return []
         if event.kind == "roster":
             self.presence(event.account).set_subscription(str(event.detail["jid"]),
                                                           str(event.detail["subscription"]))
@@ -174,7 +193,8 @@ class EvidencePipeline:
 
     def _outbound_event(self, event: NativeEvent) -> Observation:
         outbound = self._outbound_of(event)
-        fact = fact_for_event(OUTBOUND_FACT_KINDS[event.kind], self._context(event.account, outbound))
+        ctx = _via(event, self._context(event.account, outbound))
+        fact = fact_for_event(OUTBOUND_FACT_KINDS[event.kind], ctx)
         return self._classified(event, fact, outbound)
 
     def _capabilities(self, event: NativeEvent) -> list[Observation]:
@@ -183,9 +203,11 @@ class EvidencePipeline:
             return []
         jid = str(event.detail["jid"])
         advertised = frozenset(str(f) for f in features)
-        if "@" not in jid and "/" not in jid:
+        if "@" not in jid and "/" not in jid and "node" not in event.detail:
             self._server_features[event.account] = advertised
-        else:
+        elif "@" in jid and "/" not in jid and FEATURE_MUC in advertised:
+            self.rooms(event.account).set_features(jid, advertised)
+        elif "node" not in event.detail:
             self.presence(event.account).set_features(jid, advertised)
         outbound = self._index.latest(conversation_of(jid))
         view = parse_stanza(event.raw)
@@ -199,7 +221,9 @@ class EvidencePipeline:
         if view.name == "presence":
             self._track_presence(event, view)
         outbound, reply_via = self._correlate(view)
-        ctx = self._context(event.account, outbound, view, reply_via)
+        if outbound is not None and view.type == "groupchat" and _is_reflection(view, outbound):
+            outbound = self._note_stable_id(view, outbound)
+        ctx = _via(event, self._context(event.account, outbound, view, reply_via))
         if event.detail.get("authenticated_stream") is False:
             ctx = replace(ctx, authenticated_stream=False)
         observations = self._from_view(event, view, ctx)
@@ -210,6 +234,12 @@ class EvidencePipeline:
     def _track_presence(self, event: NativeEvent, view: StanzaView) -> None:
         if view.from_attr is None or view.type in SUBSCRIPTION_PRESENCE_TYPES:
             return
+        if view.muc_user is not None:
+            muc = view.muc_user
+            self.rooms(event.account).observe(view.from_attr, muc.item_jid, muc.item_role,
+                                              muc.item_affiliation, view.type != "unavailable",
+                                              event.observed_at)
+            return
         availability = "unavailable" if view.type == "unavailable" else (view.presence_show or "available")
         self.presence(event.account).observe(view.from_attr, availability, event.observed_at,
                                              view.presence_priority, view.presence_status)
@@ -219,19 +249,44 @@ class EvidencePipeline:
         lookup = self._index.lookup
         if view.type == "error":
             return (lookup(view.id) if view.id else None), None
+        if view.archived is not None:
+            return self._first_known(view.archived.origin_id, view.archived.id), None
         if view.receipt_received:
             ref = view.receipt_id or view.id
             return (lookup(ref) if ref else None), None
         if view.marker is not None:
             return (lookup(view.marker_id) if view.marker_id else None), None
+        if view.name == "iq":
+            fetched = view.pubsub.item_ids if view.pubsub is not None else ()
+            return self._first_known(view.id, *fetched) or self._latest_to(view.from_attr), None
+        if view.pubsub_event is not None:
+            return self._first_known(*view.pubsub_event.item_ids), None
         if view.name != "message" or view.from_attr is None:
             return self._latest_to(view.from_attr), None
+        if view.type == "groupchat" and (echo := self._first_known(view.origin_id, view.id)) is not None:
+            return echo, None
         if view.reply_id is not None and (referenced := lookup(view.reply_id)) is not None:
             return referenced, "reply_reference"
         if view.thread is not None and (threaded := lookup(view.thread)) is not None:
             return threaded, "thread"
         latest = self._latest_to(view.from_attr)
+        if view.type == "groupchat":
+            return latest, "none"
         return latest, ("conversation" if latest is not None else "none")
+
+    def _first_known(self, *ids: str | None) -> OutboundRecord | None:
+        """The outbound stanza the first known of these ids names."""
+        return next((found for i in ids if i and (found := self._index.lookup(i)) is not None), None)
+
+    def _note_stable_id(self, view: StanzaView, outbound: OutboundRecord) -> OutboundRecord:
+        """The room's reflected copy carries the stanza-id the room assigned (by = the room): remember it."""
+        room = conversation_of(view.from_attr or "")
+        assigned = next((sid.id for sid in view.stanza_ids if sid.by and conversation_of(sid.by) == room),
+                        None)
+        if assigned is None or assigned == outbound.stable_id:
+            return outbound
+        updated = self._index.set_stable_id(outbound.stanza_id, assigned)
+        return updated or replace(outbound, stable_id=assigned)
 
     def _latest_to(self, jid: str | None) -> OutboundRecord | None:
         return self._index.latest(conversation_of(jid)) if jid else None
@@ -250,6 +305,8 @@ class EvidencePipeline:
         available = presence.is_available(addressee) if addressee else None
         sender = view.from_attr if view is not None else None
         capability_jid = sender if sender and "/" in sender else addressee
+        rooms = self.rooms(account)
+        room = addressee if addressee and rooms.is_room(addressee) else None
         return CorrelationContext(
             outbound=outbound,
             known_resources=known,
@@ -267,15 +324,18 @@ class EvidencePipeline:
             late=self._is_late(outbound, view),
             stop_suppression_enabled=self._stop_suppression_enabled,
             reply_via=reply_via,
+            room_anonymity=rooms.anonymity(room) if room else None,
+            occupant_real_jid=rooms.real_jid(sender) if room and sender and "/" in sender else None,
         )
 
     def _is_late(self, outbound: OutboundRecord | None, view: StanzaView | None) -> bool:
-        """Evidence about a stanza that arrives after the receipt timeout (§29): kept, and marked late."""
-        if self._receipt_timeout is None or outbound is None or outbound.sent_at is None or view is None:
+        """A receipt, marker or reply about a stanza whose timeout or expiry already fired (§29). The fact
+        says so before it is classified, so the rules see it; the evidence is kept either way."""
+        if self._late is None or outbound is None or view is None:
             return False
-        if not (view.receipt_received or view.marker is not None):
+        if not (view.receipt_received or view.marker is not None or view.body is not None):
             return False
-        return datetime.now(outbound.sent_at.tzinfo) - outbound.sent_at > self._receipt_timeout
+        return self._late(outbound)
 
     def _from_view(self, event: NativeEvent, view: StanzaView, ctx: CorrelationContext) -> list[Observation]:
         try:
@@ -320,3 +380,14 @@ class EvidencePipeline:
         if cached is None:
             cached = self._cache[key] = self._classifier.classify(fact)
         return cached
+
+
+def _is_reflection(view: StanzaView, outbound: OutboundRecord) -> bool:
+    """A groupchat stanza carrying our stanza's id or origin-id: the room's copy of our message."""
+    ours = {outbound.stanza_id, outbound.origin_id}
+    return view.id in ours or view.origin_id in ours
+
+
+def _via(event: NativeEvent, ctx: CorrelationContext) -> CorrelationContext:
+    """Mark the context of an event a component provider reported."""
+    return replace(ctx, via_component=True) if event.detail.get("via_component") is True else ctx

@@ -1,4 +1,5 @@
-"""Per-resource presence, roster subscription and client capabilities, as context (§15), never as proof."""
+"""Per-resource presence, roster subscription, client capabilities and room occupants, as context (§15,
+§18), never as proof."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from xmpp_connect.outbound_index import conversation_of
+from xmpp_connect.stanzas import room_anonymity
 
 SUBSCRIPTIONS = frozenset({"none", "to", "from", "both"})
 
@@ -104,3 +106,59 @@ class PresenceTracker:
         if not answers:
             return None
         return any(feature in features for features in answers)
+
+
+@dataclass(frozen=True)
+class Occupant:
+    """The last MUC presence of one occupant (``room@service/nick``); ``real_jid`` only where the room
+    exposes it to us (non-anonymous rooms, or to moderators)."""
+
+    occupant_jid: str
+    real_jid: str | None
+    role: str | None
+    affiliation: str | None
+    available: bool
+    observed_at: datetime
+
+
+class RoomRoster:
+    """Occupants and disco features per room (§18), from MUC presence and disco#info. Occupant data is kept
+    only as long as the process runs (§28: no overcollection)."""
+
+    def __init__(self) -> None:
+        self._occupants: dict[str, dict[str, Occupant]] = {}
+        self._features: dict[str, frozenset[str]] = {}
+
+    def observe(self, occupant_jid: str, real_jid: str | None, role: str | None, affiliation: str | None,
+                available: bool, observed_at: datetime) -> Occupant:
+        """Record an occupant's presence; a real JID seen earlier is kept when a later presence omits it."""
+        room = conversation_of(occupant_jid)
+        occupants = self._occupants.setdefault(room, {})
+        earlier = occupants.get(occupant_jid)
+        known_jid = real_jid or (earlier.real_jid if earlier is not None else None)
+        seen = Occupant(occupant_jid, known_jid, role, affiliation, available, observed_at)
+        occupants[occupant_jid] = seen
+        return seen
+
+    def occupants(self, room_jid: str) -> dict[str, Occupant]:
+        """The occupants present now, by occupant JID."""
+        return {jid: seen for jid, seen in self._occupants.get(conversation_of(room_jid), {}).items()
+                if seen.available}
+
+    def real_jid(self, occupant_jid: str) -> str | None:
+        seen = self._occupants.get(conversation_of(occupant_jid), {}).get(occupant_jid)
+        return None if seen is None else seen.real_jid
+
+    def set_features(self, room_jid: str, features: frozenset[str]) -> None:
+        """What the room advertised in disco#info (anonymity, members-only, password, stable ids, MAM)."""
+        self._features[conversation_of(room_jid)] = features
+
+    def is_room(self, jid: str) -> bool:
+        """The bare JID is a room this account joined, discovered or saw occupants of."""
+        room = conversation_of(jid)
+        return room in self._features or room in self._occupants
+
+    def anonymity(self, room_jid: str) -> str | None:
+        """non_anonymous / semi_anonymous / fully_anonymous / unknown from disco; None before discovery."""
+        features = self._features.get(conversation_of(room_jid))
+        return None if features is None else room_anonymity(features)

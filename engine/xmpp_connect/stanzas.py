@@ -9,6 +9,7 @@ malformed address still carries its bad ``from``.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +35,15 @@ NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_MAM = "urn:xmpp:mam:2"
+NS_FORWARD = "urn:xmpp:forward:0"
+
+ROOM_ANONYMITY_FEATURES = {
+    "muc_nonanonymous": "non_anonymous",
+    "muc_semianonymous": "semi_anonymous",
+    "muc_fullyanonymous": "fully_anonymous",
+}
+"""XEP-0045 disco features and the room anonymity each names."""
 
 MARKER_NAMES = ("displayed", "received", "acknowledged")
 CHAT_STATES = ("active", "composing", "paused", "inactive", "gone")
@@ -123,6 +133,20 @@ class StanzaView:
     pubsub: PubSubView | None = None
     disco_features: tuple[str, ...] = ()
     disco_identities: tuple[tuple[str, str], ...] = ()
+    archived: StanzaView | None = None
+    """XEP-0313: the archived message a MAM result carries (its own view)."""
+    archive_id: str | None = None
+    archive_query_id: str | None = None
+    archive_stamp: datetime | None = None
+
+
+def room_anonymity(features: Iterable[str]) -> str:
+    """A room's anonymity from its disco#info features; ``unknown`` when none is advertised."""
+    advertised = set(features)
+    for feature, anonymity in ROOM_ANONYMITY_FEATURES.items():
+        if feature in advertised:
+            return anonymity
+    return "unknown"
 
 
 class _LimitedTreeBuilder(ElementTree.TreeBuilder):
@@ -292,7 +316,10 @@ def _parse_disco(query: ElementTree.Element) -> tuple[tuple[str, ...], tuple[tup
 
 def parse_stanza(raw: str | bytes) -> StanzaView:
     """Parse one top-level ``<message/>``, ``<presence/>`` or ``<iq/>`` into a StanzaView."""
-    root = parse_xml(raw)
+    return _view(parse_xml(raw))
+
+
+def _view(root: ElementTree.Element) -> StanzaView:
     stanza_ns, name = split_tag(root.tag)
     if stanza_ns not in STANZA_NAMESPACES or name not in STANZA_NAMES:
         raise StanzaRejected(f"not a stanza: <{name}> in namespace '{stanza_ns}'")
@@ -314,6 +341,22 @@ def parse_stanza(raw: str | bytes) -> StanzaView:
         fields["presence_status"] = _child_text(root, stanza_ns, "status")
     fields.update(_extension_fields(root))
     return StanzaView(**fields)  # type: ignore[arg-type]
+
+
+def _parse_archive_result(element: ElementTree.Element) -> dict[str, object]:
+    """XEP-0313 ``<result/>``: the archive id, the query id, the stamp and the forwarded message."""
+    fields: dict[str, object] = {"archive_id": element.get("id"), "archive_query_id": element.get("queryid")}
+    forwarded = _child(element, NS_FORWARD, "forwarded")
+    if forwarded is None:
+        return fields
+    delay = _child(forwarded, NS_DELAY, "delay")
+    if delay is not None:
+        fields["archive_stamp"] = _parse_stamp(delay.get("stamp"))
+    for child in forwarded:
+        if split_tag(child.tag)[1] == "message":
+            fields["archived"] = _view(child)
+            break
+    return fields
 
 
 def _extension_fields(root: ElementTree.Element) -> dict[str, object]:
@@ -353,5 +396,7 @@ def _extension_fields(root: ElementTree.Element) -> dict[str, object]:
             fields["pubsub"] = _parse_pubsub(child)
         elif ns == NS_DISCO_INFO and local == "query":
             fields["disco_features"], fields["disco_identities"] = _parse_disco(child)
+        elif ns == NS_MAM and local == "result":
+            fields.update(_parse_archive_result(child))
     fields["stanza_ids"] = tuple(stanza_ids)
     return fields

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prosody import ProsodyServer, TestUser
@@ -16,7 +16,7 @@ from xmpp_connect.correlation import OutboundRecord
 from xmpp_connect.native import NativeEvent
 from xmpp_connect.outbound import OutboundMessage
 from xmpp_connect.outbound_index import InMemoryOutboundIndex
-from xmpp_connect.pipeline import EvidencePipeline, Observation
+from xmpp_connect.pipeline import EvidencePipeline, LateCheck, Observation
 from xmpp_connect.providers.base import AccountConfig, Backoff
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.stanzas import parse_stanza
@@ -28,21 +28,33 @@ class AdapterUnderTest:
     """One account's provider and the pipeline; every native event and observation is kept in order."""
 
     def __init__(self, server: ProsodyServer, user: TestUser, classifier: Classifier, commands: CommandTable,
-                 account: str = "notify", receipt_timeout: timedelta | None = None, **settings: Any) -> None:
+                 account: str = "notify", receipt_timeout: timedelta | None = None,
+                 index: InMemoryOutboundIndex | None = None, **settings: Any) -> None:
+        self.server = server
         self.user = user
-        self.index = InMemoryOutboundIndex()
+        self.index = index or InMemoryOutboundIndex()
         self.events: list[NativeEvent] = []
         self.observations: list[Observation] = []
         self.dead_letters: list[tuple[NativeEvent, str]] = []
         self._changed = asyncio.Event()
         self.pipeline = EvidencePipeline(classifier, commands, self.index, self._observed,
-                                         dead_letter=self._dead_lettered, receipt_timeout=receipt_timeout)
+                                         dead_letter=self._dead_lettered, late=_elapsed(receipt_timeout))
         defaults: dict[str, Any] = {
             "host": "127.0.0.1", "port": server.port, "ca_file": server.cert_path,
             "backoff": Backoff(initial=0.1, maximum=1.0), "ping_interval": 30.0,
         }
+        self._defaults = defaults
         self.settings = AccountConfig(account, user.jid, user.password, **{**defaults, **settings})
         self.provider = SlixmppProvider(self.settings, self._native)
+        self.others: list[SlixmppProvider] = []
+
+    async def add_account(self, user: TestUser, account: str, **settings: Any) -> SlixmppProvider:
+        """Another account of the same adapter (§34), started, feeding the same pipeline and index."""
+        config = AccountConfig(account, user.jid, user.password, **{**self._defaults, **settings})
+        provider = SlixmppProvider(config, self._native)
+        self.others.append(provider)
+        assert await provider.start(timeout=WAIT), f"account {account} did not get a session"
+        return provider
 
     def _native(self, event: NativeEvent) -> None:
         self.events.append(event)
@@ -59,7 +71,8 @@ class AdapterUnderTest:
         return await self.provider.start(timeout=WAIT)
 
     async def stop(self) -> None:
-        await asyncio.wait_for(self.provider.stop(), WAIT)
+        for provider in (*self.others, self.provider):
+            await asyncio.wait_for(provider.stop(), WAIT)
 
     def send(self, to: str, body: str = "Please acknowledge incident 42.", **options: Any) -> OutboundRecord:
         return self.provider.send_message(OutboundMessage(to_jid=to, body=body, **options))
@@ -141,3 +154,10 @@ def explain(observation: Observation) -> str:
     """What a failing assertion should show: the fact and what the policy made of it."""
     c = observation.classification
     return f"scenario={c.scenario} rule={c.rule_id} assessment={c.assessment} fact={observation.fact}"
+
+
+def _elapsed(timeout: timedelta | None) -> LateCheck | None:
+    """A LateCheck for tests without a store: late once ``timeout`` has passed since the stanza was sent."""
+    if timeout is None:
+        return None
+    return lambda out: out.sent_at is not None and datetime.now(out.sent_at.tzinfo) - out.sent_at > timeout

@@ -17,6 +17,7 @@ from pathlib import Path
 DOMAIN = "localhost"
 MUC_DOMAIN = f"conference.{DOMAIN}"
 PUBSUB_DOMAIN = f"pubsub.{DOMAIN}"
+COMPONENT_DOMAIN = f"notify.{DOMAIN}"
 ADMIN_USER = "admin"
 
 _CONFIG = """\
@@ -54,6 +55,8 @@ Component "{muc_domain}" "muc"
     modules_enabled = {{ "muc_mam" }}
     restrict_room_creation = false
 Component "{pubsub_domain}" "pubsub"
+Component "{component_domain}"
+    component_secret = "{component_secret}"
 """
 
 
@@ -85,6 +88,7 @@ class ProsodyServer:
         self.base = base or Path(tempfile.mkdtemp(prefix="xc-prosody-"))
         self.port = free_loopback_port()
         self.component_port = free_loopback_port()
+        self.component_secret = f"secret-{uuid.uuid4().hex[:12]}"
         self.config_path = self.base / "prosody.cfg.lua"
         self.cert_path = self.base / "certs" / f"{DOMAIN}.crt"
         self._process: subprocess.Popen[bytes] | None = None
@@ -103,13 +107,15 @@ class ProsodyServer:
                 domain=DOMAIN,
                 muc_domain=MUC_DOMAIN,
                 pubsub_domain=PUBSUB_DOMAIN,
+                component_domain=COMPONENT_DOMAIN,
+                component_secret=self.component_secret,
                 port=self.port,
                 component_port=self.component_port,
             )
         )
 
     def _make_certificate(self) -> None:
-        names = f"DNS:{DOMAIN},DNS:*.{DOMAIN},DNS:{MUC_DOMAIN},DNS:{PUBSUB_DOMAIN}"
+        names = f"DNS:{DOMAIN},DNS:*.{DOMAIN},DNS:{MUC_DOMAIN},DNS:{PUBSUB_DOMAIN},DNS:{COMPONENT_DOMAIN}"
         subprocess.run(
             [
                 "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
@@ -193,6 +199,10 @@ class ProsodyServer:
             timeout=30,
         )
         return TestUser(username, password)
+
+    def admin_user(self) -> TestUser:
+        """The account named in ``admins`` (Prosody's PubSub service lets only admins create nodes)."""
+        return self.register(ADMIN_USER, "admin-pw")
 
     def fresh_user(self, prefix: str = "u") -> TestUser:
         """A new account with a unique name, so no roster, offline store or archive leaks between tests."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from prosody import ProsodyServer, TestUser
 from slixmpp import ClientXMPP
@@ -13,6 +14,8 @@ from slixmpp.xmlstream import ET
 RECEIPTS_NS = "urn:xmpp:receipts"
 MARKERS_NS = "urn:xmpp:chat-markers:0"
 REPLY_NS = "urn:xmpp:reply:0"
+MUC_NS = "http://jabber.org/protocol/muc"
+MUC_USER_NS = "http://jabber.org/protocol/muc#user"
 WAIT = 5.0
 
 
@@ -46,10 +49,55 @@ class Recipient:
         self.client.register_plugin("xep_0191")
         self.client.register_plugin("xep_0203")
         self.client.add_event_handler("message", self._on_message)
+        self.room_messages: asyncio.Queue[Message] = asyncio.Queue()
+        self._joined: dict[str, asyncio.Future[str]] = {}
+        self.client.add_event_handler("presence", self._on_room_presence)
 
     def _on_message(self, message: Message) -> None:
         if message["type"] in ("chat", "normal") and message["body"]:
             self.messages.put_nowait(message)
+        elif message["type"] == "groupchat" and message["body"]:
+            self.room_messages.put_nowait(message)
+
+    def _on_room_presence(self, presence: Any) -> None:
+        room = presence.xml.get("from", "").split("/", 1)[0]
+        waiting = self._joined.get(room)
+        if waiting is None or waiting.done():
+            return
+        if presence.xml.get("type") == "error":
+            waiting.set_result("error")
+        elif presence.xml.find(f"{{{MUC_USER_NS}}}x/{{{MUC_USER_NS}}}status[@code='110']") is not None:
+            waiting.set_result("joined")
+
+    async def join_room(self, room: str, nick: str, password: str | None = None) -> str:
+        """Join a room as an occupant (no history); ``joined`` or ``error``, bounded."""
+        self._joined[room] = asyncio.get_running_loop().create_future()
+        presence = self.client.make_presence(pto=f"{room}/{nick}")
+        x = ET.Element(f"{{{MUC_NS}}}x")
+        ET.SubElement(x, f"{{{MUC_NS}}}history", {"maxstanzas": "0"})
+        if password is not None:
+            ET.SubElement(x, f"{{{MUC_NS}}}password").text = password
+        presence.append(x)
+        presence.send()
+        return await asyncio.wait_for(self._joined[room], WAIT)
+
+    def leave_room(self, room: str, nick: str) -> None:
+        self.client.send_presence(pto=f"{room}/{nick}", ptype="unavailable")
+
+    def say_in_room(self, room: str, body: str, reply_to_id: str | None = None,
+                    reply_to_jid: str | None = None) -> None:
+        """A groupchat message, optionally a XEP-0461 reply to the room's stanza-id ``reply_to_id``."""
+        message = self.client.make_message(mto=room, mbody=body, mtype="groupchat")
+        if reply_to_id is not None:
+            reference = {"id": reply_to_id, "to": reply_to_jid or room}
+            message.append(ET.Element(f"{{{REPLY_NS}}}reply", reference))
+        message.send()
+
+    def displayed_in_room(self, room: str, stable_id: str) -> None:
+        """XEP-0333 in a room: the marker names the room's stanza-id of the message."""
+        marker = self.client.make_message(mto=room, mtype="groupchat")
+        marker.append(ET.Element(f"{{{MARKERS_NS}}}displayed", {"id": stable_id}))
+        marker.send()
 
     async def online(self, presence: bool = True) -> Recipient:
         """Log in (and send initial presence); bounded."""

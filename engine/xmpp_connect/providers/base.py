@@ -44,6 +44,41 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class RoomSettings:
+    """A MUC room an account uses (§34, e.g. an operations room). Joined at session start when
+    ``join_at_start``; when the join creates the room (it did not exist) and ``create`` is set, the adapter
+    submits its configuration form from these fields, which unlocks it; without ``create`` it leaves the new
+    room again and reports it missing. ``history_stanzas`` is what the join asks the room to replay (None:
+    the room's default, 0: none)."""
+
+    room_jid: str
+    nick: str = "xmpp-connect"
+    password: str | None = field(default=None, repr=False)
+    join_at_start: bool = True
+    create: bool = True
+    non_anonymous: bool = True
+    members_only: bool = False
+    moderated: bool = False
+    persistent: bool = True
+    public: bool = True
+    history_stanzas: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """A PubSub node an account uses (§19, §34). ``create``: create it at session start when missing, with
+    these access and publisher models (Prosody lets only admins create nodes). ``subscribe``: this account
+    subscribes, so the notifications it receives are subscriber-side evidence for items others publish."""
+
+    service_jid: str
+    node: str
+    create: bool = False
+    access_model: str = "open"
+    publisher_model: str = "publishers"
+    subscribe: bool = False
+
+
+@dataclass(frozen=True)
 class AccountConfig:
     """How a provider connects one configured XMPP account (§34: one account per purpose)."""
 
@@ -61,6 +96,15 @@ class AccountConfig:
     backoff: Backoff = Backoff()
     auto_authorize_subscriptions: bool = True
     discover_capabilities: bool = True
+    rooms: tuple[RoomSettings, ...] = ()
+    nodes: tuple[NodeSettings, ...] = ()
+    room_join_timeout: float = 5.0
+    iq_timeout: float = 5.0
+
+    def room(self, room_jid: str) -> RoomSettings | None:
+        """The configured settings of a room (bare JIDs compared case-insensitively)."""
+        wanted = room_jid.split("/", 1)[0].lower()
+        return next((room for room in self.rooms if room.room_jid.lower() == wanted), None)
 
     @classmethod
     def from_account(cls, account: ServiceAccount, **overrides: Any) -> AccountConfig:
@@ -95,9 +139,26 @@ class ChannelHealth:
     known_degradations: tuple[str, ...] = ()
 
 
+FEATURE_STABLE_IDS = frozenset({"http://jabber.org/protocol/muc#stable_id", "urn:xmpp:sid:0"})
+FEATURE_MAM = "urn:xmpp:mam:2"
+ROOM_TYPE_FEATURES = (
+    ("muc_passwordprotected", "password_protected"),
+    ("muc_membersonly", "members_only"),
+    ("muc_fullyanonymous", "anonymous"),
+    ("muc_semianonymous", "semi_anonymous"),
+    ("muc_public", "public"),
+)
+"""§18 room_type from disco#info features, the first present wins."""
+
+
 @dataclass(frozen=True)
 class RoomJoin:
-    """The outcome of joining a MUC room (§18): whether it worked, and the room's kind from disco#info."""
+    """The outcome of joining a MUC room (§18): whether it worked, and the room's kind from disco#info.
+
+    ``error_condition`` is the snake_case stanza error condition of a refused join (``item_not_found``,
+    ``registration_required``, ``not_authorized``, ``forbidden``, ``conflict``, ...), ``timeout`` when no
+    answer came within the bound, None when joined. ``created``: this join created the room (and the
+    adapter configured it)."""
 
     room_jid: str
     nick: str
@@ -105,6 +166,33 @@ class RoomJoin:
     room_anonymity: str = "unknown"
     features: frozenset[str] = frozenset()
     error_condition: str | None = None
+    created: bool = False
+
+    @property
+    def room_type(self) -> str:
+        """§18 room_type: password_protected, members_only, anonymous, semi_anonymous, public or unknown."""
+        return next((kind for feature, kind in ROOM_TYPE_FEATURES if feature in self.features), "unknown")
+
+    @property
+    def occupant_mapping_confidence(self) -> str:
+        """§18: high where the room shows every occupant's real JID, low otherwise."""
+        return "high" if self.room_anonymity == "non_anonymous" else "low"
+
+    @property
+    def expected_evidence(self) -> frozenset[str]:
+        """What evidence a message to this room can produce (§12.7), to record with the attempt so that a
+        missing signal reads as unsupported rather than pending: ``room_reflection`` always (XEP-0045);
+        ``stable_id`` and ``occupant_markers`` (markers name the room's stanza-id; whether occupants send
+        them depends on their clients) when the room assigns stable ids; ``occupant_identity`` in a
+        non-anonymous room; ``archive`` when the room keeps a MAM archive."""
+        expected = {"room_reflection"}
+        if self.features & FEATURE_STABLE_IDS:
+            expected.update({"stable_id", "occupant_markers"})
+        if self.room_anonymity == "non_anonymous":
+            expected.add("occupant_identity")
+        if FEATURE_MAM in self.features:
+            expected.add("archive")
+        return frozenset(expected)
 
 
 class XmppProvider(Protocol):
@@ -133,8 +221,12 @@ class XmppProvider(Protocol):
     def health(self) -> ChannelHealth:
         """The account's channel health now."""
 
-    async def join_room(self, room_jid: str, nick: str, password: str | None = None) -> RoomJoin:
-        """Join a MUC room (XEP-0045) with a bounded wait; disco#info gives the room's kind."""
+    async def join_room(self, room_jid: str, nick: str, password: str | None = None, *,
+                        message_id: str | None = None, attempt_id: str | None = None) -> RoomJoin:
+        """Join a MUC room (XEP-0045) with a bounded wait; disco#info gives the room's kind. A room the join
+        creates is configured from the account's RoomSettings (or left, when not allowed to create). The
+        join presence is recorded as an outbound stanza (with ``message_id``/``attempt_id`` when given), so a
+        refusal arrives as a correlated ``stanza_received`` error."""
 
     def send_groupchat(self, message: OutboundMessage) -> OutboundRecord:
         """Send a groupchat message to a joined room; the room's reflected copy arrives as a native event."""

@@ -5,7 +5,9 @@ provider does not interpret them. What only the stream knows is reported here: s
 (``message_sent``), per-stanza XEP-0198 acks (``sm_ack``), stanzas whose acceptance became unknowable because
 the session ended without resumption (``acceptance_unknown``), health (``stream_*``,
 ``authenticated``, ``authentication_failed``, ``tls_failed``), roster subscription (``roster``) and
-disco#info (``capabilities``: ``detail = {"jid", "features": [...]}``, raw = the iq result).
+disco#info (``capabilities``: ``detail = {"jid", "features": [...]}``, raw = the iq result). Rooms,
+PubSub nodes and archive queries are ``groups.GroupChannels``; groupchat messages share the message path
+(written, acked, acceptance-unknown like any message).
 """
 
 from __future__ import annotations
@@ -28,9 +30,20 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from xmpp_connect.correlation import OutboundRecord
 from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import OutboundMessage, endpoint_type_of, message_xml, new_stanza_id, record_for
+from xmpp_connect.outbound import (
+    OutboundMessage,
+    endpoint_type_of,
+    groupchat_record_for,
+    groupchat_xml,
+    message_xml,
+    new_stanza_id,
+    record_for,
+)
 from xmpp_connect.providers.acceptance import AcceptanceTracker
-from xmpp_connect.providers.base import AccountConfig, Backoff, ChannelHealth, EventSink, Feature
+from xmpp_connect.providers.archive import ArchiveQuery, ArchiveResult
+from xmpp_connect.providers.base import AccountConfig, Backoff, ChannelHealth, EventSink, Feature, RoomJoin
+from xmpp_connect.providers.groups import GroupChannels
+from xmpp_connect.providers.pubsub import NodeInfo
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +69,8 @@ class _AccountClient(ClientXMPP):
 
 
 class SlixmppProvider:
-    """§22 provider on slixmpp for one account: STARTTLS (verified by default), SASL, XEP-0198, XEP-0199."""
+    """§22 provider on slixmpp for one account: STARTTLS (verified by default), SASL, XEP-0198, XEP-0199,
+    XEP-0045 rooms, XEP-0060 nodes, XEP-0313 archive queries."""
 
     provider_name = "slixmpp"
     supported_features = frozenset(
@@ -66,6 +80,9 @@ class SlixmppProvider:
             Feature.DISPLAYED_MARKERS,
             Feature.STREAM_MANAGEMENT,
             Feature.CHAT_STATE_NOTIFICATIONS,
+            Feature.MULTI_USER_CHAT,
+            Feature.PUBSUB,
+            Feature.MESSAGE_ARCHIVE_MANAGEMENT,
         }
     )
 
@@ -92,6 +109,8 @@ class SlixmppProvider:
         self._sm_active = False
         self._tasks: set[asyncio.Future[None]] = set()
         self._context_known = asyncio.Event()
+        self.groups = GroupChannels(config, self._require_client, self._emit, lambda: self._ready,
+                                    self._spawn)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -191,13 +210,44 @@ class SlixmppProvider:
         """Queue one message; it is written as soon as a stream-managed session is ready."""
         stanza_id = message.stanza_id or new_stanza_id()
         record = record_for(message, stanza_id, datetime.now(UTC))
-        raw = message_xml(message, stanza_id)
+        self._queue_xml(message_xml(message, stanza_id), record)
+        return record
+
+    def send_groupchat(self, message: OutboundMessage) -> OutboundRecord:
+        """Queue one groupchat message to a room (join it first); the room's reflected copy is evidence."""
+        stanza_id = message.stanza_id or new_stanza_id()
+        record = groupchat_record_for(message, stanza_id, datetime.now(UTC))
+        self._queue_xml(groupchat_xml(message, stanza_id), record)
+        return record
+
+    def _queue_xml(self, raw: str, record: OutboundRecord) -> None:
         try:
             element = ET.fromstring(raw)
         except ET.ParseError as error:
             raise ValueError(f"message cannot be encoded as XML: {error}") from None
         self._queue(Message(stream=self._require_client(), xml=element), record, raw)
-        return record
+
+    async def join_room(self, room_jid: str, nick: str, password: str | None = None, *,
+                        message_id: str | None = None, attempt_id: str | None = None) -> RoomJoin:
+        """Join a MUC room with a bounded wait (see ``GroupChannels.join_room``)."""
+        return await self.groups.join_room(room_jid, nick, password, message_id=message_id,
+                                           attempt_id=attempt_id)
+
+    def publish(self, service_jid: str, node: str, item_id: str, payload_xml: str,
+                message_id: str | None = None, attempt_id: str | None = None) -> OutboundRecord:
+        """Publish one item; the service's iq result or error arrives as a ``stanza_received`` event."""
+        return self.groups.publish(service_jid, node, item_id, payload_xml, message_id, attempt_id)
+
+    async def node_info(self, service_jid: str, node: str) -> NodeInfo:
+        return await self.groups.node_info(service_jid, node)
+
+    async def fetch_items(self, service_jid: str, node: str, item_ids: tuple[str, ...] = ()) -> None:
+        """Retrieve items of a node; the result arrives as a ``stanza_received`` event."""
+        await self.groups.fetch_items(service_jid, node, item_ids)
+
+    async def query_archive(self, query: ArchiveQuery) -> ArchiveResult:
+        """Read the account's (or a room's) archive; each match arrives as a ``stanza_received`` event."""
+        return await self.groups.query_archive(query)
 
     def send_raw_message(self, xml: str, stanza_id: str, to_jid: str) -> OutboundRecord:
         """Send a prebuilt <message/> as is: for addresses the JID parser refuses (they need evidence too)."""
@@ -312,6 +362,7 @@ class SlixmppProvider:
             await client.get_roster(timeout=10)
         client.send_presence()
         await self.discover(client.boundjid.domain)
+        await self.groups.session_started()
         self._context_known.set()
 
     def _on_sm_enabled(self, _event: Any) -> None:
@@ -445,7 +496,7 @@ class SlixmppProvider:
     def _on_presence(self, stanza: Presence) -> None:
         sender = stanza.xml.get("from", "")
         own = self._require_client().boundjid
-        if sender.split("/", 1)[0].lower() == own.bare.lower():
+        if sender.split("/", 1)[0].lower() == own.bare.lower() or self.groups.on_presence(stanza.xml):
             return
         self._emit("stanza_received", raw=str(stanza), stanza_id=stanza.xml.get("id"))
         if (

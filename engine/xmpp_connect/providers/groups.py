@@ -1,0 +1,287 @@
+"""Group and system channels of one slixmpp client session: MUC rooms (XEP-0045), PubSub nodes (XEP-0060)
+and the account's message archive (XEP-0313 with XEP-0059 paging).
+
+Like the rest of the provider it reports raw observations as native events and interprets nothing:
+``room_join_sent`` (detail ``outbound``: the join presence as an OutboundRecord, so a refusal correlates),
+``room_self_presence`` (our own occupant presence: never occupant evidence), ``message_sent`` for a publish
+request, ``stanza_received`` for iq results and errors, ``capabilities`` for room and node disco#info.
+Every wait is bounded by the account's ``room_join_timeout`` or ``iq_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import xml.etree.ElementTree as PlainET
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from slixmpp import ClientXMPP, Iq
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream import ET
+
+from xmpp_connect.correlation import OutboundRecord
+from xmpp_connect.outbound import PubSubItem, new_stanza_id, publish_record_for, publish_xml
+from xmpp_connect.providers.archive import ArchiveQuery, ArchiveResult, page_end, query_element
+from xmpp_connect.providers.base import AccountConfig, NodeSettings, RoomJoin, RoomSettings
+from xmpp_connect.providers.pubsub import (
+    NodeInfo,
+    configure_request,
+    create_element,
+    items_request,
+    node_models,
+    subscribe_element,
+)
+from xmpp_connect.providers.rooms import (
+    STATUS_SELF,
+    JoinAnswer,
+    JoinWaiter,
+    config_query,
+    destroy_query,
+    join_element,
+    status_codes,
+)
+from xmpp_connect.stanzas import room_anonymity
+
+log = logging.getLogger(__name__)
+
+
+class Emit(Protocol):
+    def __call__(self, kind: str, raw: str | None = None, stanza_id: str | None = None,
+                 detail: dict[str, object] | None = None) -> None: ...
+
+
+def _snake(condition: str) -> str:
+    return condition.replace("-", "_")
+
+
+class GroupChannels:
+    """Rooms, nodes and archive queries over one account's client; ``ready`` says whether a session is up."""
+
+    def __init__(self, config: AccountConfig, client: Callable[[], ClientXMPP], emit: Emit,
+                 ready: Callable[[], bool], spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+        self._config = config
+        self._client = client
+        self._emit = emit
+        self._ready = ready
+        self._spawn = spawn
+        self._joins = JoinWaiter()
+        self.joined: dict[str, str] = {}
+        """Rooms we are an occupant of now: bare room JID -> our nick."""
+
+    # ----------------------------------------------------------------- session
+
+    async def session_started(self) -> None:
+        """A fresh session has no room presence: join the configured rooms, prepare the configured nodes."""
+        self.joined.clear()
+        for room in self._config.rooms:
+            if room.join_at_start:
+                await self.join_room(room.room_jid, room.nick, room.password)
+        for node in self._config.nodes:
+            await self.ensure_node(node)
+            if node.subscribe:
+                await self.subscribe(node.service_jid, node.node)
+
+    def on_presence(self, presence: PlainET.Element) -> bool:
+        """Settle a pending join; True when the presence is our own occupant presence (not evidence)."""
+        self._joins.offer(presence)
+        if STATUS_SELF not in status_codes(presence):
+            return False
+        room = presence.get("from", "").split("/", 1)[0].lower()
+        if presence.get("type") == "unavailable":
+            self.joined.pop(room, None)
+        self._emit("room_self_presence", raw=PlainET.tostring(presence, encoding="unicode"),
+                   detail={"room": room})
+        return True
+
+    # ----------------------------------------------------------------- rooms
+
+    async def join_room(self, room_jid: str, nick: str, password: str | None = None, *,
+                        message_id: str | None = None, attempt_id: str | None = None) -> RoomJoin:
+        room = room_jid.split("/", 1)[0].lower()
+        settings = self._config.room(room) or RoomSettings(room_jid=room, nick=nick)
+        if not self._ready():
+            return RoomJoin(room, nick, joined=False, error_condition="stream_unavailable")
+        stanza_id = new_stanza_id()
+        record = OutboundRecord(stanza_id=stanza_id, to_jid=room, endpoint_type="muc_room_jid",
+                                message_type="groupchat", message_id=message_id, attempt_id=attempt_id,
+                                sent_at=datetime.now(UTC))
+        self._emit("room_join_sent", stanza_id=stanza_id, detail={"outbound": record})
+        presence = self._client().make_presence(pto=f"{room}/{nick}")
+        presence["id"] = stanza_id
+        presence.append(join_element(password if password is not None else settings.password,
+                                     settings.history_stanzas))
+        answer = self._joins.expect(room)
+        presence.send()
+        try:
+            joined = await _bounded(answer, self._config.room_join_timeout)
+        finally:
+            self._joins.forget(room)
+        if joined is None:
+            return RoomJoin(room, nick, joined=False, error_condition="timeout")
+        if not joined.joined:
+            return RoomJoin(room, nick, joined=False, error_condition=joined.error_condition)
+        if joined.created:
+            refused = await self._set_up_new_room(room, settings)
+            if refused is not None:
+                return RoomJoin(room, nick, joined=False, error_condition=refused, created=True)
+        self.joined[room] = nick
+        features = await self.discover_features(room)
+        return RoomJoin(room, nick, joined=True, room_anonymity=room_anonymity(features),
+                        features=features, created=joined.created)
+
+    async def _set_up_new_room(self, room: str, settings: RoomSettings) -> str | None:
+        """Configure a room this join created (which unlocks it); or destroy it when we may not create
+        rooms, reporting it missing. The error condition that stopped it, else None."""
+        if not settings.create:
+            await self._iq_set(room, destroy_query())
+            return "item_not_found"
+        return await self._iq_set(room, config_query(settings))
+
+    async def discover_features(self, jid: str, node: str | None = None) -> frozenset[str]:
+        """disco#info of a room, service or node, reported as a ``capabilities`` native event."""
+        client = self._client()
+        try:
+            result = await client.plugin["xep_0030"].get_info(jid=jid, node=node, cached=False,
+                                                              timeout=self._config.iq_timeout)
+        except IqError as error:
+            self._emit("capabilities", raw=str(error.iq), detail={"jid": jid, "node": node, "features": None,
+                                                                  "error": error.condition})
+            return frozenset()
+        except IqTimeout:
+            self._emit("capabilities", detail={"jid": jid, "node": node, "features": None,
+                                               "error": "timeout"})
+            return frozenset()
+        features = frozenset(str(f) for f in result["disco_info"]["features"])
+        self._emit("capabilities", raw=str(result), detail={"jid": jid, "node": node,
+                                                            "features": sorted(features)})
+        return features
+
+    # ----------------------------------------------------------------- PubSub
+
+    def publish(self, service_jid: str, node: str, item_id: str, payload_xml: str,
+                message_id: str | None = None, attempt_id: str | None = None) -> OutboundRecord:
+        item = PubSubItem(service_jid, node, item_id, payload_xml, message_id, attempt_id)
+        stanza_id = new_stanza_id()
+        raw = publish_xml(item, stanza_id)
+        record = publish_record_for(item, stanza_id, datetime.now(UTC))
+        if not self._ready():
+            self._emit("message_not_sent", stanza_id=stanza_id,
+                       detail={"reason": "stream_unavailable", "outbound": record})
+            return record
+        iq = Iq(stream=self._client(), xml=ET.fromstring(raw))
+        self._emit("message_sent", raw=raw, stanza_id=stanza_id, detail={"outbound": record})
+        self._spawn(self._await_answer(iq, record))
+        return record
+
+    async def _await_answer(self, iq: Iq, record: OutboundRecord) -> None:
+        """The publish result or error is the evidence; no answer in time leaves acceptance unknown."""
+        try:
+            result = await iq.send(timeout=self._config.iq_timeout)
+        except IqError as error:
+            self._emit("stanza_received", raw=str(error.iq), stanza_id=record.stanza_id)
+        except IqTimeout:
+            self._emit("acceptance_unknown", stanza_id=record.stanza_id, detail={"outbound": record})
+        else:
+            self._emit("stanza_received", raw=str(result), stanza_id=record.stanza_id)
+
+    async def node_info(self, service_jid: str, node: str) -> NodeInfo:
+        """Whether the node exists and its access/publisher models: from its disco#info meta-data, else
+        (when we own it) from its configuration form."""
+        client = self._client()
+        try:
+            result = await client.plugin["xep_0030"].get_info(jid=service_jid, node=node, cached=False,
+                                                              timeout=self._config.iq_timeout)
+        except IqError as error:
+            return NodeInfo(service_jid, node, exists=False, error_condition=_snake(error.condition))
+        except IqTimeout:
+            return NodeInfo(service_jid, node, exists=False, error_condition="timeout")
+        self._emit("capabilities", raw=str(result), detail={"jid": service_jid, "node": node, "features": [
+            str(f) for f in result["disco_info"]["features"]]})
+        access, publisher = node_models(result.xml)
+        if "unknown" in (access, publisher):
+            configured = await self._iq(service_jid, configure_request(node), "get")
+            if configured is not None:
+                access, publisher = node_models(configured.xml)
+        return NodeInfo(service_jid, node, exists=True, access_model=access, publisher_model=publisher)
+
+    async def ensure_node(self, settings: NodeSettings) -> NodeInfo:
+        """The node's info; a missing node is created first when the settings allow it."""
+        info = await self.node_info(settings.service_jid, settings.node)
+        if info.exists or not settings.create or info.error_condition != "item_not_found":
+            return info
+        refused = await self._iq_set(settings.service_jid, create_element(settings))
+        if refused is not None and refused != "conflict":
+            return NodeInfo(settings.service_jid, settings.node, exists=False, error_condition=refused)
+        created = await self.node_info(settings.service_jid, settings.node)
+        return replace(created, created=refused is None)
+
+    async def fetch_items(self, service_jid: str, node: str, item_ids: tuple[str, ...] = ()) -> None:
+        """Retrieve items as a subscriber would; the items result (or error) is a ``stanza_received``."""
+        iq = self._client().make_iq_get(ito=service_jid)
+        iq.append(items_request(node, item_ids))
+        try:
+            result = await iq.send(timeout=self._config.iq_timeout)
+        except IqError as error:
+            self._emit("stanza_received", raw=str(error.iq), stanza_id=iq["id"])
+        except IqTimeout:
+            log.info("items request to %s timed out", service_jid)
+        else:
+            self._emit("stanza_received", raw=str(result), stanza_id=iq["id"])
+
+    async def subscribe(self, service_jid: str, node: str) -> str | None:
+        """Subscribe this account's bare JID; the error condition that refused it, else None."""
+        return await self._iq_set(service_jid, subscribe_element(node, self._client().boundjid.bare))
+
+    # ----------------------------------------------------------------- archive
+
+    async def query_archive(self, query: ArchiveQuery) -> ArchiveResult:
+        """Page through the archive; each archived message arrives as a ``stanza_received`` MAM result."""
+        query_id = new_stanza_id()
+        after: str | None = None
+        for page in range(1, query.max_pages + 1):
+            iq = self._client().make_iq_set(ito=query.archive_jid)
+            iq.append(query_element(query, query_id, after))
+            try:
+                result = await iq.send(timeout=self._config.iq_timeout)
+            except IqError as error:
+                return ArchiveResult(query_id, page - 1, complete=False,
+                                     error_condition=_snake(error.condition))
+            except IqTimeout:
+                return ArchiveResult(query_id, page - 1, complete=False, error_condition="timeout")
+            end = page_end(result.xml)
+            if end.complete or end.last is None:
+                return ArchiveResult(query_id, page, complete=True)
+            after = end.last
+        return ArchiveResult(query_id, query.max_pages, complete=False)
+
+    # ----------------------------------------------------------------- iq helpers
+
+    async def _iq(self, to: str, payload: PlainET.Element, kind: str) -> Iq | None:
+        iq = self._client().make_iq_set(ito=to) if kind == "set" else self._client().make_iq_get(ito=to)
+        iq.append(payload)
+        with contextlib.suppress(IqError, IqTimeout):
+            return await iq.send(timeout=self._config.iq_timeout)
+        return None
+
+    async def _iq_set(self, to: str, payload: PlainET.Element) -> str | None:
+        """Send an iq set; the snake_case error condition (or ``timeout``) when refused, None on success."""
+        iq = self._client().make_iq_set(ito=to)
+        iq.append(payload)
+        try:
+            await iq.send(timeout=self._config.iq_timeout)
+        except IqError as error:
+            return _snake(error.condition)
+        except IqTimeout:
+            return "timeout"
+        return None
+
+
+async def _bounded(future: asyncio.Future[JoinAnswer], timeout: float) -> JoinAnswer | None:
+    """The join's answer, or None when it did not come within ``timeout`` seconds."""
+    with contextlib.suppress(TimeoutError):
+        return await asyncio.wait_for(future, timeout)
+    return None

@@ -1,0 +1,90 @@
+"""§37 component mode against a real Prosody (XEP-0114): the same evidence pipeline, and what a component
+cannot observe (no roster presence, no stream-management acks)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from adapter import explain, subclass
+from prosody import COMPONENT_DOMAIN, ProsodyServer, TestUser
+from recipients import Recipient
+
+from xmpp_connect.classify import Classifier
+from xmpp_connect.commands import CommandTable
+from xmpp_connect.native import NativeEvent
+from xmpp_connect.outbound import OutboundMessage
+from xmpp_connect.outbound_index import InMemoryOutboundIndex
+from xmpp_connect.pipeline import EvidencePipeline, Observation
+from xmpp_connect.providers.base import Feature
+from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
+
+WAIT = 5.0
+
+
+async def _first(observations: list[Observation], kind: str, stanza_id: str) -> Observation:
+    async def scan() -> Observation:
+        while True:
+            for observation in observations:
+                if observation.fact["kind"] == kind and observation.outbound is not None \
+                        and observation.outbound.stanza_id == stanza_id:
+                    return observation
+            await asyncio.sleep(0.01)
+    return await asyncio.wait_for(scan(), WAIT)
+
+
+async def test_component_session_sends_and_receives_through_the_pipeline(
+    live_prosody: ProsodyServer, recipient_user: TestUser, recipient: Callable[..., Recipient],
+    classifier: Classifier, commands: CommandTable,
+) -> None:
+    observations: list[Observation] = []
+    events: list[NativeEvent] = []
+    pipeline = EvidencePipeline(classifier, commands, InMemoryOutboundIndex(), observations.append)
+
+    def sink(event: NativeEvent) -> None:
+        events.append(event)
+        pipeline.handle(event)
+
+    config = ComponentConfig("component", COMPONENT_DOMAIN, live_prosody.component_secret,
+                             port=live_prosody.component_port)
+    component = ComponentProvider(config, sink)
+    assert Feature.STREAM_MANAGEMENT not in component.supported_features
+    assert Feature.CLIENT_TO_SERVER not in component.supported_features
+    assert await component.start(timeout=WAIT)
+    try:
+        phone = await recipient(recipient_user).online()
+        sent = component.send_message(OutboundMessage(to_jid=recipient_user.jid, body="Build 42 failed."))
+        written = await _first(observations, "send_accepted", sent.stanza_id)
+        assert written.fact["via_component"] is True
+        assert subclass(written) == "undef.sent_to_server_only", explain(written)
+
+        receipt = await _first(observations, "receipt", sent.stanza_id)
+        assert receipt.fact["via_component"] is True and receipt.fact["sender_is_addressee"] is True
+        assert subclass(receipt) == "success.delivered_to_client", explain(receipt)
+
+        phone.reply(f"{COMPONENT_DOMAIN}", "ACK", reply_to_id=sent.stanza_id)
+        ack = await _first(observations, "inbound_message", sent.stanza_id)
+        assert ack.fact["command"] == "acknowledgement" and ack.fact["reply_via"] == "reply_reference"
+        assert subclass(ack) == "undef.reply_identity_uncertain", explain(ack)
+
+        assert not any(o.fact["kind"] == "sm_ack" for o in observations), "a component stream has no acks"
+        assert not any(o.fact["kind"] == "presence" for o in observations), "nobody's roster holds it"
+        assert component.health().status == "healthy"
+    finally:
+        await component.stop()
+
+
+async def test_component_with_a_wrong_secret_fails_authentication(
+    live_prosody: ProsodyServer, classifier: Classifier, commands: CommandTable,
+) -> None:
+    observations: list[Observation] = []
+    pipeline = EvidencePipeline(classifier, commands, InMemoryOutboundIndex(), observations.append)
+    config = ComponentConfig("component", COMPONENT_DOMAIN, "wrong-secret", port=live_prosody.component_port)
+    component = ComponentProvider(config, pipeline.handle)
+    try:
+        assert await component.start(timeout=WAIT) is False
+        failed = next(o for o in observations if o.fact["kind"] == "auth_failed")
+        assert subclass(failed) == "fail.authentication_failed", explain(failed)
+        assert component.health().status == "failing"
+    finally:
+        await component.stop()
