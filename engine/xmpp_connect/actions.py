@@ -9,19 +9,22 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import cache
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Protocol
+from xml.sax.saxutils import escape, quoteattr
 
 from jsonschema import Draft202012Validator, FormatChecker
 
 from xmpp_connect.classification import Classification
 from xmpp_connect.classify import Classifier
+from xmpp_connect.correlation import OutboundRecord
 from xmpp_connect.evidence import EvidenceContext, EvidenceEvent, build_evidence_events, endpoint_ref
 from xmpp_connect.jids import bare, is_valid_jid
-from xmpp_connect.outbound import OutboundMessage, endpoint_type_of
+from xmpp_connect.outbound import OutboundMessage, endpoint_type_of, record_for
 from xmpp_connect.providers.base import XmppProvider
 from xmpp_connect.store.idempotency import payload_hash
 from xmpp_connect.store.records import (
@@ -40,15 +43,25 @@ SEND_ACTIONS = frozenset(
     {
         "notification.send",
         "notification.send_reminder",
+        "notification.schedule",
         "interaction.request_acknowledgement",
         "interaction.send_command_prompt",
+        "feed.publish_item",
     }
 )
 SYNC_ACTIONS = frozenset(
     {"notification.register_tracking_context", "recipient.suppress", "recipient.unsuppress"}
 )
-ACTION_TYPES = SEND_ACTIONS | SYNC_ACTIONS
+ACTION_TYPES = SEND_ACTIONS | SYNC_ACTIONS | {"notification.cancel"}
 HASH_EXCLUDED = ("request_id", "requested_at")
+SCHEDULED_STATE = "deferred"
+"""The §10 attempt state of a scheduled message held locally; only in this state can it be cancelled."""
+CANCELLED_STATE = "rejected_by_adapter"
+"""The attempt state of a cancelled scheduled message: the adapter will never send it."""
+TYPED_ENDPOINTS = frozenset({"muc_room_jid", "pubsub_node", "component_jid"})
+FEATURE_RECEIPTS = "urn:xmpp:receipts"
+FEATURE_MARKERS = "urn:xmpp:chat-markers:0"
+ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 class InvalidAction(ValueError):
@@ -63,6 +76,7 @@ class InvalidAction(ValueError):
 class ActionStore(Protocol):
     """What actions need from the evidence store (store.sql.SqlStore provides it)."""
 
+    def transaction(self) -> AbstractContextManager[None]: ...
     def claim_operation(
         self, tenant_id: str, idempotency_key: str, payload_hash: str
     ) -> IdempotentOperation: ...
@@ -79,6 +93,46 @@ class ActionStore(Protocol):
     ) -> Suppression: ...
     def unsuppress(self, tenant_id: str, jid: str) -> bool: ...
     def upsert_endpoint(self, endpoint: XmppEndpoint) -> XmppEndpoint: ...
+    def update_attempt(self, tenant_id: str, attempt_id: str, *, state: str | None = None) -> XmppAttempt: ...
+
+
+class SendTimers(Protocol):
+    """Persisted due times for a sent message (xmpp_connect.timers.TimerService provides them)."""
+
+    def schedule_receipt_timeout(
+        self,
+        tenant_id: str,
+        message_id: str,
+        sent_at: datetime,
+        timeout: timedelta | None = None,
+        attempt_id: str | None = None,
+    ) -> object: ...
+    def schedule_marker_timeout(
+        self,
+        tenant_id: str,
+        message_id: str,
+        sent_at: datetime,
+        timeout: timedelta | None = None,
+        attempt_id: str | None = None,
+    ) -> object: ...
+    def schedule_expiry(self, tenant_id: str, message_id: str, expires_at: datetime) -> object: ...
+
+
+class PendingSends(Protocol):
+    """notification.schedule requests held until their send time (persisted: they survive a restart)."""
+
+    def hold(
+        self, tenant_id: str, operation_id: str, request: Mapping[str, Any], send_at: datetime
+    ) -> None: ...
+    def release(self, tenant_id: str, operation_id: str) -> dict[str, Any] | None:
+        """Take a held request out for sending; None when it was cancelled or already released."""
+
+    def cancel(self, tenant_id: str, operation_id: str) -> bool:
+        """Drop a held request; False when none was held."""
+
+
+Capabilities = Callable[[str, str, str], bool | None]
+"""(account, jid, feature) -> whether the recipient's client advertises the feature; None when unknown."""
 
 
 @cache
@@ -178,6 +232,9 @@ class Actions:
         templates: TemplateStore,
         schemas: ActionSchemas | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        timers: SendTimers | None = None,
+        pending: PendingSends | None = None,
+        capabilities: Capabilities | None = None,
     ) -> None:
         self.store = store
         self.classifier = classifier
@@ -186,6 +243,9 @@ class Actions:
         self.templates = templates
         self.schemas = schemas or ActionSchemas()
         self.clock = clock
+        self.timers = timers
+        self.pending = pending
+        self.capabilities = capabilities
 
     def validate(self, request: Mapping[str, Any], schema: str | None = None) -> str:
         """The action type of a well-formed request, else InvalidAction naming the failing fields.
@@ -208,13 +268,25 @@ class Actions:
         action_type = self.validate(request, schema)
         received_at = self.clock()
         digest = payload_hash({k: v for k, v in request.items() if k not in HASH_EXCLUDED})
+        if action_type == "notification.send_reminder":
+            request = self._with_original(tenant, request)
+        if action_type == "notification.schedule" and self.pending is None:
+            raise InvalidAction([("action_type", "scheduling is not configured in this service")])
         operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest)
         if operation.replayed and operation.result is not None:
             return ActionDone({**operation.result, "idempotent_replay": True})
         if action_type in SYNC_ACTIONS:
             result = self._sync_action(tenant, action_type, request, operation, received_at)
+        elif action_type == "notification.cancel":
+            result = self._cancel(tenant, request, operation, received_at)
         else:
-            result = self._send(tenant, action_type, request, operation, received_at)
+            await self._join_room_of(tenant, request, operation)
+            with self.store.transaction():
+                result, dispatch = self._send(tenant, action_type, request, operation, received_at)
+            # The records are durable before the stanza goes out: a send is never on the wire unrecorded.
+            await self.store.durable()
+            if dispatch is not None:
+                dispatch()
         self.store.complete_operation(tenant.id, request["idempotency_key"], result)
         return ActionDone({**result, "idempotent_replay": False})
 
@@ -225,14 +297,16 @@ class Actions:
         request: Mapping[str, Any],
         op: IdempotentOperation,
         received_at: datetime,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Callable[[], None] | None]:
+        """Create the records and the initial evidence; the returned call hands the stanza to the provider
+        (None when nothing is to be sent now)."""
         message_id = "xmppmsg_" + op.operation_id.removeprefix("xmppop_")
         attempt_id = "xmppatt_" + op.operation_id.removeprefix("xmppop_")
         tracking = dict(request.get("tracking_context") or {})
         case_id = request.get("coordination_case_id") or tracking.get("coordination_case_id")
         participant_id = request.get("participant_id") or tracking.get("participant_id")
         target = request.get("target_endpoint") or {}
-        to_jid = (target.get("value") or "").strip()
+        to_jid = _target_jid(target)
         account = request.get("account") or tenant.default_account
         body, render_error = self._body(action_type, request)
         if action_type == "notification.send_reminder":
@@ -260,7 +334,10 @@ class Actions:
             correlation_id=tracking.get("correlation_id"),
             endpoint_ref=endpoint_ref(tenant.id, to_jid) if to_jid else None,
         )
-        reason = self._pre_send_refusal(tenant, account, to_jid, render_error, request)
+        scheduled = action_type == "notification.schedule"
+        reason = self._pre_send_refusal(
+            tenant, account, to_jid, render_error, request, check_stream=not scheduled
+        )
         base = {
             "request_id": request["request_id"],
             "adapter_id": ADAPTER_ID,
@@ -278,7 +355,7 @@ class Actions:
                 "reason": reason,
                 "assessment": _assessment(classification),
                 "initial_events": events,
-            }
+            }, None
         options = request.get("options") or {}
         message_type = options.get("message_type", "chat")
         from_jid = self.account_jids[account]
@@ -291,57 +368,112 @@ class Actions:
                     account_ref=account,
                     from_jid=from_jid,
                     to_jid=to_jid,
-                    to_endpoint_type=endpoint_type_of(to_jid),
+                    to_endpoint_type=_endpoint_type(target, to_jid),
                     created_at=received_at,
                     updated_at=received_at,
-                    message_type=message_type,
-                    state="accepted_by_adapter",
+                    message_type=_message_type(target, message_type),
+                    state=SCHEDULED_STATE if scheduled else "accepted_by_adapter",
                     stanza_id=op.stanza_id,
                     origin_id=op.stanza_id,
                 )
             )
         classification, events = self._record({"kind": "adapter_accepted"}, ids)
-        outbound = OutboundMessage(
-            to_jid=to_jid,
-            body=body or "",
-            message_type=message_type,
-            request_receipt=options.get("request_receipt", True),
-            markable=options.get("request_displayed", True),
-            stanza_id=op.stanza_id,
-            message_id=message_id,
-            attempt_id=attempt_id,
-        )
-        self._record_outbound(tenant.id, from_jid, outbound)
-        self.providers[account].send_message(outbound)
+        dispatch = None
+        if scheduled:
+            assert self.pending is not None
+            self.pending.hold(tenant.id, op.operation_id, request, _timestamp(request["send_at"]))
+        else:
+            dispatch = partial(
+                self._dispatch, tenant.id, account, request, body or "", op.stanza_id, message_id, attempt_id
+            )
         return {
             **base,
             "accepted": True,
-            "action_state": "accepted",
+            "action_state": "scheduled" if scheduled else "accepted",
             "reason": None,
             "assessment": _assessment(classification),
             "initial_events": events,
-        }
+        }, dispatch
 
-    def _record_outbound(self, tenant_id: str, from_jid: str, message: OutboundMessage) -> None:
-        """Remember the stanza before it is written, so even the fastest answer correlates."""
-        assert message.stanza_id is not None
+    def _dispatch(
+        self,
+        tenant_id: str,
+        account: str,
+        request: Mapping[str, Any],
+        body: str,
+        stanza_id: str,
+        message_id: str,
+        attempt_id: str,
+    ) -> None:
+        """Hand the message (or PubSub item) to the account's provider, then start its timers."""
+        target = request.get("target_endpoint") or {}
+        to_jid = _target_jid(target)
+        endpoint_type = _endpoint_type(target, to_jid)
+        options = request.get("options") or {}
+        provider = self.providers[account]
+        from_jid = self.account_jids[account]
+        one_to_one = endpoint_type not in TYPED_ENDPOINTS
+        outbound = OutboundMessage(
+            to_jid=to_jid,
+            body=body,
+            message_type=_message_type(target, options.get("message_type", "chat")),
+            request_receipt=one_to_one and options.get("request_receipt", True),
+            markable=one_to_one and options.get("request_displayed", True),
+            stanza_id=stanza_id,
+            message_id=message_id,
+            attempt_id=attempt_id,
+        )
+        if endpoint_type == "pubsub_node":
+            item_id = (request.get("item") or {}).get("item_id") or stanza_id
+            is_item = request.get("action_type") == "feed.publish_item"
+            payload = body if is_item else atom_entry({"title": body})
+            sent = provider.publish(to_jid, target["value"], item_id, payload, message_id, attempt_id)
+            # The publish record's origin id is the item id: subscriber notifications correlate on it.
+            self._record_outbound(tenant_id, from_jid, sent, "iq")
+        else:
+            record = replace(record_for(outbound, stanza_id, self.clock()), endpoint_type=endpoint_type)
+            self._record_outbound(tenant_id, from_jid, record, "message")
+            if endpoint_type == "muc_room_jid":
+                provider.send_groupchat(outbound)
+            else:
+                provider.send_message(outbound)
+        self._start_timers(tenant_id, request, outbound)
+
+    def _start_timers(self, tenant_id: str, request: Mapping[str, Any], outbound: OutboundMessage) -> None:
+        """Receipt timeout (per request, else the configured default), optional marker timeout, expiry."""
+        if self.timers is None or outbound.message_id is None:
+            return
+        options = request.get("options") or {}
+        sent_at = self.clock()
+        message_id, attempt_id = outbound.message_id, outbound.attempt_id
+        if outbound.request_receipt:
+            timeout = _seconds(options.get("receipt_timeout_s"))
+            self.timers.schedule_receipt_timeout(tenant_id, message_id, sent_at, timeout, attempt_id)
+        if outbound.markable and options.get("marker_timeout_s") is not None:
+            timeout = _seconds(options["marker_timeout_s"])
+            self.timers.schedule_marker_timeout(tenant_id, message_id, sent_at, timeout, attempt_id)
+        if request.get("expires_at"):
+            self.timers.schedule_expiry(tenant_id, message_id, _timestamp(request["expires_at"]))
+
+    def _record_outbound(self, tenant_id: str, from_jid: str, sent: OutboundRecord, stanza_type: str) -> None:
+        """Remember the stanza as sent, so even the fastest answer correlates."""
         self.store.record_stanza(
             XmppStanza(
                 tenant_id=tenant_id,
-                stanza_ref=message.stanza_id,
+                stanza_ref=sent.stanza_id,
                 direction="outbound",
-                stanza_type="message",
+                stanza_type=stanza_type,
                 from_jid=from_jid,
-                to_jid=message.to_jid,
-                message_type=message.message_type,
-                endpoint_type=endpoint_type_of(message.to_jid),
-                stanza_id=message.stanza_id,
-                origin_id=message.stanza_id,
-                message_id=message.message_id,
-                attempt_id=message.attempt_id,
-                receipt_requested=message.request_receipt,
-                markable=message.markable,
-                sent_at=self.clock(),
+                to_jid=sent.to_jid,
+                message_type=sent.message_type,
+                endpoint_type=sent.endpoint_type,
+                stanza_id=sent.stanza_id,
+                origin_id=sent.origin_id,
+                message_id=sent.message_id,
+                attempt_id=sent.attempt_id,
+                receipt_requested=sent.receipt_requested,
+                markable=sent.markable,
+                sent_at=sent.sent_at or self.clock(),
             )
         )
 
@@ -350,16 +482,31 @@ class Actions:
         if action_type == "interaction.send_command_prompt":
             keywords = " / ".join(request["expected_keywords"])
             return f"{request['prompt']}\n\nReply: {keywords}", None
+        if action_type == "feed.publish_item":
+            return atom_entry(request["item"]), None
         content = request.get("content")
         if content is not None:
-            return content["body"], None
-        rendered = self.templates.render(request["template_ref"], request.get("variables") or {})
-        return rendered.body, rendered.error
+            body, error = content["body"], None
+        else:
+            rendered = self.templates.render(request["template_ref"], request.get("variables") or {})
+            body, error = rendered.body, rendered.error
+        if action_type == "interaction.request_acknowledgement" and body is not None:
+            keywords = " / ".join(request.get("expected_keywords") or ["ACK"])
+            body = f"{body}\n\nReply {keywords} to acknowledge."
+        return body, error
 
     def _pre_send_refusal(
-        self, tenant: Tenant, account: str, to_jid: str, render_error: str | None, request: Mapping[str, Any]
+        self,
+        tenant: Tenant,
+        account: str,
+        to_jid: str,
+        render_error: str | None,
+        request: Mapping[str, Any],
+        check_stream: bool = True,
     ) -> str | None:
-        """The §12.1 reason the adapter refuses to send, in the table's order; None to go ahead."""
+        """The §12.1 reason the adapter refuses to send, in the table's order; None to go ahead.
+
+        ``check_stream`` is off when scheduling: the stream is checked when the message is due."""
         if not to_jid:
             return "missing_jid"
         if not is_valid_jid(to_jid):
@@ -368,11 +515,134 @@ class Actions:
             return "render_failed"
         if account not in tenant.accounts or account not in self.providers:
             return "account_missing"
-        if self.providers[account].health().stream_status != "connected":
+        if check_stream and self.providers[account].health().stream_status != "connected":
             return "stream_unavailable"
         if self.store.suppression(tenant.id, bare(to_jid)) is not None:
             return "suppressed"
+        if self._lacks_mandatory_extension(account, to_jid, request.get("options") or {}):
+            return "unsupported_extension"
         return None
+
+    def _lacks_mandatory_extension(self, account: str, to_jid: str, options: Mapping[str, Any]) -> bool:
+        """A receipt or displayed marker the request makes mandatory, which the recipient's client is known
+        not to support (unknown capabilities never refuse)."""
+        if self.capabilities is None:
+            return False
+        wanted = [
+            feature
+            for feature, option in (
+                (FEATURE_RECEIPTS, "require_receipts"),
+                (FEATURE_MARKERS, "require_displayed"),
+            )
+            if options.get(option)
+        ]
+        return any(self.capabilities(account, to_jid, feature) is False for feature in wanted)
+
+    def _with_original(self, tenant: Tenant, request: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A reminder inherits the original's recipient (when it names none), case and participant."""
+        original_id = request["original_operation_id"]
+        suffix = original_id.removeprefix("xmppop_")
+        message = self.store.get_message(tenant.id, "xmppmsg_" + suffix)
+        attempt = self.store.get_attempt(tenant.id, "xmppatt_" + suffix)
+        if message is None or attempt is None:
+            raise InvalidAction(
+                [("original_operation_id", "no message with this operation id for this tenant")]
+            )
+        inherited: dict[str, Any] = {
+            "target_endpoint": {"endpoint_type": attempt.to_endpoint_type, "value": attempt.to_jid},
+            "coordination_case_id": message.case_id,
+            "participant_id": message.participant_id,
+            "account": attempt.account_ref,
+        }
+        return {**{k: v for k, v in inherited.items() if v is not None}, **request}
+
+    async def _join_room_of(
+        self, tenant: Tenant, request: Mapping[str, Any], op: IdempotentOperation
+    ) -> None:
+        """Join the room a groupchat goes to; a failed join is not a refusal: the room's answer to the
+        message is the evidence (item-not-found, not-acceptable, forbidden)."""
+        target = request.get("target_endpoint") or {}
+        account = request.get("account") or tenant.default_account
+        room = _target_jid(target)
+        if (
+            target.get("endpoint_type") != "muc_room_jid"
+            or account not in self.providers
+            or not is_valid_jid(room)
+        ):
+            return
+        nick = (request.get("options") or {}).get("nick") or bare(self.account_jids[account]).partition("@")[
+            0
+        ]
+        suffix = op.operation_id.removeprefix("xmppop_")
+        await self.providers[account].join_room(
+            bare(room), nick, message_id="xmppmsg_" + suffix, attempt_id="xmppatt_" + suffix
+        )
+
+    def _cancel(
+        self, tenant: Tenant, request: Mapping[str, Any], op: IdempotentOperation, received_at: datetime
+    ) -> dict[str, Any]:
+        """Cancel a scheduled message still held locally; anything else is refused, with the reason."""
+        suffix = request["operation_id"].removeprefix("xmppop_")
+        attempt = self.store.get_attempt(tenant.id, "xmppatt_" + suffix)
+        base = {
+            "request_id": request["request_id"],
+            "adapter_id": ADAPTER_ID,
+            "action_type": "notification.cancel",
+            "adapter_operation_id": op.operation_id,
+            "xmpp_message_id": attempt.message_id if attempt else None,
+            "assessment": None,
+            "initial_events": [],
+            "received_at": received_at.isoformat(),
+        }
+        if attempt is None:
+            return {**base, "accepted": False, "action_state": "refused", "reason": "unknown_operation"}
+        pending = self.pending
+        if (
+            attempt.state != SCHEDULED_STATE
+            or pending is None
+            or not pending.cancel(tenant.id, request["operation_id"])
+        ):
+            refusal = f"not_queued:{attempt.state}"
+            return {**base, "accepted": False, "action_state": "refused", "reason": refusal}
+        self.store.update_attempt(tenant.id, attempt.attempt_id, state=CANCELLED_STATE)
+        return {**base, "accepted": True, "action_state": "completed", "reason": None}
+
+    def send_scheduled(self, tenant: Tenant, operation_id: str) -> None:
+        """Send a held notification.schedule request now that it is due (the stream is checked now)."""
+        assert self.pending is not None
+        request = self.pending.release(tenant.id, operation_id)
+        suffix = operation_id.removeprefix("xmppop_")
+        attempt = self.store.get_attempt(tenant.id, "xmppatt_" + suffix)
+        message = self.store.get_message(tenant.id, "xmppmsg_" + suffix)
+        if request is None or attempt is None or message is None or attempt.state != SCHEDULED_STATE:
+            return
+        body, render_error = self._body("notification.schedule", request)
+        reason = self._pre_send_refusal(tenant, attempt.account_ref, attempt.to_jid, render_error, request)
+        if reason is not None:
+            ids = EvidenceContext(
+                tenant_id=tenant.id,
+                observed_at=self.clock(),
+                message_id=message.message_id,
+                attempt_id=attempt.attempt_id,
+                case_id=message.case_id,
+                participant_id=message.participant_id,
+                correlation_id=message.tracking_context.get("correlation_id"),
+                endpoint_ref=endpoint_ref(tenant.id, attempt.to_jid),
+            )
+            self._record({"kind": "request_rejected", "reject_reason": reason}, ids)
+            self.store.update_attempt(tenant.id, attempt.attempt_id, state="rejected_by_adapter")
+            return
+        self.store.update_attempt(tenant.id, attempt.attempt_id, state="send_requested")
+        assert attempt.stanza_id is not None
+        self._dispatch(
+            tenant.id,
+            attempt.account_ref,
+            request,
+            body or "",
+            attempt.stanza_id,
+            message.message_id,
+            attempt.attempt_id,
+        )
 
     def _sync_action(
         self,
@@ -432,3 +702,39 @@ class Actions:
 def _assessment(classification: Classification) -> dict[str, str]:
     a = classification.assessment
     return {"category": a.category, "subclass": a.subclass, "confidence": a.confidence}
+
+
+def _target_jid(target: Mapping[str, Any]) -> str:
+    """The address a stanza goes to: the PubSub service for a node, else the endpoint's value."""
+    field = "service" if target.get("endpoint_type") == "pubsub_node" else "value"
+    return (target.get(field) or "").strip()
+
+
+def _endpoint_type(target: Mapping[str, Any], to_jid: str) -> str:
+    """A room, node or component as the request names it; else bare or full JID by the address (§9.4)."""
+    named = target.get("endpoint_type")
+    return named if named in TYPED_ENDPOINTS else endpoint_type_of(to_jid)
+
+
+def _message_type(target: Mapping[str, Any], requested: str) -> str:
+    return "groupchat" if target.get("endpoint_type") == "muc_room_jid" else requested
+
+
+def _timestamp(text: str) -> datetime:
+    """A schema-checked ISO 8601 timestamp with a zone."""
+    return datetime.fromisoformat(text)
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+def atom_entry(item: Mapping[str, Any]) -> str:
+    """A feed.publish_item item as the Atom entry published to the node (XEP-0060 §7.1 payload)."""
+    parts = [f"<entry xmlns='{ATOM_NS}'><title>{escape(item['title'])}</title>"]
+    if item.get("summary"):
+        parts.append(f"<summary>{escape(item['summary'])}</summary>")
+    if item.get("link"):
+        parts.append(f"<link href={quoteattr(item['link'])}/>")
+    parts.append("</entry>")
+    return "".join(parts)

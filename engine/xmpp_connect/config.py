@@ -61,6 +61,8 @@ class AccountConfig:
     port: int = 5222
     ca_certs: str | None = None
     require_tls: bool = True
+    verify_tls: bool = True
+    """Check the server's certificate and name (§27); turning it off is explicit and shown in health."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,16 @@ class TimersConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long raw stanzas and presence history are kept (§28; None keeps them) and how often the purge
+    runs."""
+
+    raw_retention_s: float | None = None
+    presence_retention_s: float | None = None
+    purge_interval_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     host: str
     port: int
@@ -110,6 +122,7 @@ class ServiceConfig:
     policy_dir: Path | None = None
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     timers: TimersConfig = field(default_factory=TimersConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     stop_suppression_enabled: bool = False
 
     def account(self, ref: str) -> AccountConfig | None:
@@ -155,6 +168,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
     _unique([a for t in tenants for a in t.accounts], "tenants", "account (an account belongs to one tenant)")
     limits = reader.mapping(data, "limits", "limits")
     timers = reader.mapping(data, "timers", "timers")
+    retention = reader.mapping(data, "retention", "retention")
     policy_dir = data.get("policy_dir")
     host = str(listen.get("host", "127.0.0.1"))
     return ServiceConfig(
@@ -180,6 +194,14 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
             ),
             marker_timeout_s=reader.number(
                 timers.get("marker_timeout_s", TimersConfig.marker_timeout_s), "timers.marker_timeout_s"
+            ),
+        ),
+        retention=RetentionConfig(
+            raw_retention_s=reader.optional_number(retention, "raw_retention_s", "retention"),
+            presence_retention_s=reader.optional_number(retention, "presence_retention_s", "retention"),
+            purge_interval_s=reader.number(
+                retention.get("purge_interval_s", RetentionConfig.purge_interval_s),
+                "retention.purge_interval_s",
             ),
         ),
         stop_suppression_enabled=bool(data.get("stop_suppression_enabled", False)),
@@ -260,6 +282,10 @@ class _Reader:
             raise ConfigError(f"{where}: a positive number is required")
         return float(value)
 
+    def optional_number(self, data: Mapping[str, Any], key: str, where: str) -> float | None:
+        value = data.get(key)
+        return None if value is None else self.number(value, f"{where}.{key}")
+
     def path(self, value: Any, where: str) -> Path:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: a path is required")
@@ -305,8 +331,15 @@ class _Reader:
             ca_certs=None
             if data.get("ca_certs") is None
             else str(self.path(data["ca_certs"], f"{where}.ca_certs")),
-            require_tls=bool(data.get("require_tls", True)),
+            require_tls=self.flag(data, "require_tls", where),
+            verify_tls=self.flag(data, "verify_tls", where),
         )
+
+    def flag(self, data: Mapping[str, Any], key: str, where: str, default: bool = True) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}: true or false is required")
+        return value
 
     def tenant(self, data: Mapping[str, Any], where: str, account_refs: set[str]) -> TenantConfig:
         accounts = data.get("accounts")

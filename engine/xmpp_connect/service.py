@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -27,10 +29,12 @@ from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.classify import Classifier
 from xmpp_connect.commands import CommandTable
 from xmpp_connect.config import AccountConfig, ServiceConfig, TenantConfig, default_config, load_config
+from xmpp_connect.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.evidence import DedupeBasis, EvidenceContext, build_evidence_events, endpoint_ref
+from xmpp_connect.facts import fact_for_event
 from xmpp_connect.jids import bare
 from xmpp_connect.native import NativeEvent
-from xmpp_connect.pipeline import EvidencePipeline, Observation
+from xmpp_connect.pipeline import FEATURE_MARKERS, FEATURE_RECEIPTS, EvidencePipeline, Observation
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.model import Policy
 from xmpp_connect.providers import base
@@ -43,8 +47,27 @@ from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore, StoreOptions
 from xmpp_connect.store.sqlite import SqliteStore
 from xmpp_connect.templates import TemplateStore
+from xmpp_connect.timers import TimerFact, TimerService
 
 log = logging.getLogger(__name__)
+
+SCHEDULED_SEND_PREFIX = "scheduled:"
+"""Due times of held notification.schedule requests live in the store's timer table as ``expiry`` timers of
+a pseudo message ``scheduled:<operation id>`` until the store knows a timer kind for scheduled sends."""
+ANSWERED_SUBCLASSES = {
+    "receipt_timeout": frozenset(
+        {
+            "success.delivered_to_client",
+            "success.displayed_by_client",
+            "success.acknowledged_by_client",
+            "success.reply_received",
+        }
+    ),
+    "marker_timeout": frozenset(
+        {"success.displayed_by_client", "success.acknowledged_by_client", "success.reply_received"}
+    ),
+}
+"""Evidence that makes a receipt or marker timeout moot: the timer is dropped instead of fired."""
 
 
 class ObservationRecorder:
@@ -79,10 +102,111 @@ class ObservationRecorder:
         )
         self.store.append_evidence(build_evidence_events(observation.classification, context))
 
+    def is_late(self, outbound: OutboundRecord) -> bool:
+        """The pipeline's LateCheck: the store's timer state is the one definition of "late" (§29)."""
+        return outbound.message_id is not None and self.store.is_late(self.tenant_id, outbound.message_id)
+
 
 def _raw_id(event: NativeEvent) -> str:
     """Stable across restarts, so a stanza delivered twice is recorded once."""
     return hashlib.sha256(event.raw.encode()).hexdigest()[:32] if event.raw else event.kind
+
+
+class HeldRequests:
+    """The actions' PendingSends: notification.schedule requests held until due. The request waits in a file
+    (mode 0600) under the data directory, since the store has no table for pending operations yet; its due
+    time is a timer in the store. Both survive a restart."""
+
+    def __init__(self, directory: Path, store: SqlStore, timers: TimerService) -> None:
+        self.directory = directory
+        self.store = store
+        self.timers = timers
+
+    def hold(self, tenant_id: str, operation_id: str, request: Mapping[str, Any], send_at: datetime) -> None:
+        path = self._path(tenant_id, operation_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(dict(request), handle)
+        partial.replace(path)
+        self.timers.schedule_expiry(tenant_id, SCHEDULED_SEND_PREFIX + operation_id, send_at)
+
+    def release(self, tenant_id: str, operation_id: str) -> dict[str, Any] | None:
+        path = self._path(tenant_id, operation_id)
+        try:
+            request = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        path.unlink(missing_ok=True)
+        return request if isinstance(request, dict) else None
+
+    def cancel(self, tenant_id: str, operation_id: str) -> bool:
+        path = self._path(tenant_id, operation_id)
+        if not path.exists():
+            return False
+        path.unlink(missing_ok=True)
+        self.store.cancel_timer(tenant_id, SCHEDULED_SEND_PREFIX + operation_id, "expiry")
+        return True
+
+    def _path(self, tenant_id: str, operation_id: str) -> Path:
+        tenant_dir = hashlib.sha256(tenant_id.encode()).hexdigest()[:16]
+        return self.directory / tenant_dir / f"{hashlib.sha256(operation_id.encode()).hexdigest()[:32]}.json"
+
+
+class TimerRecorder:
+    """A fired receipt/marker timeout or expiry -> timer fact -> classification -> evidence (§29).
+
+    A timeout whose answer already came (a receipt, a marker, a reply) is dropped instead of fired, so
+    evidence arriving later is not marked late."""
+
+    def __init__(
+        self, store: SqlStore, classifier: Classifier, pipelines: Mapping[str, EvidencePipeline]
+    ) -> None:
+        self.store = store
+        self.classifier = classifier
+        self.pipelines = pipelines
+
+    def __call__(self, fired: TimerFact) -> None:
+        message = self.store.get_message(fired.tenant_id, fired.message_id)
+        if message is None:
+            return
+        answered = ANSWERED_SUBCLASSES.get(fired.timer)
+        evidence = self.store.evidence_for_message(fired.tenant_id, fired.message_id) if answered else []
+        if answered and any(e.assessment.subclass in answered or e.assessment.category == "fail"
+                            for e in evidence):
+            self.store.cancel_timer(fired.tenant_id, fired.message_id, fired.timer)
+            return
+        attempt = self.store.get_attempt(fired.tenant_id, fired.attempt_id) if fired.attempt_id else None
+        attempts = [attempt] if attempt else self.store.list_attempts(fired.tenant_id, fired.message_id)
+        fact = fact_for_event("timer", self._context(fired.tenant_id, attempts[0] if attempts else None),
+                              timer=fired.timer)
+        context = EvidenceContext(
+            tenant_id=fired.tenant_id,
+            observed_at=fired.fired_at,
+            message_id=message.message_id,
+            attempt_id=attempts[0].attempt_id if attempts else None,
+            case_id=message.case_id,
+            participant_id=message.participant_id,
+            correlation_id=message.tracking_context.get("correlation_id"),
+            endpoint_ref=endpoint_ref(fired.tenant_id, attempts[0].to_jid) if attempts else None,
+            dedupe=DedupeBasis(kind=f"timer:{fired.timer}", sender_full_jid="", stanza_id=fired.timer_id),
+        )
+        self.store.append_evidence(build_evidence_events(self.classifier.classify(fact), context))
+
+    def _context(self, tenant_id: str, attempt: Any) -> CorrelationContext:
+        """What the timer rules read: the endpoint type, and presence and capabilities when known."""
+        if attempt is None:
+            return CorrelationContext()
+        found = self.store.find_outbound(tenant_id, stanza_id=attempt.stanza_id) if attempt.stanza_id else []
+        pipeline = self.pipelines.get(tenant_id)
+        presence = pipeline.presence(attempt.account_ref) if pipeline else None
+        return CorrelationContext(
+            outbound=found[0] if found else None,
+            recipient_available=presence.is_available(attempt.to_jid) if presence else None,
+            cap_receipts=presence.supports(attempt.to_jid, FEATURE_RECEIPTS) if presence else None,
+            cap_markers=presence.supports(attempt.to_jid, FEATURE_MARKERS) if presence else None,
+        )
 
 
 class AdapterService:
@@ -95,18 +219,15 @@ class AdapterService:
         self.classifier = Classifier(self.policy)
         commands = CommandTable.from_mapping(self.policy.commands)
         self.tenant_of_account = {a: t.id for t in config.tenants for a in t.accounts}
-        self.pipelines = {
-            t.id: EvidencePipeline(
-                self.classifier,
-                commands,
-                StoreOutboundIndex(store, t.id),
-                ObservationRecorder(store, t.id),
-                receipt_timeout=timedelta(seconds=config.timers.receipt_timeout_s),
-                stop_suppression_enabled=config.stop_suppression_enabled,
-            )
-            for t in config.tenants
-        }
+        self.pipelines = {t.id: self._pipeline(t.id, commands) for t in config.tenants}
         self.providers: dict[str, XmppProvider] = {a.ref: self._provider(a) for a in config.accounts}
+        self.timer_recorder = TimerRecorder(store, self.classifier, self.pipelines)
+        self.timers = TimerService(
+            store,
+            self._on_timer,
+            default_receipt_timeout=timedelta(seconds=config.timers.receipt_timeout_s),
+            default_marker_timeout=timedelta(seconds=config.timers.marker_timeout_s),
+        )
         self.actions = Actions(
             store,
             self.classifier,
@@ -114,25 +235,48 @@ class AdapterService:
             {a.ref: a.jid for a in config.accounts},
             TemplateStore(),
             ActionSchemas(),
+            timers=self.timers,
+            pending=HeldRequests(config.data_dir / "scheduled", store, self.timers),
+            capabilities=self._capability,
         )
+        self._background: list[asyncio.Task[None]] = []
 
     def _provider(self, account: AccountConfig) -> XmppProvider:
         if account.provider == "sandbox":
             timing = SandboxTiming(late_receipt=self.config.timers.receipt_timeout_s + 1.0)
             return SandboxProvider(account.ref, account.jid, self.on_native_event, SandboxNetwork(timing))
-        assert account.password is not None
         return SlixmppProvider(
-            base.AccountConfig(
-                account=account.ref,
-                jid=account.jid,
-                password=account.password.reveal(),
-                host=account.host,
-                port=account.port,
-                ca_file=Path(account.ca_certs) if account.ca_certs else None,
-                require_tls=account.require_tls,
-            ),
-            self.on_native_event,
+            base.AccountConfig.from_account(account, verify_tls=account.verify_tls), self.on_native_event
         )
+
+    def _capability(self, account: str, jid: str, feature: str) -> bool | None:
+        """Whether the recipient's client advertises ``feature``, as the account's pipeline learned it."""
+        tenant_id = self.tenant_of_account.get(account)
+        if tenant_id is None:
+            return None
+        return self.pipelines[tenant_id].presence(account).supports(jid, feature)
+
+    async def _on_timer(self, fired: TimerFact) -> None:
+        """A due timer: a held scheduled send goes out, any other becomes timer evidence."""
+        if fired.message_id.startswith(SCHEDULED_SEND_PREFIX):
+            tenant = self.config.tenant(fired.tenant_id)
+            if tenant is not None:
+                operation_id = fired.message_id.removeprefix(SCHEDULED_SEND_PREFIX)
+                self.actions.send_scheduled(_tenant(tenant), operation_id)
+            return
+        self.timer_recorder(fired)
+
+    async def _purge_periodically(self) -> None:
+        """Retention (§28): drop raw stanza content and presence history past their configured age."""
+        retention = self.config.retention
+        raw, presence = (
+            None if seconds is None else timedelta(seconds=seconds)
+            for seconds in (retention.raw_retention_s, retention.presence_retention_s)
+        )
+        while True:
+            if raw is not None or presence is not None:
+                await asyncio.to_thread(self.store.purge, datetime.now(UTC), raw, presence)
+            await asyncio.sleep(retention.purge_interval_s)
 
     def on_native_event(self, event: NativeEvent) -> None:
         """The one sink every provider feeds: the owning tenant's pipeline."""
@@ -140,13 +284,37 @@ class AdapterService:
         if tenant_id is None:
             log.warning("native event for unknown account %s dropped", event.account)
             return
-        self.pipelines[tenant_id].handle(event)
+        with self.store.transaction():
+            self.pipelines[tenant_id].handle(event)
+
+    def _pipeline(self, tenant_id: str, commands: CommandTable) -> EvidencePipeline:
+        recorder = ObservationRecorder(self.store, tenant_id)
+        return EvidencePipeline(
+            self.classifier,
+            commands,
+            StoreOutboundIndex(self.store, tenant_id),
+            recorder,
+            late=recorder.is_late,
+            stop_suppression_enabled=self.config.stop_suppression_enabled,
+        )
 
     async def start(self) -> None:
+        """Connect the providers, then fire timers (due ones from before a restart too) and purge."""
+        self.store.enable_group_commit(asyncio.get_running_loop())
         await asyncio.gather(*(p.start() for p in self.providers.values()))
+        self._background = [
+            asyncio.create_task(self.timers.run(), name="xmpp-connect timers"),
+            asyncio.create_task(self._purge_periodically(), name="xmpp-connect retention purge"),
+        ]
 
     async def stop(self) -> None:
+        self.timers.stop()
+        for task in self._background[1:]:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background = []
         await asyncio.gather(*(p.stop() for p in self.providers.values()), return_exceptions=True)
+        self.store.disable_group_commit()
 
     # -- AdapterBackend --------------------------------------------------------------------------
 
@@ -154,7 +322,13 @@ class AdapterService:
         return _plain(self.policy.descriptor)
 
     def channel_health(self, tenant: TenantConfig) -> list[dict[str, Any]]:
-        return [asdict(self.providers[ref].health()) for ref in tenant.accounts]
+        """§26 per account, plus whether the server's TLS identity is verified (§27; off only explicitly)."""
+        out = []
+        for ref in tenant.accounts:
+            account = self.config.account(ref)
+            verified = account.verify_tls if account else True
+            out.append({**asdict(self.providers[ref].health()), "tls_verification": verified})
+        return out
 
     async def perform_action(
         self, tenant: TenantConfig, request: dict[str, Any], schema: str | None = None
@@ -175,14 +349,33 @@ class AdapterService:
                 "This idempotency_key was used with a different request.",
                 [FieldError("idempotency_key", "reused with a different payload")],
             ) from None
-        return ActionOutcome(202 if done.result["action_state"] == "accepted" else 200, done.result)
+        await self.store.durable()
+        status = 202 if done.result["action_state"] in ("accepted", "scheduled") else 200
+        return ActionOutcome(status, done.result)
 
     async def standalone_send(self, tenant: TenantConfig, kind: str, body: dict[str, Any]) -> ActionOutcome:
-        if kind != "message":
-            raise Problem(501, "not-implemented", f"{kind} sending is not available yet.")
-        request = {"action_type": "notification.send", **body}
+        """§31.2: ``message`` (POST /xmpp/send), ``muc`` (body plus ``room``), ``pubsub`` (body plus ``node``,
+        optional ``service``: the account domain's ``pubsub.`` service by default)."""
+        request: dict[str, Any] = {"action_type": "notification.send", **body}
         request.setdefault("request_id", f"standalone:{body.get('idempotency_key', '')}")
+        if kind == "muc":
+            room = request.pop("room")
+            request["channel"] = "xmpp_muc"
+            request["target_endpoint"] = {"endpoint_type": "muc_room_jid", "value": room}
+        elif kind == "pubsub":
+            node = request.pop("node")
+            service = request.pop("service", None) or self._pubsub_service(tenant, request.get("account"))
+            request["action_type"] = "feed.publish_item"
+            request["channel"] = "xmpp_pubsub"
+            request["target_endpoint"] = {"endpoint_type": "pubsub_node", "service": service, "value": node}
+            request.setdefault("requested_at", datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+            return await self.perform_action(tenant, request)
         return await self.perform_action(tenant, request, schema="xmpp.send")
+
+    def _pubsub_service(self, tenant: TenantConfig, account_ref: object) -> str:
+        account = self.config.account(account_ref if isinstance(account_ref, str) else tenant.default_account)
+        jid = account.jid if account else ""
+        return "pubsub." + bare(jid).partition("@")[2] if "@" in jid else ""
 
     async def ingest_provider_event(self, tenant: TenantConfig, payload: dict[str, Any]) -> dict[str, Any]:
         """A raw stanza from an external bridge (e.g. Prosody mod_rest) for one of the tenant's accounts."""
@@ -200,9 +393,11 @@ class AdapterService:
             account=account,
             observed_at=datetime.now(UTC),
             raw=raw,
-            detail={"source": "bridge"},
+            detail={"source": "bridge", "authenticated_stream": False},
         )
-        observations = self.pipelines[tenant.id].handle(event)
+        with self.store.transaction():
+            observations = self.pipelines[tenant.id].handle(event)
+        await self.store.durable()
         return {
             "accepted": True,
             "observations": [

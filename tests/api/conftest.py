@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from api_helpers import OpenApiContract, open_client, service_config
 from starlette.testclient import TestClient
 
 from xmpp_connect.config import ServiceConfig
+
+# The end-to-end tests reuse the Prosody harness and recipient clients of tests/integration.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 
 @pytest.fixture

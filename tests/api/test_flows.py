@@ -117,7 +117,10 @@ def test_restart_mid_flow_keeps_idempotency_and_late_evidence(tmp_path: Path) ->
             "<delay xmlns='urn:xmpp:delay' from='sandbox.invalid' stamp='2026-01-01T12:00:05Z'/></message>"
         )
         client.post("/adapter/events/provider", json={"raw": raw}, headers=auth())
-        assert evidence(client, message_id)["notification.endpoint.accepted"] == "success.delivered_to_client"
+        seen = evidence(client, message_id)
+        assert seen["notification.endpoint.accepted"] == "undef.identity_uncertain", (
+            "a bridged receipt is kept, but no server vouched for its sender"
+        )
 
 
 def test_standalone_send_needs_no_coordination_envelope(
@@ -137,4 +140,5 @@ def test_standalone_send_needs_no_coordination_envelope(
     assert missing.status_code == 422 and missing.json()["field"] == "idempotency_key"
     muc = client.post("/xmpp/muc/ops@conference.sandbox.invalid/send", json={}, headers=auth())
     contract.check(muc, "/xmpp/muc/{room}/send", "post")
-    assert muc.status_code == 501
+    assert muc.status_code == 422
+    assert {"idempotency_key", "content"} <= {e["field"] for e in muc.json()["errors"]}

@@ -21,7 +21,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 from xmpp_connect.correlation import OutboundRecord
 from xmpp_connect.native import NativeEvent
 from xmpp_connect.outbound import OutboundMessage, build_message, endpoint_type_of, new_stanza_id, record_for
-from xmpp_connect.providers.base import ChannelHealth, EventSink, Feature
+from xmpp_connect.providers.base import ChannelHealth, EventSink, Feature, RoomJoin
 
 DOMAIN = "sandbox.invalid"
 ROOM_SERVICE = f"conference.{DOMAIN}"
@@ -37,6 +37,7 @@ NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_DELAY = "urn:xmpp:delay"
 NS_STANZA_ID = "urn:xmpp:sid:0"
+NS_CLIENT = "jabber:client"
 
 # §24: every defined stanza error condition with the type a server typically sends it with.
 ERROR_CONDITIONS: dict[str, str] = {
@@ -396,12 +397,79 @@ class SandboxProvider:
             sent_at=datetime.now(UTC),
         )
 
-    async def discover(self, jid: str) -> None:
-        """The sandbox's clients advertise receipts and markers except ``no-receipts@``."""
-        supported = not jid.startswith("no-receipts@")
-        self._emit(
-            Answer(0, "capabilities", detail={"jid": jid, "receipts": supported, "markers": supported})
+    async def join_room(
+        self,
+        room_jid: str,
+        nick: str,
+        password: str | None = None,
+        *,
+        message_id: str | None = None,
+        attempt_id: str | None = None,
+    ) -> RoomJoin:
+        """One room exists, ``ops@conference.sandbox.invalid`` (semi-anonymous); joining others fails."""
+        if room_jid != ROOM_JID:
+            return RoomJoin(room_jid, nick, joined=False, error_condition="item_not_found")
+        return RoomJoin(room_jid, nick, joined=True, room_anonymity="semi_anonymous")
+
+    def send_groupchat(self, message: OutboundMessage) -> OutboundRecord:
+        stanza_id = message.stanza_id or new_stanza_id()
+        xml = (
+            f"<message xmlns='{NS_CLIENT}' to={quoteattr(message.to_jid)} from={quoteattr(self.jid)}"
+            f" type='groupchat' id={quoteattr(stanza_id)}><body>{_text(message.body)}</body>"
+            f"<origin-id xmlns='{NS_STANZA_ID}' id={quoteattr(stanza_id)}/></message>"
         )
+        self._send(xml, stanza_id)
+        return OutboundRecord(
+            stanza_id=stanza_id,
+            to_jid=message.to_jid,
+            endpoint_type="muc_room_jid",
+            message_type="groupchat",
+            origin_id=stanza_id,
+            message_id=message.message_id,
+            attempt_id=message.attempt_id,
+            sent_at=datetime.now(UTC),
+        )
+
+    def publish(
+        self,
+        service_jid: str,
+        node: str,
+        item_id: str,
+        payload_xml: str,
+        message_id: str | None = None,
+        attempt_id: str | None = None,
+    ) -> OutboundRecord:
+        """One node exists: ``events`` on ``pubsub.sandbox.invalid``; publishing elsewhere fails."""
+        stanza_id = new_stanza_id()
+        xml = (
+            f"<iq xmlns='{NS_CLIENT}' type='set' to={quoteattr(service_jid)} from={quoteattr(self.jid)}"
+            f" id={quoteattr(stanza_id)}><pubsub xmlns='{NS_PUBSUB}'><publish node={quoteattr(node)}>"
+            f"<item id={quoteattr(item_id)}>{payload_xml}</item></publish></pubsub></iq>"
+        )
+        self._send(xml, stanza_id)
+        return OutboundRecord(
+            stanza_id=stanza_id,
+            to_jid=service_jid,
+            endpoint_type="pubsub_node",
+            message_type="normal",
+            message_id=message_id,
+            attempt_id=attempt_id,
+            sent_at=datetime.now(UTC),
+        )
+
+    async def discover(self, jid: str) -> None:
+        """disco#info of a sandbox JID: every client advertises receipts and markers but ``no-receipts@``.
+        The answer is a ``capabilities`` native event carrying the disco#info result stanza."""
+        features = ["http://jabber.org/protocol/disco#info"]
+        if not jid.startswith("no-receipts@"):
+            features += [NS_RECEIPTS, NS_MARKERS]
+        children = "".join(f"<feature var={quoteattr(f)}/>" for f in features)
+        raw = (
+            f"<iq xmlns='{NS_CLIENT}' type='result' from={quoteattr(jid)} to={quoteattr(self.jid)}"
+            f" id={quoteattr(self.network.writer.next_id('disco'))}>"
+            f"<query xmlns='http://jabber.org/protocol/disco#info'>{children}</query></iq>"
+        )
+        self._emit(Answer(0, "capabilities", raw=raw, detail={"jid": jid, "features": features}))
 
     def health(self) -> ChannelHealth:
         up = self.connected
