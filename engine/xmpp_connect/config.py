@@ -1,8 +1,10 @@
 """The service configuration: listen address, storage, policy, XMPP accounts and tenants.
 
-Secrets (account passwords, tenant tokens, database DSNs) are never written inline: the file names an
-environment variable (``password_env``) or a file (``password_file``) that holds them. Errors name the
-offending field, never its value.
+An account is a client account (``provider: slixmpp``, with the MUC rooms and PubSub nodes it uses), a
+XEP-0114 external component (``provider: component``) or the simulated network (``provider: sandbox``).
+Secrets (account passwords, room passwords, component secrets, tenant tokens, database DSNs) are never
+written inline: the file names an environment variable (``password_env``) or a file (``password_file``) that
+holds them. Errors name the offending field, never its value.
 """
 
 from __future__ import annotations
@@ -16,10 +18,24 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
+from xmpp_connect.jids import bare, is_valid_jid, split_jid
+
 SANDBOX_DOMAIN = "sandbox.invalid"
 DEFAULT_PORT = 8750
 DEFAULT_TOKEN_ENV = "XMPP_CONNECT_TOKEN"
 DEFAULT_TOKEN_FILE = "default-tenant.token"
+CLIENT_PROVIDERS = ("slixmpp", "sandbox")
+COMPONENT_PROVIDER = "component"
+DEFAULT_CLIENT_PORT = 5222
+DEFAULT_COMPONENT_PORT = 5347
+DEFAULT_GROUP_TIMEOUT_S = 5.0
+ACCESS_MODELS = ("open", "presence", "roster", "authorize", "whitelist")
+PUBLISHER_MODELS = ("publishers", "subscribers", "open")
+"""§19 XmppPubSubNode access and publisher models a node may be created with."""
+NOT_FOR_COMPONENTS = ("password", "password_env", "password_file", "ca_certs", "require_tls", "verify_tls",
+                      "rooms", "nodes", "room_join_timeout")
+"""Client-account keys refused on a component account: it has no password, no TLS (XEP-0114 streams are
+plain: keep them on loopback) and no rooms or nodes."""
 
 
 class ConfigError(ValueError):
@@ -50,19 +66,58 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class RoomConfig:
+    """A MUC room a client account uses (§18, §34): joined at session start when ``join_at_start``; created
+    and configured from these fields when the join finds no room and ``create`` is set (the provider's
+    ``RoomSettings`` says how). ``history_stanzas``: history asked for on join (None: the room's default)."""
+
+    room_jid: str
+    nick: str
+    password: Secret | None = None
+    join_at_start: bool = True
+    create: bool = True
+    non_anonymous: bool = True
+    members_only: bool = False
+    moderated: bool = False
+    persistent: bool = True
+    public: bool = True
+    history_stanzas: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A PubSub node a client account uses (§19, §34): created at session start when missing and
+    ``create`` is set, with these models; ``subscribe`` makes the account a subscriber of it."""
+
+    service_jid: str
+    node: str
+    create: bool = False
+    access_model: str = "open"
+    publisher_model: str = "publishers"
+    subscribe: bool = False
+
+
+@dataclass(frozen=True)
 class AccountConfig:
-    """One XMPP account the service sends from (§22). ``provider`` is ``sandbox`` or ``slixmpp``."""
+    """One XMPP account the service sends from (§22, §34). ``provider``: ``slixmpp`` (a client account with
+    ``password``), ``component`` (a XEP-0114 component: ``jid`` is its domain, ``secret`` the shared secret)
+    or ``sandbox``. Rooms and nodes belong to slixmpp accounts; the timeouts bound their joins and iqs."""
 
     ref: str
     provider: str
     jid: str
     password: Secret | None = None
     host: str = "127.0.0.1"
-    port: int = 5222
+    port: int = DEFAULT_CLIENT_PORT
     ca_certs: str | None = None
     require_tls: bool = True
     verify_tls: bool = True
     """Check the server's certificate and name (§27); turning it off is explicit and shown in health."""
+    secret: Secret | None = None
+    rooms: tuple[RoomConfig, ...] = ()
+    nodes: tuple[NodeConfig, ...] = ()
+    room_join_timeout: float = DEFAULT_GROUP_TIMEOUT_S
+    iq_timeout: float = DEFAULT_GROUP_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -260,10 +315,10 @@ class _Reader:
             raise ConfigError(f"{where}: must be a mapping")
         return value
 
-    def seq(self, data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    def seq(self, data: Mapping[str, Any], key: str, where: str | None = None) -> list[Mapping[str, Any]]:
         value = data.get(key) or []
         if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-            raise ConfigError(f"{key}: must be a list of mappings")
+            raise ConfigError(f"{key if where is None else f'{where}.{key}'}: must be a list of mappings")
         return value
 
     def text(self, data: Mapping[str, Any], key: str, where: str) -> str:
@@ -319,21 +374,114 @@ class _Reader:
 
     def account(self, data: Mapping[str, Any], where: str) -> AccountConfig:
         provider = data.get("provider", "slixmpp")
-        if provider not in ("slixmpp", "sandbox"):
-            raise ConfigError(f"{where}.provider: must be slixmpp or sandbox")
+        if provider == COMPONENT_PROVIDER:
+            return self.component(data, where)
+        if provider not in CLIENT_PROVIDERS:
+            raise ConfigError(f"{where}.provider: must be slixmpp, component or sandbox")
+        if "secret" in data or "secret_env" in data or "secret_file" in data:
+            raise ConfigError(f"{where}.secret: only a component account has a secret; use password_env")
+        jid = self.text(data, "jid", where)
+        if provider == "sandbox" and ("rooms" in data or "nodes" in data):
+            raise ConfigError(f"{where}: rooms and nodes are configured on slixmpp accounts only")
         return AccountConfig(
             ref=self.text(data, "ref", where),
             provider=provider,
-            jid=self.text(data, "jid", where),
+            jid=jid,
             password=self.secret(data, "password", where, required=provider == "slixmpp"),
             host=str(data.get("host", "127.0.0.1")),
-            port=self.integer(data.get("port", 5222), f"{where}.port", minimum=1),
+            port=self.integer(data.get("port", DEFAULT_CLIENT_PORT), f"{where}.port", minimum=1),
             ca_certs=None
             if data.get("ca_certs") is None
             else str(self.path(data["ca_certs"], f"{where}.ca_certs")),
             require_tls=self.flag(data, "require_tls", where),
             verify_tls=self.flag(data, "verify_tls", where),
+            rooms=self.rooms(data, where, jid),
+            nodes=self.nodes(data, where),
+            room_join_timeout=self.timeout(data, "room_join_timeout", where),
+            iq_timeout=self.timeout(data, "iq_timeout", where),
         )
+
+    def component(self, data: Mapping[str, Any], where: str) -> AccountConfig:
+        """A XEP-0114 component: its domain, the shared secret, the server's component port."""
+        refused = next((key for key in NOT_FOR_COMPONENTS if key in data), None)
+        if refused is not None:
+            raise ConfigError(f"{where}.{refused}: not used by a component account")
+        jid = self.text(data, "jid", where)
+        local, _domain, resource = split_jid(jid)
+        if local is not None or resource is not None or not is_valid_jid(jid):
+            raise ConfigError(f"{where}.jid: a component JID is a bare domain such as notify.example.net")
+        return AccountConfig(
+            ref=self.text(data, "ref", where),
+            provider=COMPONENT_PROVIDER,
+            jid=jid,
+            secret=self.secret(data, "secret", where, required=True),
+            host=str(data.get("host", "127.0.0.1")),
+            port=self.integer(data.get("port", DEFAULT_COMPONENT_PORT), f"{where}.port", minimum=1),
+            require_tls=False,
+            verify_tls=False,
+            iq_timeout=self.timeout(data, "iq_timeout", where),
+        )
+
+    def timeout(self, data: Mapping[str, Any], key: str, where: str) -> float:
+        return self.number(data.get(key, DEFAULT_GROUP_TIMEOUT_S), f"{where}.{key}")
+
+    def rooms(self, data: Mapping[str, Any], where: str, account_jid: str) -> tuple[RoomConfig, ...]:
+        rooms = tuple(
+            self.room(entry, f"{where}.rooms[{i}]", account_jid)
+            for i, entry in enumerate(self.seq(data, "rooms", where))
+        )
+        _unique([r.room_jid.lower() for r in rooms], f"{where}.rooms", "room_jid")
+        return rooms
+
+    def room(self, data: Mapping[str, Any], where: str, account_jid: str) -> RoomConfig:
+        """The default nick is the account's localpart, the nick the send path joins with."""
+        room_jid = self.text(data, "room_jid", where)
+        local, _domain, resource = split_jid(room_jid)
+        if local is None or resource is not None or not is_valid_jid(room_jid):
+            raise ConfigError(f"{where}.room_jid: a bare room JID (room@conference.example.net) is required")
+        nick = data.get("nick", bare(account_jid).partition("@")[0] if "@" in account_jid else "xmpp-connect")
+        if not isinstance(nick, str) or not nick.strip() or "/" in nick:
+            raise ConfigError(f"{where}.nick: a non-empty nickname is required")
+        history = data.get("history_stanzas")
+        return RoomConfig(
+            room_jid=room_jid,
+            nick=nick,
+            password=self.secret(data, "password", where, required=False),
+            join_at_start=self.flag(data, "join_at_start", where),
+            create=self.flag(data, "create", where),
+            non_anonymous=self.flag(data, "non_anonymous", where),
+            members_only=self.flag(data, "members_only", where, default=False),
+            moderated=self.flag(data, "moderated", where, default=False),
+            persistent=self.flag(data, "persistent", where),
+            public=self.flag(data, "public", where),
+            history_stanzas=None if history is None else self.integer(history, f"{where}.history_stanzas", 0),
+        )
+
+    def nodes(self, data: Mapping[str, Any], where: str) -> tuple[NodeConfig, ...]:
+        entries = self.seq(data, "nodes", where)
+        nodes = tuple(self.node(entry, f"{where}.nodes[{i}]") for i, entry in enumerate(entries))
+        _unique([f"{n.service_jid.lower()} {n.node}" for n in nodes], f"{where}.nodes", "service_jid + node")
+        return nodes
+
+    def node(self, data: Mapping[str, Any], where: str) -> NodeConfig:
+        service_jid = self.text(data, "service_jid", where)
+        if "/" in service_jid or not is_valid_jid(service_jid):
+            raise ConfigError(f"{where}.service_jid: a PubSub service JID (pubsub.example.net) is required")
+        return NodeConfig(
+            service_jid=service_jid,
+            node=self.text(data, "node", where),
+            create=self.flag(data, "create", where, default=False),
+            access_model=self.choice(data, "access_model", where, ACCESS_MODELS),
+            publisher_model=self.choice(data, "publisher_model", where, PUBLISHER_MODELS),
+            subscribe=self.flag(data, "subscribe", where, default=False),
+        )
+
+    def choice(self, data: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> str:
+        """One of ``allowed``; the first is the default."""
+        value = data.get(key, allowed[0])
+        if value not in allowed:
+            raise ConfigError(f"{where}.{key}: must be one of {', '.join(allowed)}")
+        return value
 
     def flag(self, data: Mapping[str, Any], key: str, where: str, default: bool = True) -> bool:
         value = data.get(key, default)

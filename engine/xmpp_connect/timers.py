@@ -138,13 +138,14 @@ class TimerService:
         """Fire due timers until ``stop()``; sleeps until the next due time (at most ``max_sleep``)."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self._stopping = False
         while not self._stopping:
             await self.fire_due()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_seconds())
         self._loop = None
+        # Reset here, not on entry: a stop() that came before the first step must not be lost.
+        self._stopping = False
 
     def stop(self) -> None:
         self._stopping = True

@@ -143,3 +143,11 @@ def test_two_replicas_claim_a_due_timer_once(store_factory, tenant):
         first.schedule_timer(tenant, f"m{n}", "receipt_timeout", T0)
     claimed = first.claim_due_timers(T0, minutes(1), limit=6) + second.claim_due_timers(T0, minutes(1))
     assert sorted(t.message_id for t in claimed) == sorted(f"m{n}" for n in range(10))
+
+
+async def test_a_stop_before_the_first_step_ends_run(store, tenant):
+    """A service stopped right after start must not wait forever for a timer loop that never saw the stop."""
+    service = TimerService(store, _recorder(store, []), default_receipt_timeout=timedelta(minutes=5))
+    running = asyncio.create_task(service.run())
+    service.stop()
+    await asyncio.wait_for(running, timeout=5)

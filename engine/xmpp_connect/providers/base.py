@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xmpp_connect.config import AccountConfig as ServiceAccount
+from xmpp_connect.config import NodeConfig, RoomConfig
 from xmpp_connect.correlation import OutboundRecord
 from xmpp_connect.native import NativeEvent
 from xmpp_connect.outbound import OutboundMessage
@@ -108,7 +109,8 @@ class AccountConfig:
 
     @classmethod
     def from_account(cls, account: ServiceAccount, **overrides: Any) -> AccountConfig:
-        """Settings for an account of the service configuration (``config.AccountConfig``)."""
+        """Settings for a client account of the service configuration (``config.AccountConfig``): connection,
+        TLS verification, rooms (passwords revealed here, at the last step), nodes and their timeouts."""
         if account.password is None:
             raise ValueError(f"account {account.ref!r} has no password")
         values: dict[str, Any] = {
@@ -119,9 +121,41 @@ class AccountConfig:
             "port": account.port,
             "ca_file": Path(account.ca_certs) if account.ca_certs else None,
             "require_tls": account.require_tls,
+            "verify_tls": account.verify_tls,
+            "rooms": tuple(_room_settings(room) for room in account.rooms),
+            "nodes": tuple(_node_settings(node) for node in account.nodes),
+            "room_join_timeout": account.room_join_timeout,
+            "iq_timeout": account.iq_timeout,
         }
         values.update(overrides)
         return cls(**values)
+
+
+def _room_settings(room: RoomConfig) -> RoomSettings:
+    return RoomSettings(
+        room_jid=room.room_jid,
+        nick=room.nick,
+        password=None if room.password is None else room.password.reveal(),
+        join_at_start=room.join_at_start,
+        create=room.create,
+        non_anonymous=room.non_anonymous,
+        members_only=room.members_only,
+        moderated=room.moderated,
+        persistent=room.persistent,
+        public=room.public,
+        history_stanzas=room.history_stanzas,
+    )
+
+
+def _node_settings(node: NodeConfig) -> NodeSettings:
+    return NodeSettings(
+        service_jid=node.service_jid,
+        node=node.node,
+        create=node.create,
+        access_model=node.access_model,
+        publisher_model=node.publisher_model,
+        subscribe=node.subscribe,
+    )
 
 
 @dataclass(frozen=True)

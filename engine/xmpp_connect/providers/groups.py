@@ -71,6 +71,8 @@ class GroupChannels:
         self._joins = JoinWaiter()
         self.joined: dict[str, str] = {}
         """Rooms we are an occupant of now: bare room JID -> our nick."""
+        self._room_joins: dict[str, RoomJoin] = {}
+        """The join that made us an occupant, per room in ``joined``."""
 
     # ----------------------------------------------------------------- session
 
@@ -102,7 +104,12 @@ class GroupChannels:
     async def join_room(self, room_jid: str, nick: str, password: str | None = None, *,
                         message_id: str | None = None, attempt_id: str | None = None) -> RoomJoin:
         room = room_jid.split("/", 1)[0].lower()
-        settings = self._config.room(room) or RoomSettings(room_jid=room, nick=nick)
+        configured = self._config.room(room)
+        settings = configured or RoomSettings(room_jid=room, nick=nick)
+        nick = settings.nick if configured is not None else nick
+        if room in self.joined and room in self._room_joins:
+            # Still an occupant: joining again would change nothing but replay every occupant's presence.
+            return self._room_joins[room]
         if not self._ready():
             return RoomJoin(room, nick, joined=False, error_condition="stream_unavailable")
         stanza_id = new_stanza_id()
@@ -130,8 +137,9 @@ class GroupChannels:
                 return RoomJoin(room, nick, joined=False, error_condition=refused, created=True)
         self.joined[room] = nick
         features = await self.discover_features(room)
-        return RoomJoin(room, nick, joined=True, room_anonymity=room_anonymity(features),
-                        features=features, created=joined.created)
+        self._room_joins[room] = RoomJoin(room, nick, joined=True, room_anonymity=room_anonymity(features),
+                                          features=features, created=joined.created)
+        return self._room_joins[room]
 
     async def _set_up_new_room(self, room: str, settings: RoomSettings) -> str | None:
         """Configure a room this join created (which unlocks it); or destroy it when we may not create
