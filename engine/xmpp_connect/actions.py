@@ -119,10 +119,20 @@ class SendTimers(Protocol):
 
 
 class PendingSends(Protocol):
-    """notification.schedule requests held until their send time (persisted: they survive a restart)."""
+    """notification.schedule requests held until their send time (persisted: they survive a restart).
+
+    ``holds_bodies`` is False in metadata-only mode: a held request keeps no body, so only template
+    requests (``template_ref`` + ``variables``, rendered when due) can be scheduled."""
+
+    holds_bodies: bool
 
     def hold(
-        self, tenant_id: str, operation_id: str, request: Mapping[str, Any], send_at: datetime
+        self,
+        tenant_id: str,
+        operation_id: str,
+        message_id: str,
+        request: Mapping[str, Any],
+        send_at: datetime,
     ) -> None: ...
     def release(self, tenant_id: str, operation_id: str) -> dict[str, Any] | None:
         """Take a held request out for sending; None when it was cancelled or already released."""
@@ -272,6 +282,9 @@ class Actions:
             request = self._with_original(tenant, request)
         if action_type == "notification.schedule" and self.pending is None:
             raise InvalidAction([("action_type", "scheduling is not configured in this service")])
+        if action_type == "notification.schedule" and "content" in request and not self.pending.holds_bodies:
+            reason = "metadata-only mode holds no message bodies: schedule with template_ref and variables"
+            raise InvalidAction([("content", reason)])
         operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest)
         if operation.replayed and operation.result is not None:
             return ActionDone({**operation.result, "idempotent_replay": True})
@@ -381,7 +394,7 @@ class Actions:
         dispatch = None
         if scheduled:
             assert self.pending is not None
-            self.pending.hold(tenant.id, op.operation_id, request, _timestamp(request["send_at"]))
+            self.pending.hold(tenant.id, op.operation_id, message_id, request, _timestamp(request["send_at"]))
         else:
             dispatch = partial(
                 self._dispatch, tenant.id, account, request, body or "", op.stanza_id, message_id, attempt_id
@@ -607,13 +620,18 @@ class Actions:
         self.store.update_attempt(tenant.id, attempt.attempt_id, state=CANCELLED_STATE)
         return {**base, "accepted": True, "action_state": "completed", "reason": None}
 
-    def send_scheduled(self, tenant: Tenant, operation_id: str) -> None:
-        """Send a held notification.schedule request now that it is due (the stream is checked now)."""
+    async def send_scheduled(self, tenant: Tenant, operation_id: str) -> None:
+        """Send a held notification.schedule request now that it is due (the stream is checked now). The
+        request is taken out durably before the stanza goes out, so it is sent at most once."""
         assert self.pending is not None
-        request = self.pending.release(tenant.id, operation_id)
-        suffix = operation_id.removeprefix("xmppop_")
-        attempt = self.store.get_attempt(tenant.id, "xmppatt_" + suffix)
-        message = self.store.get_message(tenant.id, "xmppmsg_" + suffix)
+        with self.store.transaction():
+            request = self.pending.release(tenant.id, operation_id)
+            suffix = operation_id.removeprefix("xmppop_")
+            attempt = self.store.get_attempt(tenant.id, "xmppatt_" + suffix)
+            message = self.store.get_message(tenant.id, "xmppmsg_" + suffix)
+            if request is not None and attempt is not None and attempt.state == SCHEDULED_STATE:
+                self.store.update_attempt(tenant.id, attempt.attempt_id, state="send_requested")
+        await self.store.durable()
         if request is None or attempt is None or message is None or attempt.state != SCHEDULED_STATE:
             return
         body, render_error = self._body("notification.schedule", request)
@@ -632,7 +650,6 @@ class Actions:
             self._record({"kind": "request_rejected", "reject_reason": reason}, ids)
             self.store.update_attempt(tenant.id, attempt.attempt_id, state="rejected_by_adapter")
             return
-        self.store.update_attempt(tenant.id, attempt.attempt_id, state="send_requested")
         assert attempt.stanza_id is not None
         self._dispatch(
             tenant.id,

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -28,20 +26,30 @@ from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.classify import Classifier
 from xmpp_connect.commands import CommandTable
-from xmpp_connect.config import AccountConfig, ServiceConfig, TenantConfig, default_config, load_config
+from xmpp_connect.config import (
+    COMPONENT_PROVIDER,
+    AccountConfig,
+    ServiceConfig,
+    TenantConfig,
+    default_config,
+    load_config,
+)
 from xmpp_connect.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.evidence import DedupeBasis, EvidenceContext, build_evidence_events, endpoint_ref
 from xmpp_connect.facts import fact_for_event
 from xmpp_connect.jids import bare
 from xmpp_connect.native import NativeEvent
+from xmpp_connect.observed_records import ObservedRecords
 from xmpp_connect.pipeline import FEATURE_MARKERS, FEATURE_RECEIPTS, EvidencePipeline, Observation
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.model import Policy
 from xmpp_connect.providers import base
 from xmpp_connect.providers.base import XmppProvider
+from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
 from xmpp_connect.providers.sandbox import SandboxNetwork, SandboxProvider, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor
+from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
 from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore, StoreOptions
@@ -51,9 +59,6 @@ from xmpp_connect.timers import TimerFact, TimerService
 
 log = logging.getLogger(__name__)
 
-SCHEDULED_SEND_PREFIX = "scheduled:"
-"""Due times of held notification.schedule requests live in the store's timer table as ``expiry`` timers of
-a pseudo message ``scheduled:<operation id>`` until the store knows a timer kind for scheduled sends."""
 ANSWERED_SUBCLASSES = {
     "receipt_timeout": frozenset(
         {
@@ -71,11 +76,13 @@ ANSWERED_SUBCLASSES = {
 
 
 class ObservationRecorder:
-    """Observation -> evidence events in the tenant's log (the mapping -> store step)."""
+    """Observation -> evidence events in the tenant's log, and the presence, receipt, marker, inbound, room
+    and PubSub records it stands for (the mapping -> store step)."""
 
     def __init__(self, store: SqlStore, tenant_id: str) -> None:
         self.store = store
         self.tenant_id = tenant_id
+        self.records = ObservedRecords(store, tenant_id)
 
     def __call__(self, observation: Observation) -> None:
         out = observation.outbound
@@ -101,6 +108,7 @@ class ObservationRecorder:
             ),
         )
         self.store.append_evidence(build_evidence_events(observation.classification, context))
+        self.records(observation)
 
     def is_late(self, outbound: OutboundRecord) -> bool:
         """The pipeline's LateCheck: the store's timer state is the one definition of "late" (§29)."""
@@ -113,45 +121,29 @@ def _raw_id(event: NativeEvent) -> str:
 
 
 class HeldRequests:
-    """The actions' PendingSends: notification.schedule requests held until due. The request waits in a file
-    (mode 0600) under the data directory, since the store has no table for pending operations yet; its due
-    time is a timer in the store. Both survive a restart."""
+    """The actions' PendingSends over the store: a held request and its ``scheduled_send`` timer live in the
+    store, so they survive a restart and are shared by replicas, and one replica takes a request out."""
 
-    def __init__(self, directory: Path, store: SqlStore, timers: TimerService) -> None:
-        self.directory = directory
+    def __init__(self, store: SqlStore) -> None:
         self.store = store
-        self.timers = timers
+        self.holds_bodies = not store.options.metadata_only
 
-    def hold(self, tenant_id: str, operation_id: str, request: Mapping[str, Any], send_at: datetime) -> None:
-        path = self._path(tenant_id, operation_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(dict(request), handle)
-        partial.replace(path)
-        self.timers.schedule_expiry(tenant_id, SCHEDULED_SEND_PREFIX + operation_id, send_at)
+    def hold(
+        self,
+        tenant_id: str,
+        operation_id: str,
+        message_id: str,
+        request: Mapping[str, Any],
+        send_at: datetime,
+    ) -> None:
+        self.store.hold_request(tenant_id, operation_id, message_id, request, send_at)
 
     def release(self, tenant_id: str, operation_id: str) -> dict[str, Any] | None:
-        path = self._path(tenant_id, operation_id)
-        try:
-            request = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        path.unlink(missing_ok=True)
-        return request if isinstance(request, dict) else None
+        held = self.store.release_held_request(tenant_id, operation_id)
+        return dict(held.request) if held else None
 
     def cancel(self, tenant_id: str, operation_id: str) -> bool:
-        path = self._path(tenant_id, operation_id)
-        if not path.exists():
-            return False
-        path.unlink(missing_ok=True)
-        self.store.cancel_timer(tenant_id, SCHEDULED_SEND_PREFIX + operation_id, "expiry")
-        return True
-
-    def _path(self, tenant_id: str, operation_id: str) -> Path:
-        tenant_dir = hashlib.sha256(tenant_id.encode()).hexdigest()[:16]
-        return self.directory / tenant_dir / f"{hashlib.sha256(operation_id.encode()).hexdigest()[:32]}.json"
+        return self.store.cancel_held_request(tenant_id, operation_id)
 
 
 class TimerRecorder:
@@ -236,18 +228,19 @@ class AdapterService:
             TemplateStore(),
             ActionSchemas(),
             timers=self.timers,
-            pending=HeldRequests(config.data_dir / "scheduled", store, self.timers),
+            pending=HeldRequests(store),
             capabilities=self._capability,
         )
         self._background: list[asyncio.Task[None]] = []
 
     def _provider(self, account: AccountConfig) -> XmppProvider:
+        """The account's provider: the simulated network, a XEP-0114 component or a client account."""
         if account.provider == "sandbox":
             timing = SandboxTiming(late_receipt=self.config.timers.receipt_timeout_s + 1.0)
             return SandboxProvider(account.ref, account.jid, self.on_native_event, SandboxNetwork(timing))
-        return SlixmppProvider(
-            base.AccountConfig.from_account(account, verify_tls=account.verify_tls), self.on_native_event
-        )
+        if account.provider == COMPONENT_PROVIDER:
+            return ComponentProvider(_component_config(account), self.on_native_event)
+        return SlixmppProvider(base.AccountConfig.from_account(account), self.on_native_event)
 
     def _capability(self, account: str, jid: str, feature: str) -> bool | None:
         """Whether the recipient's client advertises ``feature``, as the account's pipeline learned it."""
@@ -258,11 +251,11 @@ class AdapterService:
 
     async def _on_timer(self, fired: TimerFact) -> None:
         """A due timer: a held scheduled send goes out, any other becomes timer evidence."""
-        if fired.message_id.startswith(SCHEDULED_SEND_PREFIX):
+        if fired.timer == SCHEDULED_SEND:
             tenant = self.config.tenant(fired.tenant_id)
-            if tenant is not None:
-                operation_id = fired.message_id.removeprefix(SCHEDULED_SEND_PREFIX)
-                self.actions.send_scheduled(_tenant(tenant), operation_id)
+            held = self.store.held_request_for_message(fired.tenant_id, fired.message_id)
+            if tenant is not None and held is not None:
+                await self.actions.send_scheduled(_tenant(tenant), held.operation_id)
             return
         self.timer_recorder(fired)
 
@@ -477,6 +470,13 @@ class AdapterService:
         if not states:
             return None
         return {"bare_jid": bare(jid), "resources": [_plain(asdict(s)) for s in states]}
+
+
+def _component_config(account: AccountConfig) -> ComponentConfig:
+    """Connection settings of a component account; the shared secret is revealed only here."""
+    assert account.secret is not None, "the config requires a component secret"
+    return ComponentConfig(account.ref, account.jid, account.secret.reveal(), host=account.host,
+                           port=account.port, iq_timeout=account.iq_timeout)
 
 
 def _tenant(tenant: TenantConfig) -> Tenant:

@@ -19,6 +19,7 @@ from xmpp_connect.store.records import (
     DeliveryReceipt,
     DisplayedMarker,
     EventPage,
+    HeldRequest,
     IdempotentOperation,
     InboundMessage,
     MucEvent,
@@ -189,3 +190,16 @@ class EvidenceStore(Protocol):
     def next_due_at(self) -> datetime | None: ...
     def timers_for_message(self, tenant_id: str, message_id: str) -> list[Timer]: ...
     def is_late(self, tenant_id: str, message_id: str) -> bool: ...
+
+    # scheduled sends (notification.schedule; xmpp_connect.store.held_requests)
+    def hold_request(
+        self,
+        tenant_id: str,
+        operation_id: str,
+        message_id: str,
+        request: Mapping[str, Any],
+        send_at: datetime,
+    ) -> HeldRequest: ...
+    def release_held_request(self, tenant_id: str, operation_id: str) -> HeldRequest | None: ...
+    def cancel_held_request(self, tenant_id: str, operation_id: str) -> bool: ...
+    def held_request_for_message(self, tenant_id: str, message_id: str) -> HeldRequest | None: ...

@@ -119,4 +119,5 @@ class EndpointRecords(SqlBase):
             self.evidence_for_endpoint(tenant_id, ref),
             self.presence(tenant_id, jid),
             suppression.state if suppression else "active",
+            self.presence_history(tenant_id, jid),
         )

@@ -138,4 +138,17 @@ _INITIAL = (
     "CREATE INDEX timers_pending ON timers (due_at) WHERE fired_at IS NULL",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+_HELD_REQUESTS = (
+    # notification.schedule requests waiting for their ``scheduled_send`` timer; a row is taken out exactly
+    # once (sent or cancelled), so replicas sharing the store never both send it.
+    """CREATE TABLE held_requests (
+        tenant_id TEXT NOT NULL, operation_id TEXT NOT NULL, message_id TEXT NOT NULL,
+        request TEXT NOT NULL, body_kept INTEGER NOT NULL, send_at TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, operation_id))""",
+    "CREATE INDEX held_requests_by_message ON held_requests (tenant_id, message_id)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _INITIAL),
+    Migration(2, "held scheduled requests", _HELD_REQUESTS),
+)

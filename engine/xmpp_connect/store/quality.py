@@ -57,14 +57,18 @@ def endpoint_quality(
     events: Sequence[EvidenceEvent],
     presence: Sequence[PresenceState],
     suppression_state: str,
+    presence_history: Sequence[PresenceState] = (),
 ) -> EndpointQuality:
-    """Summarise what the log says about one endpoint; the latest evidence decides reachability."""
+    """Summarise what the log says about one endpoint; the latest evidence decides reachability.
+    ``presence`` is the current presence per resource; ``presence_history`` (what retention kept) adds
+    earlier availability changes to the last_presence_* times."""
     message_events = [e for e in events if e.scope != "health"]
     last_positive = _latest(e for e in message_events if e.assessment.subclass in _REMOTE_POSITIVE)
     last_unreachable = _latest(e for e in message_events if e.assessment.subclass in _UNREACHABLE)
     invalid = _latest(e for e in message_events if e.assessment.subclass in _INVALID)
     subscriptions = {p.subscription_state for p in presence} - {"unknown"}
     subscription = next(iter(subscriptions)) if len(subscriptions) == 1 else "unknown"
+    seen = [*presence, *presence_history]
     return EndpointQuality(
         endpoint_ref=endpoint_ref,
         jid_valid=False if invalid else (True if last_positive or presence else None),
@@ -72,8 +76,8 @@ def endpoint_quality(
         server_reachable=_reachable(last_positive, last_unreachable),
         roster_known={"none": False, "unknown": None}.get(subscription, True),
         subscription_state=subscription,
-        last_presence_available_at=_latest_presence(p for p in presence if p.availability != "unavailable"),
-        last_presence_unavailable_at=_latest_presence(p for p in presence if p.availability == "unavailable"),
+        last_presence_available_at=_latest_presence(p for p in seen if p.availability != "unavailable"),
+        last_presence_unavailable_at=_latest_presence(p for p in seen if p.availability == "unavailable"),
         last_delivery_receipt_at=_latest(
             e for e in message_events if e.assessment.subclass in _DELIVERED or e.grade == "delivery_receipt"
         ),

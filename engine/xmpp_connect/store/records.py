@@ -42,7 +42,7 @@ VERIFICATION_STATES = frozenset(
     {"unknown", "syntax_validated", "roster_known", "presence_known", "authenticated", "invalid"}
 )
 SUPPRESSION_STATES = frozenset({"suppressed", "blocked", "unsubscribed"})
-TIMER_KINDS = frozenset({"receipt_timeout", "marker_timeout", "expiry"})
+TIMER_KINDS = frozenset({"receipt_timeout", "marker_timeout", "expiry", "scheduled_send"})
 LATE_AFTER_TIMERS = frozenset({"receipt_timeout", "expiry"})
 RAW_SOURCES = frozenset({"stream", "server", "client", "muc", "pubsub", "archive", "operator"})
 DEAD_LETTER_STAGES = frozenset({"parse", "correlate", "classify", "map"})
@@ -315,6 +315,23 @@ class Timer:
     due_at: datetime
     attempt_id: str | None = None
     fired_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HeldRequest:
+    """A notification.schedule request held until ``send_at`` (its ``scheduled_send`` timer).
+
+    ``request`` is the action request as accepted; in metadata-only mode without ``content`` (the body):
+    then ``body_kept`` is False and only a template request (``template_ref`` + ``variables``) can be sent.
+    """
+
+    tenant_id: str
+    operation_id: str
+    message_id: str
+    request: Mapping[str, Any]
+    send_at: datetime
+    created_at: datetime
+    body_kept: bool = True
 
 
 @dataclass(frozen=True)

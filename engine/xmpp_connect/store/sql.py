@@ -7,6 +7,7 @@ from xmpp_connect.store.dead_letters import DeadLetters
 from xmpp_connect.store.endpoints import EndpointRecords
 from xmpp_connect.store.evidence_log import EvidenceLog
 from xmpp_connect.store.groups import GroupRecords
+from xmpp_connect.store.held_requests import HeldRequests
 from xmpp_connect.store.messages import MessageRecords
 from xmpp_connect.store.observations import ObservationRecords
 from xmpp_connect.store.operations import IdempotentOperations
@@ -26,6 +27,7 @@ class SqlStore(
     RawEvents,
     DeadLetters,
     IdempotentOperations,
+    HeldRequests,
     TimerTable,
 ):
     """Every store operation (the EvidenceStore interface), as SQL with ``?`` placeholders."""
