@@ -167,6 +167,14 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """§28: metadata-only mode stores no message body anywhere; raw stanzas are redacted unless turned off."""
+
+    metadata_only: bool = False
+    redact_raw: bool = True
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     host: str
     port: int
@@ -178,6 +186,7 @@ class ServiceConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     timers: TimersConfig = field(default_factory=TimersConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     stop_suppression_enabled: bool = False
 
     def account(self, ref: str) -> AccountConfig | None:
@@ -224,6 +233,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
     limits = reader.mapping(data, "limits", "limits")
     timers = reader.mapping(data, "timers", "timers")
     retention = reader.mapping(data, "retention", "retention")
+    privacy = reader.mapping(data, "privacy", "privacy")
     policy_dir = data.get("policy_dir")
     host = str(listen.get("host", "127.0.0.1"))
     return ServiceConfig(
@@ -258,6 +268,10 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
                 retention.get("purge_interval_s", RetentionConfig.purge_interval_s),
                 "retention.purge_interval_s",
             ),
+        ),
+        privacy=PrivacyConfig(
+            metadata_only=reader.flag(privacy, "metadata_only", "privacy", default=False),
+            redact_raw=reader.flag(privacy, "redact_raw", "privacy", default=True),
         ),
         stop_suppression_enabled=bool(data.get("stop_suppression_enabled", False)),
     )

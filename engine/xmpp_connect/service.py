@@ -502,12 +502,13 @@ def openapi_document() -> dict[str, Any]:
 
 def open_store(config: ServiceConfig) -> SqlStore:
     """The configured evidence store, migrated."""
+    options = StoreOptions(metadata_only=config.privacy.metadata_only, redact_raw=config.privacy.redact_raw)
     if config.storage.kind == "postgres":
         assert config.storage.dsn is not None
-        return PostgresStore(config.storage.dsn.reveal(), StoreOptions())
+        return PostgresStore(config.storage.dsn.reveal(), options)
     assert config.storage.path is not None
     Path(config.storage.path).parent.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(config.storage.path)
+    return SqliteStore(config.storage.path, options)
 
 
 def build_app(service: AdapterService) -> Starlette:

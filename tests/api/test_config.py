@@ -87,3 +87,15 @@ def test_an_account_belongs_to_one_tenant(tmp_path: Path) -> None:
     ]
     with pytest.raises(ConfigError, match="belongs to one tenant"):
         config_from_dict({**BASE, "tenants": tenants}, tmp_path, ENV)
+
+
+def test_privacy_settings_reach_the_store(tmp_path: Path) -> None:
+    """§28 metadata-only mode is switched on in the config file, not only in code."""
+    from xmpp_connect.service import open_store
+
+    assert config_from_dict(BASE, tmp_path, ENV).privacy.redact_raw is True
+    config = config_from_dict({**BASE, "privacy": {"metadata_only": True}}, tmp_path, ENV)
+    store = open_store(config)
+    assert store.options.metadata_only is True
+    with pytest.raises(ConfigError, match=r"privacy\.redact_raw"):
+        config_from_dict({**BASE, "privacy": {"redact_raw": "no"}}, tmp_path, ENV)

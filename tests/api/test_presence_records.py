@@ -59,6 +59,9 @@ def test_sandbox_presence_is_served_per_resource(tmp_path: Path, contract: OpenA
         offline = presence(client, "offline@sandbox.invalid")
         assert offline is not None
         assert [(r["resource"], r["availability"]) for r in offline["resources"]] == [(None, "unavailable")]
+        one_device = presence(client, "two-devices@sandbox.invalid/phone")
+        assert one_device is not None, "a full JID reaches the route (its '/' is part of the path)"
+        assert one_device["bare_jid"] == "two-devices@sandbox.invalid"
         unknown = client.get("/xmpp/presence/nobody@sandbox.invalid", headers=auth())
         contract.check(unknown, "/xmpp/presence/{jid}")
         assert unknown.status_code == 404

@@ -45,7 +45,7 @@ class Endpoints:
             Route("/xmpp/messages/{id}/timeline", r(self.timeline)),
             Route("/xmpp/messages/{id}/assessment", r(self.assessment)),
             Route("/xmpp/endpoints/{id}/quality", r(self.endpoint_quality)),
-            Route("/xmpp/presence/{jid}", r(self.presence)),
+            Route("/xmpp/presence/{jid:path}", r(self.presence)),
             Route("/xmpp/muc/{room}/send", r(self.muc_send), methods=["POST"]),
             Route("/xmpp/pubsub/{node}/publish", r(self.pubsub_publish), methods=["POST"]),
             Route("/xmpp/channel-health", r(self.health)),
