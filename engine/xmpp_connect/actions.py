@@ -25,7 +25,7 @@ from xmpp_connect.correlation import OutboundRecord
 from xmpp_connect.evidence import EvidenceContext, EvidenceEvent, build_evidence_events, endpoint_ref
 from xmpp_connect.jids import bare, is_valid_jid
 from xmpp_connect.outbound import OutboundMessage, endpoint_type_of, record_for
-from xmpp_connect.providers.base import XmppProvider
+from xmpp_connect.providers.base import RoomJoin, XmppProvider
 from xmpp_connect.store.idempotency import payload_hash
 from xmpp_connect.store.records import (
     AppendResult,
@@ -294,9 +294,10 @@ class Actions:
         elif action_type == "notification.cancel":
             result = self._cancel(tenant, request, operation, received_at)
         else:
-            await self._join_room_of(tenant, request, operation)
+            room = await self._join_room_of(tenant, request, operation)
+            expected = tuple(sorted(room.expected_evidence)) if room is not None and room.joined else None
             with self.store.transaction():
-                result, dispatch = self._send(tenant, action_type, request, operation, received_at)
+                result, dispatch = self._send(tenant, action_type, request, operation, received_at, expected)
             # The records are durable before the stanza goes out: a send is never on the wire unrecorded.
             await self.store.durable()
             if dispatch is not None:
@@ -311,6 +312,7 @@ class Actions:
         request: Mapping[str, Any],
         op: IdempotentOperation,
         received_at: datetime,
+        expected_evidence: tuple[str, ...] | None = None,
     ) -> tuple[dict[str, Any], Callable[[], None] | None]:
         """Create the records and the initial evidence; the returned call hands the stanza to the provider
         (None when nothing is to be sent now)."""
@@ -389,6 +391,7 @@ class Actions:
                     state=SCHEDULED_STATE if scheduled else "accepted_by_adapter",
                     stanza_id=op.stanza_id,
                     origin_id=op.stanza_id,
+                    expected_evidence=expected_evidence,
                 )
             )
         classification, events = self._record({"kind": "adapter_accepted"}, ids)
@@ -572,7 +575,7 @@ class Actions:
 
     async def _join_room_of(
         self, tenant: Tenant, request: Mapping[str, Any], op: IdempotentOperation
-    ) -> None:
+    ) -> RoomJoin | None:
         """Join the room a groupchat goes to; a failed join is not a refusal: the room's answer to the
         message is the evidence (item-not-found, not-acceptable, forbidden)."""
         target = request.get("target_endpoint") or {}
@@ -583,12 +586,12 @@ class Actions:
             or account not in self.providers
             or not is_valid_jid(room)
         ):
-            return
+            return None
         nick = (request.get("options") or {}).get("nick") or bare(self.account_jids[account]).partition("@")[
             0
         ]
         suffix = op.operation_id.removeprefix("xmppop_")
-        await self.providers[account].join_room(
+        return await self.providers[account].join_room(
             bare(room), nick, message_id="xmppmsg_" + suffix, attempt_id="xmppatt_" + suffix
         )
 

@@ -440,6 +440,7 @@ class AdapterService:
                     "message_type": a.message_type,
                     "stanza_id": a.stanza_id,
                     "state": a.state,
+                    "expected_evidence": None if a.expected_evidence is None else list(a.expected_evidence),
                     "created_at": a.created_at.isoformat(),
                     "updated_at": a.updated_at.isoformat(),
                 }

@@ -282,6 +282,10 @@ def test_room_message_is_room_level_evidence_only(tmp_path: Path, contract: Open
         room_level = "undef.muc_room_message_participant_uncertain"
         assert wait_for(lambda: assessment(client, message_id)["subclass"] == room_level)
         assert "notification.endpoint.accepted" in {e["event_type"] for e in entries(client, message_id)}
+        (attempt,) = client.get(f"/xmpp/messages/{message_id}", headers=auth()).json()["attempts"]
+        assert attempt["expected_evidence"] == ["room_reflection"], (
+            "a semi-anonymous room without stable ids can promise the reflection only, not occupant markers"
+        )
         missing = client.post(
             "/xmpp/muc/nope@conference.sandbox.invalid/send",
             json={"idempotency_key": "m2", "content": {"body": "x"}},
@@ -290,6 +294,8 @@ def test_room_message_is_room_level_evidence_only(tmp_path: Path, contract: Open
         assert wait_for(lambda: assessment(client, missing)["category"] == "fail"), assessment(
             client, missing
         )
+        (unjoined,) = client.get(f"/xmpp/messages/{missing}", headers=auth()).json()["attempts"]
+        assert unjoined["expected_evidence"] is None, "a room we could not join promises nothing"
 
 
 def test_mandatory_receipts_refused_when_the_client_is_known_not_to_support_them(tmp_path: Path) -> None:

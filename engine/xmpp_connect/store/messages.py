@@ -76,7 +76,7 @@ class MessageRecords(SqlBase):
                 conn,
                 "INSERT INTO attempts (tenant_id, attempt_id, message_id, account_ref, server_ref, from_jid,"
                 " to_jid, to_endpoint_type, message_type, stanza_id, origin_id, server_id, state, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " updated_at, expected_evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     attempt.tenant_id,
                     attempt.attempt_id,
@@ -93,6 +93,7 @@ class MessageRecords(SqlBase):
                     attempt.state,
                     to_text(attempt.created_at),
                     to_text(attempt.updated_at),
+                    None if attempt.expected_evidence is None else to_json(list(attempt.expected_evidence)),
                 ),
             )
 

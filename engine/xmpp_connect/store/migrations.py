@@ -148,7 +148,13 @@ _HELD_REQUESTS = (
     "CREATE INDEX held_requests_by_message ON held_requests (tenant_id, message_id)",
 )
 
+_EXPECTED_EVIDENCE = (
+    # What evidence the target can produce (e.g. a room's disco features), as a JSON list; NULL: not known.
+    "ALTER TABLE attempts ADD COLUMN expected_evidence TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
+    Migration(3, "expected evidence per attempt", _EXPECTED_EVIDENCE),
 )

@@ -82,6 +82,10 @@ class XmppAttempt:
     stanza_id: str | None = None
     origin_id: str | None = None
     server_id: str | None = None
+    expected_evidence: tuple[str, ...] | None = None
+    """What evidence the target can produce, known before sending (a room's disco#info: reflection,
+    stable ids, occupant markers and identity, archive), so a missing signal reads as unsupported rather
+    than pending; None when not known."""
 
 
 @dataclass(frozen=True)

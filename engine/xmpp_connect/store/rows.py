@@ -156,6 +156,7 @@ def attempt_from_row(row: Row) -> XmppAttempt:
         row["stanza_id"],
         row["origin_id"],
         row["server_id"],
+        None if row["expected_evidence"] is None else tuple(json.loads(row["expected_evidence"])),
     )
 
 
