@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from api_helpers import OpenApiContract, open_client, service_config
+from prosody import ProsodyServer
 from starlette.testclient import TestClient
 
 from xmpp_connect.config import ServiceConfig
-
-# The end-to-end tests reuse the Prosody harness and recipient clients of tests/integration.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 
 @pytest.fixture
@@ -30,3 +27,9 @@ def client(config: ServiceConfig) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def contract() -> OpenApiContract:
     return OpenApiContract()
+
+
+@pytest.fixture
+def prosody(live_prosody: ProsodyServer) -> ProsodyServer:
+    """The session's real Prosody (tests/conftest.py), for the end-to-end tests."""
+    return live_prosody

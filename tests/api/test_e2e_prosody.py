@@ -5,10 +5,8 @@ coordination engine reads: the action result, the timeline's events, the assessm
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,19 +41,6 @@ accounts:
 tenants:
   - {{id: ops, token_env: XC_E2E_TOKEN, accounts: [notify]}}
 """
-
-
-@pytest.fixture(scope="module")
-def prosody() -> Iterator[ProsodyServer]:
-    if shutil.which("prosody") is None:
-        if os.environ.get("CI"):
-            pytest.fail("prosody is not installed (scripts/test installs it with apt-get)")
-        pytest.skip("prosody is not installed; run scripts/test")
-    server = ProsodyServer()
-    server.prepare()
-    server.start()
-    yield server
-    server.cleanup()
 
 
 @dataclass

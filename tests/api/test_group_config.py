@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -215,19 +213,6 @@ accounts:
 tenants:
   - {{id: ops, token_env: XC_TOKEN, accounts: [notify]}}
 """
-
-
-@pytest.fixture(scope="module")
-def prosody() -> Iterator[ProsodyServer]:
-    if shutil.which("prosody") is None:
-        if os.environ.get("CI"):
-            pytest.fail("prosody is not installed (scripts/test installs it with apt-get)")
-        pytest.skip("prosody is not installed; run scripts/test")
-    server = ProsodyServer()
-    server.prepare()
-    server.start()
-    yield server
-    server.cleanup()
 
 
 class Running:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -14,34 +12,6 @@ from recipients import Behaviour, Recipient
 from xmpp_connect.classify import Classifier
 from xmpp_connect.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "prosody_server" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.prosody)
-
-
-@pytest.fixture(scope="session")
-def prosody_server() -> Iterator[ProsodyServer]:
-    """Prosody in a temp dir on a free loopback port, stopped and removed at the end of the session."""
-    if shutil.which("prosody") is None:
-        if os.environ.get("CI"):
-            pytest.fail("prosody is not installed (scripts/test installs it with apt-get)")
-        pytest.skip("prosody is not installed; run scripts/test")
-    server = ProsodyServer()
-    server.prepare()
-    server.start()
-    yield server
-    server.cleanup()
-
-
-@pytest.fixture
-def live_prosody(prosody_server: ProsodyServer) -> ProsodyServer:
-    """The session server, started again if an earlier test stopped it."""
-    if not prosody_server.running:
-        prosody_server.start()
-    return prosody_server
 
 
 @pytest.fixture(scope="session")
