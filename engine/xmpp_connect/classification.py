@@ -70,6 +70,17 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class TimeoutAnswers:
+    """Evidence that makes a receipt or marker timeout moot: a timer falling due after it is dropped."""
+
+    subclasses: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+
+    def answered_by(self, assessment: Assessment) -> bool:
+        return assessment.subclass in self.subclasses or assessment.category in self.categories
+
+
+@dataclass(frozen=True)
 class Precedence:
     """mappings/precedence.yaml: subclasses strongest first, the contradictions between them, and what a
     coordination engine may read from the strongest one (by subclass, else by category)."""
@@ -78,6 +89,7 @@ class Precedence:
     conflicts: tuple[Conflict, ...] = ()
     interpretations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     category_interpretations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    timeouts_answered_by: Mapping[str, TimeoutAnswers] = field(default_factory=lambda: MappingProxyType({}))
 
     def interpretation(self, category: str, subclass: str) -> str | None:
         """The recommended coordination interpretation of an assessment, None when the table has none."""

@@ -59,20 +59,6 @@ from xmpp_connect.timers import TimerFact, TimerService
 
 log = logging.getLogger(__name__)
 
-ANSWERED_SUBCLASSES = {
-    "receipt_timeout": frozenset(
-        {
-            "success.delivered_to_client",
-            "success.displayed_by_client",
-            "success.acknowledged_by_client",
-            "success.reply_received",
-        }
-    ),
-    "marker_timeout": frozenset(
-        {"success.displayed_by_client", "success.acknowledged_by_client", "success.reply_received"}
-    ),
-}
-"""Evidence that makes a receipt or marker timeout moot: the timer is dropped instead of fired."""
 
 
 class ObservationRecorder:
@@ -163,10 +149,9 @@ class TimerRecorder:
         message = self.store.get_message(fired.tenant_id, fired.message_id)
         if message is None:
             return
-        answered = ANSWERED_SUBCLASSES.get(fired.timer)
-        evidence = self.store.evidence_for_message(fired.tenant_id, fired.message_id) if answered else []
-        if answered and any(e.assessment.subclass in answered or e.assessment.category == "fail"
-                            for e in evidence):
+        answers = self.classifier.policy.precedence.timeouts_answered_by.get(fired.timer)
+        evidence = self.store.evidence_for_message(fired.tenant_id, fired.message_id) if answers else []
+        if answers and any(answers.answered_by(e.assessment) for e in evidence):
             self.store.cancel_timer(fired.tenant_id, fired.message_id, fired.timer)
             return
         attempt = self.store.get_attempt(fired.tenant_id, fired.attempt_id) if fired.attempt_id else None

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from xmpp_connect.classification import Assessment, Conflict, Grade, Precedence
+from xmpp_connect.classification import Assessment, Conflict, Grade, Precedence, TimeoutAnswers
 from xmpp_connect.policy.crosscheck import Tables, cross_check
 from xmpp_connect.policy.model import (
     BUILTIN_UNMAPPED,
@@ -181,4 +181,12 @@ def _precedence(data: Mapping[str, Any]) -> Precedence:
         conflicts=conflicts,
         interpretations=MappingProxyType(dict(interpretations.get("by_subclass", {}))),
         category_interpretations=MappingProxyType(dict(interpretations.get("by_category", {}))),
+        timeouts_answered_by=MappingProxyType(
+            {
+                timer: TimeoutAnswers(
+                    frozenset(answers.get("subclasses", ())), frozenset(answers.get("categories", ()))
+                )
+                for timer, answers in data.get("timeouts_answered_by", {}).items()
+            }
+        ),
     )
