@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from functools import cache
@@ -119,3 +120,45 @@ def _pointer(schema: dict[str, Any]) -> str:
     if ref:
         return ref.removeprefix("#/")
     raise AssertionError("inline response schemas are not used in spec/openapi.yaml")
+
+
+class LiveApp:
+    """A started service and an async HTTP client of its app, for end-to-end tests against Prosody."""
+
+    def __init__(self, service: AdapterService, http: httpx.AsyncClient, wait: float = 8.0) -> None:
+        self.service = service
+        self.http = http
+        self.wait = wait
+
+    async def act(self, request: dict[str, Any], path: str = "/adapter/actions") -> dict[str, Any]:
+        response = await self.http.post(path, json=request)
+        assert response.status_code in (200, 202), response.text
+        return response.json()
+
+    async def get(self, path: str) -> Any:
+        response = await self.http.get(path)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def entries(self, message_id: str) -> list[dict[str, Any]]:
+        return (await self.get(f"/adapter/messages/{message_id}/timeline"))["entries"]
+
+    async def assessment(self, message_id: str) -> dict[str, Any]:
+        return await self.get(f"/adapter/messages/{message_id}/assessment")
+
+    async def wait_for_event(self, message_id: str, event_type: str, subclass: str | None = None) -> dict:
+        """The first timeline entry of this type (and subclass), waiting for it (bounded)."""
+
+        async def scan() -> dict:
+            while True:
+                for entry in await self.entries(message_id):
+                    wanted = subclass in (None, entry["assessment"]["subclass"])
+                    if entry["event_type"] == event_type and wanted:
+                        return entry
+                await asyncio.sleep(0.02)
+
+        try:
+            return await asyncio.wait_for(scan(), self.wait)
+        except TimeoutError:
+            seen = [(e["event_type"], e["assessment"]["subclass"]) for e in await self.entries(message_id)]
+            raise AssertionError(f"no {event_type} ({subclass}) in {seen}") from None

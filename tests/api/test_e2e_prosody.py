@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_helpers import default_policy
+from api_helpers import LiveApp, default_policy
 from prosody import PUBSUB_DOMAIN, ProsodyServer, TestUser
 from recipients import Behaviour, Recipient
 
@@ -43,53 +42,18 @@ tenants:
 """
 
 
-@dataclass
-class Adapter:
+class Adapter(LiveApp):
     """The service under test and an HTTP client of its app, for one fresh sender account."""
 
-    server: ProsodyServer
-    user: TestUser
-    config_path: Path
-    service: AdapterService
-    http: httpx.AsyncClient
-
-    async def act(self, request: dict[str, Any], path: str = "/adapter/actions") -> dict[str, Any]:
-        response = await self.http.post(path, json=request)
-        assert response.status_code in (200, 202), response.text
-        return response.json()
-
-    async def get(self, path: str) -> Any:
-        response = await self.http.get(path)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    async def entries(self, message_id: str) -> list[dict[str, Any]]:
-        return (await self.get(f"/adapter/messages/{message_id}/timeline"))["entries"]
-
-    async def assessment(self, message_id: str) -> dict[str, Any]:
-        return await self.get(f"/adapter/messages/{message_id}/assessment")
+    def __init__(self, server: ProsodyServer, user: TestUser, config_path: Path, service: AdapterService,
+                 http: httpx.AsyncClient) -> None:
+        super().__init__(service, http, WAIT)
+        self.server = server
+        self.user = user
+        self.config_path = config_path
 
     async def stanza_id(self, message_id: str) -> str:
         return (await self.get(f"/xmpp/messages/{message_id}"))["attempts"][0]["stanza_id"]
-
-    async def wait_for_event(self, message_id: str, event_type: str, subclass: str | None = None) -> dict:
-        """The first timeline entry of this type (and subclass), waiting for it (bounded)."""
-
-        async def scan() -> dict:
-            while True:
-                for entry in await self.entries(message_id):
-                    if entry["event_type"] == event_type and subclass in (
-                        None,
-                        entry["assessment"]["subclass"],
-                    ):
-                        return entry
-                await asyncio.sleep(0.02)
-
-        try:
-            return await asyncio.wait_for(scan(), WAIT)
-        except TimeoutError:
-            seen = [(e["event_type"], e["assessment"]["subclass"]) for e in await self.entries(message_id)]
-            raise AssertionError(f"no {event_type} ({subclass}) in {seen}") from None
 
     async def befriend(self, client: Recipient) -> None:
         """Mutual presence subscription (the adapter authorizes and subscribes back), so the recipient's

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import REPO, default_policy
+from api_helpers import REPO, LiveApp, default_policy
 from prosody import COMPONENT_DOMAIN, MUC_DOMAIN, ProsodyServer, TestUser
 from recipients import Recipient
 
@@ -215,45 +215,8 @@ tenants:
 """
 
 
-class Running:
-    """The service from a config file, and an HTTP client of its app."""
-
-    def __init__(self, service: AdapterService, http: httpx.AsyncClient) -> None:
-        self.service = service
-        self.http = http
-
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self.http.post(path, json=body)
-        assert response.status_code in (200, 202), response.text
-        return response.json()
-
-    async def get(self, path: str) -> Any:
-        response = await self.http.get(path)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    async def entries(self, message_id: str) -> list[dict[str, Any]]:
-        return (await self.get(f"/adapter/messages/{message_id}/timeline"))["entries"]
-
-    async def wait_for_event(self, message_id: str, event_type: str, subclass: str) -> dict[str, Any]:
-        """The first timeline entry of this type and assessment subclass, waiting for it (bounded)."""
-
-        async def scan() -> dict[str, Any]:
-            while True:
-                for entry in await self.entries(message_id):
-                    if (entry["event_type"], entry["assessment"]["subclass"]) == (event_type, subclass):
-                        return entry
-                await asyncio.sleep(0.02)
-
-        try:
-            return await asyncio.wait_for(scan(), WAIT)
-        except TimeoutError:
-            seen = [(e["event_type"], e["assessment"]["subclass"]) for e in await self.entries(message_id)]
-            raise AssertionError(f"no {event_type} ({subclass}) in {seen}") from None
-
-
 @contextlib.asynccontextmanager
-async def run_service(tmp_path: Path, text: str, env: dict[str, str]) -> AsyncIterator[Running]:
+async def run_service(tmp_path: Path, text: str, env: dict[str, str]) -> AsyncIterator[LiveApp]:
     path = tmp_path / "xmpp-connect.yaml"
     path.write_text(text)
     config = load_config(path, env={**env, "XC_TOKEN": ENV["TOKEN"]})
@@ -263,7 +226,7 @@ async def run_service(tmp_path: Path, text: str, env: dict[str, str]) -> AsyncIt
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(service)), base_url="http://127.0.0.1",
                              headers={"Authorization": f"Bearer {ENV['TOKEN']}"})
     try:
-        yield Running(service, http)
+        yield LiveApp(service, http, WAIT)
     finally:
         await http.aclose()
         await asyncio.wait_for(service.stop(), WAIT)
@@ -294,7 +257,7 @@ async def test_a_configured_room_is_joined_at_start_and_a_send_is_room_level_evi
             assert await bob.join_room(room, "bob", room_password) == "joined"
 
             body = {"idempotency_key": uuid.uuid4().hex, "content": {"body": "New incident case opened."}}
-            result = await running.post(f"/xmpp/muc/{room}/send", body)
+            result = await running.act(body, f"/xmpp/muc/{room}/send")
             message_id = result["xmpp_message_id"]
             room_level = await running.wait_for_event(
                 message_id, "notification.endpoint.accepted", "undef.muc_room_message_participant_uncertain"
@@ -333,7 +296,7 @@ async def test_a_configured_component_sends_and_the_receipt_is_client_delivery(
                 "idempotency_key": f"component:{key}",
                 "requested_at": "2026-01-01T12:00:00Z",
             }
-            message_id = (await running.post("/adapter/actions", request))["xmpp_message_id"]
+            message_id = (await running.act(request))["xmpp_message_id"]
             delivered = await phone.next_message(WAIT)
             assert str(delivered["from"]) == COMPONENT_DOMAIN
             await running.wait_for_event(
