@@ -7,6 +7,17 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from captured_stanzas import (
+    BLOCKED,
+    DISPLAYED,
+    MALFORMED_BOUNCE,
+    MUC_ECHO,
+    OFFLINE_DELIVERY,
+    PRESENCE_AWAY,
+    PUBSUB_HEADLINE,
+    RECEIPT,
+    REPLY,
+)
 from xmpp_connect.commands import CommandTable
 from xmpp_connect.correlation import CorrelationContext, OutboundRecord, context_from_dict
 from xmpp_connect.facts import NotEvidence, fact_for_event, fact_from_xml
@@ -43,63 +54,19 @@ PUBSUB = CorrelationContext(outbound=PUBSUB_OUT)
 NONE = CorrelationContext()
 
 # Stanzas captured from Prosody 0.12.3 through slixmpp 1.17 (str(stanza): no top-level xmlns).
-RECEIPT = (
-    '<message to="alice@localhost/adapter" xml:lang="en" from="bob@localhost/phone" id="r-1">'
-    '<received xmlns="urn:xmpp:receipts" id="xc-1" />'
-    '<stanza-id xmlns="urn:xmpp:sid:0" by="alice@localhost" id="IjNMwsjzjCh9fulqPtbYIHah" /></message>'
-)
-DISPLAYED = (
-    '<message xml:lang="en" type="chat" from="bob@localhost/phone" to="alice@localhost" id="m-1">'
-    '<displayed xmlns="urn:xmpp:chat-markers:0" id="xc-1" />'
-    '<stanza-id xmlns="urn:xmpp:sid:0" by="alice@localhost" id="_622K_sY8tsDKjTMxzuhMKgt" /></message>'
-)
 COMPOSING = (
     '<message xml:lang="en" type="chat" from="bob@localhost/phone" to="alice@localhost" id="c-1">'
     '<composing xmlns="http://jabber.org/protocol/chatstates" /></message>'
-)
-REPLY = (
-    '<message xml:lang="en" type="chat" from="bob@localhost/phone" to="alice@localhost" id="reply-1">'
-    "<body>ack</body><thread>xc-1</thread>"
-    '<reply xmlns="urn:xmpp:reply:0" to="alice@localhost/adapter" id="xc-1" />'
-    '<active xmlns="http://jabber.org/protocol/chatstates" /><request xmlns="urn:xmpp:receipts" />'
-    '<markable xmlns="urn:xmpp:chat-markers:0" /><origin-id xmlns="urn:xmpp:sid:0" id="reply-1" />'
-    '<stanza-id xmlns="urn:xmpp:sid:0" by="alice@localhost" id="l9BKopxHYVxIKsJhPmFPYlLn" /></message>'
 )
 NO_SUCH_USER = (
     '<message type="error" from="nobody@localhost" to="alice@localhost/adapter" id="xc-2">'
     '<error type="cancel"><service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas" />'
     '</error></message>'
 )
-MALFORMED_BOUNCE = (
-    '<message type="error" from="bad@@localhost" to="alice@localhost/adapter" id="xc-3">'
-    '<error type="modify"><jid-malformed xmlns="urn:ietf:params:xml:ns:xmpp-stanzas" />'
-    '<text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">'
-    "The destination address is invalid: bad@@localhost</text></error></message>"
-)
-BLOCKED = (
-    '<message type="error" from="carol@localhost" to="alice@localhost/adapter" id="xc-4">'
-    '<error type="cancel"><not-acceptable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas" />'
-    '<text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">You have blocked this JID</text>'
-    '<blocked xmlns="urn:xmpp:blocking:errors" /></error></message>'
-)
 MISSING_ROOM = (
     '<message type="error" from="missing@conference.localhost" to="alice@localhost/adapter" id="xc-8">'
     '<error type="cancel" by="conference.localhost">'
     '<item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas" /></error></message>'
-)
-OFFLINE_DELIVERY = (
-    '<message xml:lang="en" from="alice@localhost/adapter" to="dave@localhost" type="chat" id="xc-6">'
-    '<body>offline hello</body><request xmlns="urn:xmpp:receipts" />'
-    '<stanza-id xmlns="urn:xmpp:sid:0" by="dave@localhost" id="W2-7iJVHpWeSjRL7Wb9k6JtE" />'
-    '<delay xmlns="urn:xmpp:delay" from="localhost" stamp="2026-11-22T03:34:03Z" /></message>'
-)
-MUC_ECHO = (
-    '<message xml:lang="en" to="alice@localhost/adapter" type="groupchat"'
-    ' from="ops@conference.localhost/adapter" id="xc-7"><body>Incident 42 opened</body>'
-    '<origin-id xmlns="urn:xmpp:sid:0" id="xc-7" /><markable xmlns="urn:xmpp:chat-markers:0" />'
-    '<occupant-id xmlns="urn:xmpp:occupant-id:0" id="V0YYBjlLwyTq9yQXaS68fikrt+dKYBSMFx67Uth0r3k=" />'
-    '<stanza-id xmlns="urn:xmpp:sid:0" by="ops@conference.localhost" id="CKoRMF5XzVzpy3Q9FYLbbOLf" />'
-    "</message>"
 )
 MUC_OK = (
     ''
@@ -146,20 +113,10 @@ MUC_PRESENCE_ANONYMOUS = (
     '<x xmlns="http://jabber.org/protocol/muc#user"><item role="participant" affiliation="none" /></x>'
     "</presence>"
 )
-PRESENCE_AWAY = (
-    '<presence to="alice@localhost" xml:lang="en" from="bob@localhost/phone">'
-    "<show>away</show><priority>5</priority><status>at lunch</status></presence>"
-)
 PRESENCE_UNAVAILABLE = (
     '<presence type="unavailable" xml:lang="en" to="alice@localhost" from="bob@localhost/phone" />'
 )
 PRESENCE_SUBSCRIBED = '<presence type="subscribed" to="alice@localhost" from="bob@localhost" />'
-PUBSUB_HEADLINE = (
-    '<message to="bob@localhost" from="pubsub.localhost" type="headline" id="fY_8dWlv9QMKNwxzoG4edR2S">'
-    '<event xmlns="http://jabber.org/protocol/pubsub#event"><items node="incidents"><item id="xc-10">'
-    '<entry xmlns="http://www.w3.org/2005/Atom"><title>Incident 42</title></entry></item></items></event>'
-    "</message>"
-)
 PUBSUB_PUBLISHED = (
     '<iq to="admin@localhost/x" type="result" id="d642" from="pubsub.localhost">'
     '<pubsub xmlns="http://jabber.org/protocol/pubsub"><publish node="incidents"><item id="xc-10" />'
