@@ -289,6 +289,7 @@ class Actions:
         operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest)
         if operation.replayed and operation.result is not None:
             return ActionDone({**operation.result, "idempotent_replay": True})
+        dispatch: Callable[[], None] | None = None
         if action_type in SYNC_ACTIONS:
             result = self._sync_action(tenant, action_type, request, operation, received_at)
         elif action_type == "notification.cancel":
@@ -300,9 +301,10 @@ class Actions:
                 result, dispatch = self._send(tenant, action_type, request, operation, received_at, expected)
             # The records are durable before the stanza goes out: a send is never on the wire unrecorded.
             await self.store.durable()
+        with self.store.transaction():
             if dispatch is not None:
                 dispatch()
-        self.store.complete_operation(tenant.id, request["idempotency_key"], result)
+            self.store.complete_operation(tenant.id, request["idempotency_key"], result)
         return ActionDone({**result, "idempotent_replay": False})
 
     def _send(

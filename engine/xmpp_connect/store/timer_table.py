@@ -30,11 +30,12 @@ class TimerTable(SqlBase):
         check_allowed(timer, TIMER_KINDS, "timer")
         timer_id = "tmr_" + idempotency.operation_id(tenant_id, f"{message_id}\x00{timer}")[7:]
         with self._write() as conn:
-            self._exec(
+            row = self._exec(
                 conn,
                 "INSERT INTO timers (timer_id, tenant_id, message_id, attempt_id, timer, due_at, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, message_id, timer) DO UPDATE SET"
-                " due_at = excluded.due_at, attempt_id = excluded.attempt_id WHERE timers.fired_at IS NULL",
+                " due_at = excluded.due_at, attempt_id = excluded.attempt_id WHERE timers.fired_at IS NULL"
+                " RETURNING *",
                 (
                     timer_id,
                     tenant_id,
@@ -44,8 +45,9 @@ class TimerTable(SqlBase):
                     to_text(due_at),
                     to_text(self.options.clock()),
                 ),
-            )
-        row = self._one("SELECT * FROM timers WHERE timer_id = ?", (timer_id,))
+            ).fetchone()
+            # A fired timer is left as it was: read it back (inside the write scope, so the batch stays open).
+            row = row or self._exec(conn, "SELECT * FROM timers WHERE timer_id = ?", (timer_id,)).fetchone()
         assert row is not None
         return timer_from_row(row)
 
