@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 
 from xmpp_connect.classification import Classification
@@ -157,20 +158,31 @@ def spec_dir() -> Path:
 
 
 class ActionSchemas:
-    """The request schemas of spec/actions, one validator per action type."""
+    """The request schemas of spec/actions, one validator per action type.
+
+    jsonschema (Python) is the reference and words the errors; jsonschema-rs (compiled, ~80x faster) only
+    answers "valid?" first, so a well-formed request never pays for the Python walk. Where the two disagree on
+    a request the Python validator accepts (a format only jsonschema-rs checks), the Python answer stands."""
 
     def __init__(self, directory: Path | None = None) -> None:
         directory = directory or spec_dir() / "actions"
         docs = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in directory.glob("*.schema.json")}
+        inlined = {
+            name.removesuffix(".schema.json"): _inline_refs(doc, name, docs) for name, doc in docs.items()
+        }
         self.validators = {
-            name.removesuffix(".schema.json"): Draft202012Validator(
-                _inline_refs(doc, name, docs), format_checker=FormatChecker()
-            )
-            for name, doc in docs.items()
+            name: Draft202012Validator(schema, format_checker=FormatChecker())
+            for name, schema in inlined.items()
+        }
+        self.fast = {
+            name: jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+            for name, schema in inlined.items()
         }
 
     def errors(self, schema: str, request: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(field, message) for each violation, the field as a dotted path; values are never quoted."""
+        if self.fast[schema].is_valid(request):
+            return []
         validator = self.validators[schema]
         out = []
         for error in sorted(validator.iter_errors(request), key=lambda e: list(e.absolute_path)):
