@@ -23,10 +23,17 @@ from jsonschema import Draft202012Validator, FormatChecker
 from xmpp_connect.classification import Classification
 from xmpp_connect.classify import Classifier
 from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.evidence import EvidenceContext, EvidenceEvent, build_evidence_events, endpoint_ref
+from xmpp_connect.evidence import (
+    DedupeBasis,
+    EvidenceContext,
+    EvidenceEvent,
+    build_evidence_events,
+    endpoint_ref,
+)
 from xmpp_connect.jids import bare, is_valid_jid
 from xmpp_connect.outbound import OutboundMessage, endpoint_type_of, record_for
 from xmpp_connect.providers.base import RoomJoin, XmppProvider
+from xmpp_connect.store import idempotency
 from xmpp_connect.store.idempotency import payload_hash
 from xmpp_connect.store.records import (
     AppendResult,
@@ -269,6 +276,7 @@ class Actions:
         self.timers = timers
         self.pending = pending
         self.capabilities = capabilities
+        self._own_facts: dict[tuple[str, tuple[tuple[str, Any], ...]], Classification] = {}
 
     def validate(self, request: Mapping[str, Any], schema: str | None = None) -> str:
         """The action type of a well-formed request, else InvalidAction naming the failing fields.
@@ -285,11 +293,18 @@ class Actions:
         return action_type
 
     async def perform(
-        self, tenant: Tenant, request: Mapping[str, Any], schema: str | None = None
+        self,
+        tenant: Tenant,
+        request: Mapping[str, Any],
+        schema: str | None = None,
+        accepted_at: datetime | None = None,
     ) -> ActionDone:
-        """Validate, then run the action once per idempotency key (a repeat returns the original result)."""
+        """Validate, then run the action once per idempotency key (a repeat returns the original result).
+
+        ``accepted_at``: an API worker already accepted this send then (it is carried out from the intake),
+        so its accepted evidence is recorded even if the send is refused now."""
         action_type = self.validate(request, schema)
-        received_at = self.clock()
+        received_at = accepted_at or self.clock()
         digest = payload_hash({k: v for k, v in request.items() if k not in HASH_EXCLUDED})
         if action_type == "notification.send_reminder":
             request = self._with_original(tenant, request)
@@ -310,7 +325,9 @@ class Actions:
             room = await self._join_room_of(tenant, request, operation)
             expected = tuple(sorted(room.expected_evidence)) if room is not None and room.joined else None
             with self.store.transaction():
-                result, dispatch = self._send(tenant, action_type, request, operation, received_at, expected)
+                result, dispatch = self._send(
+                    tenant, action_type, request, operation, received_at, expected, accepted_at is not None
+                )
             # The records are durable before the stanza goes out: a send is never on the wire unrecorded.
             await self.store.durable()
         with self.store.transaction():
@@ -327,6 +344,7 @@ class Actions:
         op: IdempotentOperation,
         received_at: datetime,
         expected_evidence: tuple[str, ...] | None = None,
+        accepted_elsewhere: bool = False,
     ) -> tuple[dict[str, Any], Callable[[], None] | None]:
         """Create the records and the initial evidence; the returned call hands the stanza to the provider
         (None when nothing is to be sent now)."""
@@ -354,30 +372,20 @@ class Actions:
                     tracking_context=tracking,
                 )
             )
-        ids = EvidenceContext(
-            tenant_id=tenant.id,
-            observed_at=received_at,
-            message_id=message_id,
-            attempt_id=attempt_id,
-            case_id=case_id,
-            participant_id=participant_id,
-            correlation_id=tracking.get("correlation_id"),
-            endpoint_ref=endpoint_ref(tenant.id, to_jid) if to_jid else None,
-        )
+        ids = _context(tenant.id, request, op, received_at)
         scheduled = action_type == "notification.schedule"
         reason = self._pre_send_refusal(
             tenant, account, to_jid, render_error, request, check_stream=not scheduled
         )
-        base = {
-            "request_id": request["request_id"],
-            "adapter_id": ADAPTER_ID,
-            "action_type": action_type,
-            "adapter_operation_id": op.operation_id,
-            "xmpp_message_id": message_id,
-            "received_at": received_at.isoformat(),
-        }
+        base = _result_base(action_type, request, op.operation_id, received_at)
+        accepted = replace(ids, dedupe=_once("adapter_accepted", op.stanza_id))
         if reason is not None:
-            classification, events = self._record({"kind": "request_rejected", "reject_reason": reason}, ids)
+            if accepted_elsewhere:
+                self._record({"kind": "adapter_accepted"}, accepted)
+            refused = {"kind": "request_rejected", "reject_reason": reason}
+            classification, events = self._record(
+                refused, replace(ids, dedupe=_once("request_rejected", op.stanza_id))
+            )
             return {
                 **base,
                 "accepted": False,
@@ -408,7 +416,7 @@ class Actions:
                     expected_evidence=expected_evidence,
                 )
             )
-        classification, events = self._record({"kind": "adapter_accepted"}, ids)
+        classification, events = self._record({"kind": "adapter_accepted"}, accepted)
         dispatch = None
         if scheduled:
             assert self.pending is not None
@@ -719,19 +727,95 @@ class Actions:
             )
         return {**base, "accepted": True, "action_state": "completed", "reason": None}
 
+    def _classified(self, fact: dict[str, Any]) -> Classification:
+        """An action's own facts (accepted; refused for a reason) are few: each is classified once."""
+        key = (self.classifier.policy.version, tuple(sorted(fact.items())))
+        found = self._own_facts.get(key)
+        if found is None:
+            found = self._own_facts[key] = self.classifier.classify(fact)
+        return found
+
     def _record(
         self, fact: dict[str, Any], ids: EvidenceContext
     ) -> tuple[Classification, list[dict[str, str]]]:
-        classification = self.classifier.classify(fact)
+        classification = self._classified(fact)
         stored = self.store.append_evidence(
             build_evidence_events(classification, ids, new_id=lambda: uuid.uuid4().hex)
         )
-        events = [
-            {"event_type": e.event_type, "event_id": e.event_id, "occurred_at": e.occurred_at.isoformat()}
-            for e in stored.stored
-            if e.emitted
-        ]
-        return classification, events
+        return classification, _summaries(stored.stored)
+
+    def accepted_result(
+        self, tenant_id: str, action_type: str, request: Mapping[str, Any], received_at: datetime
+    ) -> dict[str, Any]:
+        """The result ``_send`` answers for a send it accepts, computed without the store: an API worker
+        answers with it before the core records the same evidence (the event ids are derived, not drawn)."""
+        operation = IdempotentOperation(
+            tenant_id,
+            request["idempotency_key"],
+            "",
+            idempotency.operation_id(tenant_id, request["idempotency_key"]),
+            idempotency.stanza_id(tenant_id, request["idempotency_key"]),
+            received_at,
+            replayed=False,
+        )
+        ids = replace(
+            _context(tenant_id, request, operation, received_at),
+            dedupe=_once("adapter_accepted", operation.stanza_id),
+        )
+        classification = self._classified({"kind": "adapter_accepted"})
+        return {
+            **_result_base(action_type, request, operation.operation_id, received_at),
+            "accepted": True,
+            "action_state": "accepted",
+            "reason": None,
+            "assessment": _assessment(classification),
+            "initial_events": _summaries(build_evidence_events(classification, ids)),
+        }
+
+
+def _context(
+    tenant_id: str, request: Mapping[str, Any], op: IdempotentOperation, received_at: datetime
+) -> EvidenceContext:
+    """The ids a send's own evidence (accepted, refused) is recorded with."""
+    tracking = request.get("tracking_context") or {}
+    to_jid = _target_jid(request.get("target_endpoint") or {})
+    return EvidenceContext(
+        tenant_id=tenant_id,
+        observed_at=received_at,
+        message_id="xmppmsg_" + op.operation_id.removeprefix("xmppop_"),
+        attempt_id="xmppatt_" + op.operation_id.removeprefix("xmppop_"),
+        case_id=request.get("coordination_case_id") or tracking.get("coordination_case_id"),
+        participant_id=request.get("participant_id") or tracking.get("participant_id"),
+        correlation_id=tracking.get("correlation_id"),
+        endpoint_ref=endpoint_ref(tenant_id, to_jid) if to_jid else None,
+    )
+
+
+def _once(kind: str, stanza_id: str) -> DedupeBasis:
+    """A send's accepted or refused evidence exists once per operation, also when it is recorded again."""
+    return DedupeBasis(kind=kind, sender_full_jid="", stanza_id=stanza_id)
+
+
+def _result_base(
+    action_type: str, request: Mapping[str, Any], operation_id: str, received_at: datetime
+) -> dict[str, Any]:
+    return {
+        "request_id": request["request_id"],
+        "adapter_id": ADAPTER_ID,
+        "action_type": action_type,
+        "adapter_operation_id": operation_id,
+        "xmpp_message_id": "xmppmsg_" + operation_id.removeprefix("xmppop_"),
+        "received_at": received_at.isoformat(),
+    }
+
+
+def _summaries(events: Sequence[EvidenceEvent]) -> list[dict[str, str]]:
+    """The result's ``initial_events``: the emitted ones."""
+    return [
+        {"event_type": e.event_type, "event_id": e.event_id, "occurred_at": e.occurred_at.isoformat()}
+        for e in events
+        if e.emitted
+    ]
 
 
 def _assessment(classification: Classification) -> dict[str, str]:
