@@ -52,6 +52,34 @@ class Load:
     accepted: int
 
 
+@dataclass
+class CpuUse:
+    """CPU seconds (user + system) of the service's processes: while the sends were accepted, and until the
+    last receipt was recorded. Robust to a noisy machine, unlike the rates."""
+
+    accepting: dict[str, float]
+    until_receipts: dict[str, float]
+
+
+def process_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of ``pid`` ("core") and of each child process ("worker N")."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    children = sorted(
+        int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()
+    )
+    workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return {"core": seconds(pid), **{f"worker {i}": seconds(c) for i, c in enumerate(workers)}}
+
+
+def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in after}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,8 +130,7 @@ class KeepAliveClient:
     async def connect(cls, port: int) -> KeepAliveClient:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
-    async def post_json(self, path: str, body: object) -> tuple[int, Any]:
-        payload = json.dumps(body).encode()
+    async def post(self, path: str, payload: bytes) -> tuple[int, Any]:
         head = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
@@ -122,14 +149,15 @@ async def drive(port: int, total: int, concurrency: int, to: str) -> Load:
     run = uuid.uuid4().hex[:8]
     latencies: list[float] = []
     accepted = 0
-    numbers = iter(range(total))
+    # Encoded before the clock starts: the load generator's own JSON work is not the service's.
+    payloads = iter([json.dumps(send_request(run, i, to)).encode() for i in range(total)])
     clients = [await KeepAliveClient.connect(port) for _ in range(concurrency)]
 
     async def worker(client: KeepAliveClient) -> None:
         nonlocal accepted
-        for i in numbers:
+        for payload in payloads:
             began = time.perf_counter()
-            status, result = await client.post_json("/adapter/actions", send_request(run, i, to))
+            status, result = await client.post("/adapter/actions", payload)
             latencies.append(time.perf_counter() - began)
             accepted += status == 202 and result.get("accepted") is True
 
@@ -193,12 +221,13 @@ def stream_connected(base: str) -> bool:
 
 
 @contextmanager
-def service(config: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """``xmpp-connect serve`` in a subprocess; yields its base URL and port once its streams are up."""
+def service(config: Path, env: dict[str, str], api_workers: int = 0) -> Iterator[tuple[str, int, int]]:
+    """``xmpp-connect serve`` in a subprocess; yields its base URL, port and pid once its streams are up."""
     port = free_port()
     code = "import sys; from xmpp_connect.cli import main; sys.exit(main(sys.argv[1:]))"
     server = subprocess.Popen(
-        [sys.executable, "-c", code, "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-c", code, "serve", "--config", str(config), "--port", str(port),
+         "--api-workers", str(api_workers)],
         env={**os.environ, "XC_BENCH_TOKEN": TOKEN, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -206,7 +235,7 @@ def service(config: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: stream_connected(base), time.monotonic() + 30, "the service did not connect")
-        yield base, port
+        yield base, port, server.pid
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -232,9 +261,12 @@ async def prosody_recipient(server: Any) -> AsyncIterator[str]:
 def run_sandbox(args: argparse.Namespace, directory: Path) -> tuple[Load, list[float]]:
     account = "{ref: bench, provider: sandbox, jid: bench@sandbox.invalid/service}"
     config = write_config(directory, account, args.policy)
-    with service(config, {}) as (base, port):
+    with service(config, {}, args.api_workers) as (base, port, pid):
+        before = process_cpu(pid)
         load = asyncio.run(drive(port, args.requests, args.concurrency, SANDBOX_RECIPIENT))
+        accepting = cpu_between(before, process_cpu(pid))
         found = asyncio.run(await_receipts(base, load.accepted, args.receipt_wait))
+        args.cpu = CpuUse(accepting, cpu_between(before, process_cpu(pid)))
     return load, found
 
 
@@ -252,12 +284,16 @@ def run_prosody(args: argparse.Namespace, directory: Path) -> tuple[Load, list[f
             f" host: 127.0.0.1, port: {server.port}, ca_certs: {server.cert_path}}}"
         )
         config = write_config(directory, account, args.policy)
-        with service(config, {PASSWORD_ENV: user.password}) as (base, port):
+        with service(config, {PASSWORD_ENV: user.password}, args.api_workers) as (base, port, pid):
 
             async def measure() -> tuple[Load, list[float]]:
                 async with prosody_recipient(server) as jid:
+                    before = process_cpu(pid)
                     load = await drive(port, args.requests, args.concurrency, jid)
-                    return load, await await_receipts(base, load.accepted, args.receipt_wait)
+                    accepting = cpu_between(before, process_cpu(pid))
+                    found = await await_receipts(base, load.accepted, args.receipt_wait)
+                    args.cpu = CpuUse(accepting, cpu_between(before, process_cpu(pid)))
+                    return load, found
 
             return asyncio.run(measure())
     finally:
@@ -279,6 +315,10 @@ def report(args: argparse.Namespace, load: Load, found: list[float]) -> None:
         print(f"end-to-end receipts/s: {len(found) / span:,.0f} ({len(found)} receipts in {span:.2f}s)")
     else:
         print("end-to-end receipts/s: none recorded")
+    cpu: CpuUse = args.cpu
+    for label, use in (("while accepting", cpu.accepting), ("until the last receipt", cpu.until_receipts)):
+        parts = ", ".join(f"{name} {1e6 * seconds / load.accepted:,.0f}" for name, seconds in use.items())
+        print(f"server CPU µs per send, {label}: {parts}")
 
 
 def main() -> None:
@@ -287,6 +327,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--policy", type=Path, help="policy directory (default: the packaged policy)")
     parser.add_argument("--prosody", action="store_true", help="send through a real Prosody")
+    parser.add_argument("--api-workers", type=int, default=0, help="serve --api-workers N (0: one process)")
     parser.add_argument("--receipt-wait", type=float, default=60.0, help="seconds to wait for receipts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="xc-bench-") as tmp:

@@ -749,12 +749,28 @@ class Actions:
     ) -> dict[str, Any]:
         """The result ``_send`` answers for a send it accepts, computed without the store: an API worker
         answers with it before the core records the same evidence (the event ids are derived, not drawn)."""
+        operation_id = idempotency.operation_id(tenant_id, request["idempotency_key"])
+        classification = self._classified({"kind": "adapter_accepted"})
+        return {
+            **_result_base(action_type, request, operation_id, received_at),
+            "accepted": True,
+            "action_state": "accepted",
+            "reason": None,
+            "assessment": _assessment(classification),
+            "initial_events": _summaries(self.accepted_events(tenant_id, request, received_at)),
+        }
+
+    def accepted_events(
+        self, tenant_id: str, request: Mapping[str, Any], received_at: datetime
+    ) -> tuple[EvidenceEvent, ...]:
+        """The evidence a send accepted at ``received_at`` is recorded with (not stored here)."""
+        key = request["idempotency_key"]
         operation = IdempotentOperation(
             tenant_id,
-            request["idempotency_key"],
+            key,
             "",
-            idempotency.operation_id(tenant_id, request["idempotency_key"]),
-            idempotency.stanza_id(tenant_id, request["idempotency_key"]),
+            idempotency.operation_id(tenant_id, key),
+            idempotency.stanza_id(tenant_id, key),
             received_at,
             replayed=False,
         )
@@ -762,15 +778,7 @@ class Actions:
             _context(tenant_id, request, operation, received_at),
             dedupe=_once("adapter_accepted", operation.stanza_id),
         )
-        classification = self._classified({"kind": "adapter_accepted"})
-        return {
-            **_result_base(action_type, request, operation.operation_id, received_at),
-            "accepted": True,
-            "action_state": "accepted",
-            "reason": None,
-            "assessment": _assessment(classification),
-            "initial_events": _summaries(build_evidence_events(classification, ids)),
-        }
+        return build_evidence_events(self._classified({"kind": "adapter_accepted"}), ids)
 
 
 def _context(

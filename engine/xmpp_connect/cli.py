@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, default=Path("data"), help="data directory of the default")
     serve.add_argument("--host", help="listen address (default from config: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default from config: 8750)")
+    serve.add_argument("--api-workers", type=int, default=0, metavar="N",
+                       help="N worker processes serve HTTP and accept plain sends; this process keeps the"
+                       " XMPP sessions and the store (default 0: one process does everything)")
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -87,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from xmpp_connect.service import run
 
-    run(args.config, args.data_dir, args.host, args.port)
+    run(args.config, args.data_dir, args.host, args.port, args.api_workers)
     return 0
 
 

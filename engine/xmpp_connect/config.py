@@ -146,6 +146,9 @@ class LimitsConfig:
     max_body_bytes: int = 64 * 1024
     rate_per_second: float = 2000.0
     burst: int = 4000
+    intake_backlog: int = 10_000
+    """With API workers: accepted sends waiting for the core beyond which a worker stops queueing and hands
+    each send to the core, which carries it out before answering (the sustained rate)."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,9 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
                 limits.get("rate_per_second", LimitsConfig.rate_per_second), "limits.rate_per_second"
             ),
             burst=reader.integer(limits.get("burst", LimitsConfig.burst), "limits.burst", minimum=1),
+            intake_backlog=reader.integer(
+                limits.get("intake_backlog", LimitsConfig.intake_backlog), "limits.intake_backlog", minimum=0
+            ),
         ),
         timers=TimersConfig(
             receipt_timeout_s=reader.number(

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+import socket
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,10 +21,12 @@ from ruamel.yaml import YAML
 from starlette.applications import Starlette
 
 from xmpp_connect import lifecycle
+from xmpp_connect.action_answers import action_outcome, action_problem
 from xmpp_connect.actions import Actions, ActionSchemas, InvalidAction, Tenant, spec_dir
 from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
+from xmpp_connect.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
 from xmpp_connect.classify import Classifier
 from xmpp_connect.commands import CommandTable
 from xmpp_connect.config import (
@@ -35,8 +38,16 @@ from xmpp_connect.config import (
     load_config,
 )
 from xmpp_connect.correlation import CorrelationContext, OutboundRecord
-from xmpp_connect.evidence import DedupeBasis, EvidenceContext, build_evidence_events, endpoint_ref
+from xmpp_connect.evidence import (
+    DedupeBasis,
+    EvidenceContext,
+    EvidenceEvent,
+    build_evidence_events,
+    endpoint_ref,
+)
 from xmpp_connect.facts import fact_for_event
+from xmpp_connect.intake import Intake, IntakeItem
+from xmpp_connect.intake_dispatch import IntakeDispatcher
 from xmpp_connect.jids import bare
 from xmpp_connect.native import NativeEvent
 from xmpp_connect.observed_records import ObservedRecords
@@ -58,6 +69,9 @@ from xmpp_connect.templates import TemplateStore
 from xmpp_connect.timers import TimerFact, TimerService
 
 log = logging.getLogger(__name__)
+CORE_SOCKET = "core.sock"
+MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
+CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report"})
 
 
 
@@ -217,6 +231,8 @@ class AdapterService:
             capabilities=self._capability,
         )
         self._background: list[asyncio.Task[None]] = []
+        self.intake_dispatcher: IntakeDispatcher | None = None
+        self._health_report: Path | None = None
 
     def _provider(self, account: AccountConfig) -> XmppProvider:
         """The account's provider: the simulated network, a XEP-0114 component or a client account."""
@@ -243,6 +259,28 @@ class AdapterService:
                 await self.actions.send_scheduled(_tenant(tenant), held.operation_id)
             return
         self.timer_recorder(fired)
+
+    async def _carry_out(self, item: IntakeItem) -> None:
+        """One request an API worker accepted: performed here as if received here, at its acceptance time."""
+        tenant = self.config.tenant(item.tenant_id)
+        if tenant is None:
+            log.error("intake request for a tenant no longer configured operation_id=%s", item.operation_id)
+            return
+        try:
+            await self.actions.perform(
+                _tenant(tenant), item.request, accepted_at=item.received_at
+            )
+        except (InvalidAction, IdempotencyConflict) as exc:
+            log.error("intake request refused by the core operation_id=%s (%s)", item.operation_id,
+                      type(exc).__name__)
+        await self.store.durable()
+
+    async def _report_health_periodically(self, interval: float = 0.25) -> None:
+        assert self._health_report is not None
+        while True:
+            streams = {ref: p.health().stream_status for ref, p in self.providers.items()}
+            await asyncio.to_thread(write_core_health, self._health_report, streams)
+            await asyncio.sleep(interval)
 
     async def _purge_periodically(self) -> None:
         """Retention (§28): drop raw stanza content and presence history past their configured age."""
@@ -276,19 +314,34 @@ class AdapterService:
             stop_suppression_enabled=self.config.stop_suppression_enabled,
         )
 
+    def take_intake(self, intake: Intake, health_report: Path) -> None:
+        """Carry out what API worker processes accept into ``intake`` (``serve --api-workers``), and keep
+        ``health_report`` current: the workers accept a send only while it says the stream is connected."""
+        self.intake_dispatcher = IntakeDispatcher(intake, self.store, self._carry_out)
+        self._health_report = health_report
+
     async def start(self) -> None:
-        """Connect the providers, then fire timers (due ones from before a restart too) and purge."""
+        """Connect the providers, then fire timers (due ones from before a restart too) and purge; with an
+        intake, carry out its requests and report stream health to the workers."""
         self.store.enable_group_commit(asyncio.get_running_loop())
         await asyncio.gather(*(p.start() for p in self.providers.values()))
         self._background = [
             asyncio.create_task(self.timers.run(), name="xmpp-connect timers"),
             asyncio.create_task(self._purge_periodically(), name="xmpp-connect retention purge"),
         ]
+        if self.intake_dispatcher is not None:
+            self._background += [
+                asyncio.create_task(self.intake_dispatcher.run(), name="xmpp-connect intake"),
+                asyncio.create_task(self._report_health_periodically(), name="xmpp-connect health report"),
+            ]
 
     async def stop(self) -> None:
         self.timers.stop()
-        for task in self._background[1:]:
-            task.cancel()
+        if self.intake_dispatcher is not None:
+            self.intake_dispatcher.stop()
+        for task in self._background:
+            if task.get_name() in CANCELLED_ON_STOP:
+                task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background = []
         await asyncio.gather(*(p.stop() for p in self.providers.values()), return_exceptions=True)
@@ -313,23 +366,10 @@ class AdapterService:
     ) -> ActionOutcome:
         try:
             done = await self.actions.perform(_tenant(tenant), request, schema)
-        except InvalidAction as exc:
-            raise Problem(
-                exc.status,
-                "invalid-request",
-                "The action request is not valid.",
-                [FieldError(f, m) for f, m in exc.errors],
-            ) from None
-        except IdempotencyConflict:
-            raise Problem(
-                409,
-                "idempotency-conflict",
-                "This idempotency_key was used with a different request.",
-                [FieldError("idempotency_key", "reused with a different payload")],
-            ) from None
+        except (InvalidAction, IdempotencyConflict) as exc:
+            raise action_problem(exc) from None
         await self.store.durable()
-        status = 202 if done.result["action_state"] in ("accepted", "scheduled") else 200
-        return ActionOutcome(status, done.result)
+        return action_outcome(done.result)
 
     async def standalone_send(self, tenant: TenantConfig, kind: str, body: dict[str, Any]) -> ActionOutcome:
         """§31.2: ``message`` (POST /xmpp/send), ``muc`` (body plus ``room``), ``pubsub`` (body plus ``node``,
@@ -404,7 +444,8 @@ class AdapterService:
     def message(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
         message = self.store.get_message(tenant.id, message_id)
         if message is None:
-            return None
+            waiting = self._waiting(tenant.id, message_id)
+            return None if waiting is None else self._waiting_message(message_id, waiting)
         attempts = self.store.list_attempts(tenant.id, message_id)
         return {
             "xmpp_message_id": message.message_id,
@@ -433,17 +474,51 @@ class AdapterService:
             ],
         }
 
+    @staticmethod
+    def _waiting_message(message_id: str, waiting: IntakeItem) -> dict[str, Any]:
+        """A send accepted by an API worker, not carried out yet: no attempt exists so far."""
+        request = waiting.request
+        tracking = request.get("tracking_context") or {}
+        return {
+            "xmpp_message_id": message_id,
+            "coordination_case_id": (
+                request.get("coordination_case_id") or tracking.get("coordination_case_id")
+            ),
+            "participant_id": request.get("participant_id") or tracking.get("participant_id"),
+            "purpose": request["action_type"],
+            "template_ref": None,
+            "tracking_context": dict(tracking),
+            "created_at": waiting.received_at.isoformat(),
+            "attempts": [],
+        }
+
     def timeline(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
-        if self.store.get_message(tenant.id, message_id) is None:
+        events = self._message_evidence(tenant.id, message_id)
+        if events is None:
             return None
-        entries = lifecycle.timeline(self.store.evidence_for_message(tenant.id, message_id))
-        return {"xmpp_message_id": message_id, "entries": [e.to_dict() for e in entries]}
+        return {"xmpp_message_id": message_id, "entries": [e.to_dict() for e in lifecycle.timeline(events)]}
 
     def assessment(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
-        if self.store.get_message(tenant.id, message_id) is None:
+        events = self._message_evidence(tenant.id, message_id)
+        if events is None:
             return None
-        events = self.store.evidence_for_message(tenant.id, message_id)
         return lifecycle.assess(message_id, events, self.policy.precedence, self.policy.version).to_dict()
+
+    def _message_evidence(self, tenant_id: str, message_id: str) -> Sequence[EvidenceEvent] | None:
+        """The message's evidence; for a send an API worker accepted that still waits in the intake, the
+        accepted evidence it will be recorded with; None for no such message."""
+        if self.store.get_message(tenant_id, message_id) is not None:
+            return self.store.evidence_for_message(tenant_id, message_id)
+        waiting = self._waiting(tenant_id, message_id)
+        if waiting is None:
+            return None
+        return self.actions.accepted_events(tenant_id, waiting.request, waiting.received_at)
+
+    def _waiting(self, tenant_id: str, message_id: str) -> IntakeItem | None:
+        if self.intake_dispatcher is None or not message_id.startswith(MESSAGE_PREFIX):
+            return None
+        operation_id = OPERATION_PREFIX + message_id.removeprefix(MESSAGE_PREFIX)
+        return self.intake_dispatcher.waiting(tenant_id, operation_id)
 
     def endpoint_quality(self, tenant: TenantConfig, endpoint_id: str) -> dict[str, Any] | None:
         if "@" not in endpoint_id and not endpoint_id.startswith("ep_"):
@@ -513,8 +588,17 @@ def build_app(service: AdapterService) -> Starlette:
     return app
 
 
-def run(config_path: Path | None, data_dir: Path, host: str | None = None, port: int | None = None) -> None:
-    """Run the HTTP service: the config file's accounts and tenants, or the embedded sandbox default."""
+def run(
+    config_path: Path | None,
+    data_dir: Path,
+    host: str | None = None,
+    port: int | None = None,
+    api_workers: int = 0,
+) -> None:
+    """Run the HTTP service: the config file's accounts and tenants, or the embedded sandbox default.
+
+    With ``api_workers``, this process is the core (XMPP sessions, evidence store, an HTTP server on a Unix
+    socket in the data directory) and that many worker processes serve the public port (api_worker.py)."""
     import uvicorn
 
     config = load_config(config_path) if config_path else default_config(data_dir)
@@ -522,5 +606,20 @@ def run(config_path: Path | None, data_dir: Path, host: str | None = None, port:
     if not config_path:
         log.info("embedded sandbox service; bearer token in %s", config.data_dir / "default-tenant.token")
     service = AdapterService(config, open_store(config))
-    uvicorn.run(build_app(service), host=host or config.host, port=port or config.port, log_level="info",
-                access_log=False)
+    host, port = host or config.host, port or config.port
+    if not api_workers:
+        uvicorn.run(build_app(service), host=host, port=port, log_level="info", access_log=False)
+        return
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    service.take_intake(Intake(config.data_dir / INTAKE_FILE), config.data_dir / HEALTH_FILE)
+    core_socket = config.data_dir / CORE_SOCKET
+    core_socket.unlink(missing_ok=True)
+    listener = socket.create_server((host, port))
+    workers = WorkerPool(config, listener, str(core_socket), api_workers)
+    workers.start()
+    log.info("core on %s; %d API worker(s) on %s:%d", core_socket, api_workers, host, port)
+    try:
+        uvicorn.run(build_app(service), uds=str(core_socket), log_level="info", access_log=False)
+    finally:
+        workers.stop()
+        listener.close()

@@ -41,6 +41,11 @@ class RateLimiter:
 
 async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object: 413 when larger than ``max_bytes``, 400 when not JSON."""
+    return json_object(await read_body(request, max_bytes))
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw request body; 413 when larger than ``max_bytes`` (stops reading there)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -51,7 +56,11 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
         if size > max_bytes:
             raise _too_large(max_bytes)
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object: 400 when empty or not JSON, 422 when not an object."""
     if not raw:
         raise Problem(
             400, "malformed-body", "A JSON object body is required.", [FieldError("", "empty body")]

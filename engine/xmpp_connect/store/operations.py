@@ -68,3 +68,11 @@ class IdempotentOperations(SqlBase):
             ).fetchone()
         if row is None:
             raise NotFound("idempotency key")
+
+    def operation_known(self, tenant_id: str, idempotency_key: str) -> bool:
+        """Whether ``idempotency_key`` was claimed here (an API worker leaves such a request to the core)."""
+        row = self._one(
+            "SELECT 1 AS known FROM idempotency WHERE tenant_id = ? AND idempotency_key = ?",
+            (tenant_id, idempotency_key),
+        )
+        return row is not None

@@ -8,6 +8,7 @@ from xmpp_connect.store.endpoints import EndpointRecords
 from xmpp_connect.store.evidence_log import EvidenceLog
 from xmpp_connect.store.groups import GroupRecords
 from xmpp_connect.store.held_requests import HeldRequests
+from xmpp_connect.store.intake_progress import IntakeProgress
 from xmpp_connect.store.messages import MessageRecords
 from xmpp_connect.store.observations import ObservationRecords
 from xmpp_connect.store.operations import IdempotentOperations
@@ -29,5 +30,6 @@ class SqlStore(
     IdempotentOperations,
     HeldRequests,
     TimerTable,
+    IntakeProgress,
 ):
     """Every store operation (the EvidenceStore interface), as SQL with ``?`` placeholders."""

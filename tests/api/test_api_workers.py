@@ -1,0 +1,665 @@
+"""The API-worker split (`serve --api-workers N`, api_worker.py, intake.py, intake_dispatch.py).
+
+In process (build_worker_app driven over ASGI): a send a worker accepts is only in the intake until the core
+carries it out; then its records, its accepted event (the id the worker answered with) and its stored result
+match what the worker answered. Requests accepted before a crash are carried out once after a restart, and
+once more from position 0 is a replay (no second stanza). A stale core health report sends everything to
+the core.
+
+As a process: `xmpp-connect serve --api-workers 1` on a loopback port with the sandbox provider: the worker
+answers plain sends, replays and refusals itself and forwards the rest (its answer is the core's); a SIGKILL
+of the core ends its worker and frees the port for a restart that serves the earlier timeline. Which process
+answered a send is read from the intake file: a claim with a result was accepted by the worker, one without
+was forwarded to the core."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from api_helpers import auth, default_policy, send_request, service_config
+from prosody import free_loopback_port
+from starlette.types import ASGIApp
+
+from xmpp_connect.api_worker import HEALTH_FILE, INTAKE_FILE, CoreHealth, build_worker_app, write_core_health
+from xmpp_connect.config import ServiceConfig, TenantConfig
+from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.intake import Intake
+from xmpp_connect.intake_dispatch import IntakeDispatcher
+from xmpp_connect.native import NativeEvent
+from xmpp_connect.policy.load import load_policy
+from xmpp_connect.service import AdapterService
+from xmpp_connect.store.sqlite import SqliteStore
+
+WAIT = 5.0
+START_WAIT = 20.0
+EXIT_WAIT = 5.0
+QUIET = 0.3
+HEALTH_REFRESH = 0.25
+"""Longer than CoreHealth's re-read interval."""
+BACKLOG_WATCH = 0.8
+"""Longer than IntakeDesk.watch_backlog's interval."""
+ACCEPTED = "notification.attempt.accepted_by_adapter"
+DELIVERED = "success.delivered_to_client"
+TOKEN = "workers-token-5d1e90"
+TOKEN_ENV = "XC_WORKERS_TOKEN"
+SERVE = "import sys; from xmpp_connect.cli import main; sys.exit(main(sys.argv[1:]))"
+CONFIG = f"""\
+data_dir: data
+storage: {{kind: sqlite, path: data/store.sqlite3}}
+timers: {{receipt_timeout_s: 60}}
+accounts:
+  - {{ref: sandbox, provider: sandbox, jid: adapter@sandbox.invalid/service}}
+tenants:
+  - {{id: ops, token_env: {TOKEN_ENV}, accounts: [sandbox]}}
+"""
+
+
+# -- in process ------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
+    """The app's ASGI lifespan as a server runs it: startup before the body, shutdown after (bounded)."""
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, incoming.get, outgoing.put))
+    await incoming.put({"type": "lifespan.startup"})
+    assert (await asyncio.wait_for(outgoing.get(), WAIT))["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await incoming.put({"type": "lifespan.shutdown"})
+        assert (await asyncio.wait_for(outgoing.get(), WAIT))["type"] == "lifespan.shutdown.complete"
+        await asyncio.wait_for(task, WAIT)
+
+
+@asynccontextmanager
+async def worker_http(config: ServiceConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """A started API worker app (build_worker_app, the core socket nobody listens on) and a client of it;
+    the core must have migrated the evidence store."""
+    app = build_worker_app(config, str(config.data_dir / "no-core.sock"))
+    try:
+        async with lifespan(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://worker", headers=auth()
+        ) as http:
+            yield http
+    finally:
+        app.desk.store.close()
+
+
+def report_connected(config: ServiceConfig, written_at: float | None = None) -> None:
+    """The core's stream report as a worker reads it (``written_at`` back-dated for a stale one)."""
+    path = config.data_dir / HEALTH_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_core_health(path, {"sandbox-a": "connected", "sandbox-b": "connected"})
+    if written_at is not None:
+        report = json.loads(path.read_text())
+        path.write_text(json.dumps({**report, "written_at": written_at}))
+
+
+def count_sends(service: AdapterService, account: str = "sandbox-a") -> list[NativeEvent]:
+    """Every ``message_sent`` event the account's sandbox provider emits from now on (the stanzas that
+    went out), recorded on the way to the service's sink."""
+    provider: Any = service.providers[account]
+    sink = provider.sink
+    sent: list[NativeEvent] = []
+
+    def recording(event: NativeEvent) -> None:
+        if event.kind == "message_sent":
+            sent.append(event)
+        sink(event)
+
+    provider.sink = recording
+    return sent
+
+
+async def eventually(probe: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """``probe()`` once it is truthy, polling with a bounded deadline."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
+        await asyncio.sleep(0.01)
+    return value
+
+
+def delivered(store: SqliteStore, message_id: str) -> list[EvidenceEvent]:
+    return [e for e in store.evidence_for_message("a", message_id) if e.assessment.subclass == DELIVERED]
+
+
+def claim_result(intake_path: Path, key: str) -> tuple[bool, Any]:
+    """Whether the intake holds a claim of ``key``, and the result it replays (None: forwarded to the core)
+    without ``idempotent_replay``."""
+    with sqlite3.connect(f"file:{intake_path}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT result FROM intake_claims WHERE idempotency_key = ?", (key,)).fetchone()
+    return row is not None, without_replay(json.loads(row[0])) if row and row[0] else None
+
+
+def without_replay(result: dict[str, Any]) -> dict[str, Any]:
+    """A result as the intake keeps it for replays (``idempotent_replay`` is set per answer)."""
+    return {k: v for k, v in result.items() if k != "idempotent_replay"}
+
+
+def tenant_a(config: ServiceConfig) -> TenantConfig:
+    tenant = config.tenant("a")
+    assert tenant is not None
+    return tenant
+
+
+def core_store(config: ServiceConfig) -> SqliteStore:
+    assert config.storage.path is not None
+    return SqliteStore(config.storage.path)
+
+
+async def test_worker_accepted_send_is_carried_out_with_the_answered_ids(tmp_path: Path) -> None:
+    """Accepted by the worker: nothing in the evidence store yet; carried out by the core: the message, its
+    accepted event with the answered event id, the same stored result, and the sandbox receipt."""
+    config = service_config(tmp_path)
+    store = core_store(config)
+    service = AdapterService(config, store, default_policy())
+    intake = Intake(config.data_dir / INTAKE_FILE)
+    sent = count_sends(service)
+    report_connected(config)
+    request = send_request("w1")
+    try:
+        async with worker_http(config) as worker:
+            response = await worker.post("/adapter/actions", json=request)
+            assert response.status_code == 202, response.text
+            answered = response.json()
+            assert answered["accepted"] is True and answered["idempotent_replay"] is False
+            assert [e["event_type"] for e in answered["initial_events"]] == [ACCEPTED]
+            message_id = answered["xmpp_message_id"]
+            assert store.get_message("a", message_id) is None
+            assert store.evidence_for_message("a", message_id) == []
+            kept = claim_result(Path(intake.path), request["idempotency_key"])
+            assert kept == (True, without_replay(answered))
+
+            await service.start()
+            dispatcher = IntakeDispatcher(intake, store, service._carry_out)
+            items = intake.items_after(dispatcher.position)
+            assert [i.operation_id for i in items] == [answered["adapter_operation_id"]]
+            assert await dispatcher.carry_out(items) is True
+            assert store.intake_position(intake.instance_id) == items[0].seq
+
+            assert store.get_message("a", message_id) is not None
+            accepted = [e for e in store.evidence_for_message("a", message_id) if e.event_type == ACCEPTED]
+            assert [e.event_id for e in accepted] == [answered["initial_events"][0]["event_id"]]
+            assert accepted[0].occurred_at.isoformat() == answered["initial_events"][0]["occurred_at"]
+            replay = await service.perform_action(tenant_a(config), request)
+            assert replay.status == 202 and replay.result["idempotent_replay"] is True
+            assert without_replay(replay.result) == without_replay(answered)
+            receipts = await eventually(lambda: delivered(store, message_id), "the sandbox receipt")
+            assert [e.scenario for e in receipts] == ["delivered_to_client"]
+            assert [e.stanza_id for e in sent] == [store.list_attempts("a", message_id)[0].stanza_id]
+            again = await worker.post("/adapter/actions", json=request)
+            assert again.status_code == 202 and without_replay(again.json()) == without_replay(answered)
+    finally:
+        await service.stop()
+        intake.close()
+        store.close()
+
+
+async def test_accepted_before_a_crash_are_carried_out_once_after_restart(tmp_path: Path) -> None:
+    """Three sends accepted, then everything closed before the core carried any out. A fresh core on the
+    same files carries out each once; carrying them out again from position 0 (a crash before the position
+    was stored) sends no stanza and records no evidence."""
+    config = service_config(tmp_path)
+    core_store(config).close()
+    report_connected(config)
+    async with worker_http(config) as worker:
+        responses = [await worker.post("/adapter/actions", json=send_request(f"crash-{i}")) for i in range(3)]
+    assert [r.status_code for r in responses] == [202, 202, 202]
+    answers = [r.json() for r in responses]
+
+    store = core_store(config)
+    service = AdapterService(config, store, default_policy())
+    intake = Intake(config.data_dir / INTAKE_FILE)
+    service.take_intake(intake, config.data_dir / HEALTH_FILE)
+    assert service.intake_dispatcher is not None and service.intake_dispatcher.position == 0
+    sent = count_sends(service)
+    await service.start()
+    try:
+        messages = [a["xmpp_message_id"] for a in answers]
+        await eventually(lambda: all(delivered(store, m) for m in messages), "three receipts")
+        await eventually(lambda: store.intake_position(intake.instance_id) == 3, "the position stored")
+        stanza_ids = [store.list_attempts("a", m)[0].stanza_id for m in messages]
+        assert sorted(e.stanza_id for e in sent) == sorted(stanza_ids), "one stanza per accepted send"
+        before = {m: [e.event_id for e in store.evidence_for_message("a", m)] for m in messages}
+        for answer, message_id in zip(answers, messages, strict=True):
+            assert len(before[message_id]) == len(set(before[message_id]))
+            accepted = [e for e in store.evidence_for_message("a", message_id) if e.event_type == ACCEPTED]
+            assert [e.event_id for e in accepted] == [answer["initial_events"][0]["event_id"]]
+
+        again = IntakeDispatcher(intake, store, service.intake_dispatcher.perform)
+        items = intake.items_after(0)
+        assert [i.seq for i in items] == [1, 2, 3]
+        assert await again.carry_out(items) is True
+        await asyncio.sleep(QUIET)
+        assert len(sent) == 3, "carried out again: an idempotent replay, no second stanza"
+        assert {m: [e.event_id for e in store.evidence_for_message("a", m)] for m in messages} == before
+        assert store.intake_position(intake.instance_id) == 3
+    finally:
+        await service.stop()
+        intake.close()
+        store.close()
+
+
+async def test_stale_core_health_report_sends_everything_to_the_core(tmp_path: Path) -> None:
+    """A report older than HEALTH_STALE_S: the worker accepts nothing and forwards (no core listens here,
+    so 503 with Retry-After) and the key stays the core's; with a fresh report a new key is accepted."""
+    config = service_config(tmp_path)
+    core_store(config).close()
+    report_connected(config, written_at=time.time() - 60)
+    intake_path = config.data_dir / INTAKE_FILE
+    request = send_request("stale")
+    async with worker_http(config) as worker:
+        forwarded = await worker.post("/adapter/actions", json=request)
+        assert forwarded.status_code == 503 and forwarded.headers["retry-after"] == "1"
+        assert forwarded.headers["content-type"].startswith("application/problem+json")
+        assert claim_result(intake_path, request["idempotency_key"]) == (True, None)
+        report_connected(config)
+        await asyncio.sleep(HEALTH_REFRESH)
+        assert (await worker.post("/adapter/actions", json=request)).status_code == 503, "still the core's"
+        fresh = await worker.post("/adapter/actions", json=send_request("fresh"))
+        assert fresh.status_code == 202 and fresh.json()["accepted"] is True
+    with sqlite3.connect(f"file:{intake_path}?mode=ro", uri=True) as conn:
+        queued = [row[0] for row in conn.execute("SELECT operation_id FROM intake_items ORDER BY seq")]
+    assert queued == [fresh.json()["adapter_operation_id"]]
+
+
+# -- as a process ----------------------------------------------------------------------------------------
+
+
+class ServedWithWorkers:
+    """`xmpp-connect serve --api-workers 1` on a fixed loopback port, restartable on the same files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.config_path = directory / "xmpp-connect.yaml"
+        self.config_path.write_text(CONFIG)
+        self.data_dir = directory / "data"
+        self.log_path = directory / "serve.log"
+        self.port = free_loopback_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_children: set[int] = set()
+
+    async def start(self) -> None:
+        """Spawn; wait (bounded) until the worker serves health with the stream connected and the core's
+        report tells the worker so."""
+        command = [sys.executable, "-c", SERVE, "serve", "--config", str(self.config_path),
+                   "--port", str(self.port), "--api-workers", "1"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, env={**os.environ, TOKEN_ENV: TOKEN},
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            cwd=self.directory)
+        deadline = time.monotonic() + START_WAIT
+        async with self.client() as http:
+            while not (await self._connected(http) and self._reported_connected()):
+                assert self.process.poll() is None, f"serve exited early:\n{self.log_text()}"
+                assert time.monotonic() < deadline, f"not serving within {START_WAIT}s:\n{self.log_text()}"
+                await asyncio.sleep(0.1)
+        self.started_children |= set(self.children())
+
+    @staticmethod
+    async def _connected(http: httpx.AsyncClient) -> bool:
+        try:
+            response = await http.get("/adapter/health")
+        except httpx.TransportError:
+            return False
+        accounts = response.json().get("accounts", []) if response.status_code == 200 else []
+        return bool(accounts) and all(a.get("stream_status") == "connected" for a in accounts)
+
+    def _reported_connected(self) -> bool:
+        return CoreHealth(self.data_dir / HEALTH_FILE).connected("sandbox")
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}",
+                                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+
+    def children(self) -> list[int]:
+        """Live child processes of the core (its API worker; multiprocessing's resource tracker)."""
+        assert self.process is not None
+        return [pid for pid in _pids() if _parent(pid) == self.process.pid]
+
+    def stop(self) -> None:
+        """Cleanup: SIGTERM the core (it ends its worker), SIGKILL after EXIT_WAIT; then any child still
+        alive by its pid."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=EXIT_WAIT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=EXIT_WAIT)
+        for pid in self.started_children:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def intake_claim(self, key: str) -> tuple[bool, Any]:
+        return claim_result(self.data_dir / INTAKE_FILE, key)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state first, parent pid second)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def _parent(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has ended: it only waits to be reaped by whoever adopted it)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+class Api:
+    """The HTTP calls of a coordination engine, against the worker's port."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def act(self, request: dict[str, Any]) -> httpx.Response:
+        return await self.http.post("/adapter/actions", json=request)
+
+    async def get(self, path: str) -> Any:
+        response = await self.http.get(path)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def subclass_reached(self, message_id: str, wanted: Callable[[str], bool]) -> dict[str, Any]:
+        """The assessment once its subclass satisfies ``wanted`` (404 until the core has carried the send
+        out), polling with a bounded deadline."""
+        deadline = time.monotonic() + WAIT
+        last: Any = None
+        while time.monotonic() < deadline:
+            response = await self.http.get(f"/adapter/messages/{message_id}/assessment")
+            if response.status_code == 200 and wanted((last := response.json())["subclass"]):
+                return last
+            assert response.status_code in (200, 404), response.text
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"assessment of {message_id} still {last} after {WAIT}s")
+
+    async def timeline(self, message_id: str) -> list[dict[str, Any]]:
+        return (await self.get(f"/adapter/messages/{message_id}/timeline"))["entries"]
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[ServedWithWorkers]:
+    process = ServedWithWorkers(tmp_path)
+    try:
+        await process.start()
+        yield process
+    finally:
+        process.stop()
+
+
+async def test_worker_answers_plain_sends_and_forwards_the_rest(served: ServedWithWorkers) -> None:
+    """Accepted, replayed and refused by the worker; templated, suppressed and read requests answered by
+    the core through it; the accepted sends reach their evidence in the core."""
+    async with served.client() as http:
+        api = Api(http)
+        request = send_request("p1")
+        key = request["idempotency_key"]
+        response = await api.act(request)
+        assert response.status_code == 202, response.text
+        first = response.json()
+        assert first["accepted"] is True and first["idempotent_replay"] is False
+        assert served.intake_claim(key) == (True, without_replay(first)), "the worker accepted it"
+        message_id = first["xmpp_message_id"]
+        assessment = await api.subclass_reached(message_id, lambda s: s == DELIVERED)
+        assert assessment["category"] == "success"
+        timeline = await api.timeline(message_id)
+        assert [e["event_id"] for e in timeline if e["event_type"] == ACCEPTED] == [
+            first["initial_events"][0]["event_id"]
+        ]
+        assert "delivered_to_client" in {e["scenario"] for e in timeline}
+
+        replay = await api.act({**request, "request_id": "req-p1-again"})
+        assert replay.status_code == 202 and replay.json()["idempotent_replay"] is True
+        assert {**replay.json(), "idempotent_replay": False} == first
+
+        conflict = await api.act({**request, "content": {"body": "Another body."}})
+        assert conflict.status_code == 409
+        assert conflict.headers["content-type"].startswith("application/problem+json")
+        assert conflict.json()["field"] == "idempotency_key"
+
+        invalid = send_request("p-invalid", content={"body": 5})
+        refused = await api.act(invalid)
+        assert refused.status_code == 422
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert "content.body" in {e["field"] for e in refused.json()["errors"]}
+        assert served.intake_claim(invalid["idempotency_key"]) == (False, None), "refused before a claim"
+
+        templated = {k: v for k, v in send_request("p-template").items() if k != "content"}
+        templated.update(template_ref="reminder", variables={"summary": "incident 42"})
+        response = await api.act(templated)
+        assert response.status_code == 202 and response.json()["accepted"] is True, response.text
+        assert served.intake_claim(templated["idempotency_key"]) == (True, None), "forwarded to the core"
+        await api.subclass_reached(response.json()["xmpp_message_id"], lambda s: s == DELIVERED)
+        again = await api.act(templated)
+        assert again.json()["idempotent_replay"] is True, "the core replays a key it answered"
+        assert again.json()["adapter_operation_id"] == response.json()["adapter_operation_id"]
+
+        suppress = {
+            "request_id": "sup-1",
+            "action_type": "recipient.suppress",
+            "idempotency_key": "sup-1",
+            "target_endpoint": {"endpoint_type": "bare_jid", "value": "displayed@sandbox.invalid"},
+            "reason": "asked to stop",
+        }
+        done = await api.act(suppress)
+        assert done.status_code == 200 and done.json()["action_state"] == "completed", done.text
+        blocked = send_request("p-suppressed", to="displayed@sandbox.invalid")
+        answer = await api.act(blocked)
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["reason"], answer.json()["assessment"]["subclass"]) == (
+            "suppressed", "fail.suppressed"
+        )
+        assert served.intake_claim(blocked["idempotency_key"]) == (True, None), "the core refused it"
+
+        missing = send_request("p-error", to="error-item-not-found@sandbox.invalid")
+        response = await api.act(missing)
+        assert response.status_code == 202 and response.json()["accepted"] is True
+        assert served.intake_claim(missing["idempotency_key"])[1] is not None, "worker accepted"
+        missing_id = response.json()["xmpp_message_id"]
+        await api.subclass_reached(missing_id, lambda s: s == "fail.recipient_not_found")
+        missing_types = {e["event_type"] for e in await api.timeline(missing_id)}
+        assert "notification.endpoint.rejected_permanent" in missing_types
+
+        health = await api.get("/adapter/health")
+        assert [a["stream_status"] for a in health["accounts"]] == ["connected"]
+        descriptor = await http.get("/adapter/descriptor")
+        assert descriptor.status_code == 200
+        packaged = load_policy(None).descriptor
+        assert descriptor.json()["adapter_id"] == packaged["adapter_id"]
+        assert [a["action_type"] for a in descriptor.json()["supported_actions"]] == [
+            a["action_type"] for a in packaged["supported_actions"]
+        ]
+        wrong = await http.get("/adapter/health", headers={"Authorization": "Bearer wrong"})
+        assert wrong.status_code == 401, "the core authenticates what the worker forwards"
+
+
+async def test_sigkill_of_the_core_ends_its_worker_and_frees_the_port(served: ServedWithWorkers) -> None:
+    """SIGKILL the core: its worker gets SIGTERM (PR_SET_PDEATHSIG) and ends within EXIT_WAIT, nothing
+    listens on the port, and a fresh `serve --api-workers 1` there serves the earlier timeline (plus the
+    presence the sandbox reports when a stream starts, which correlates with this recipient's message)."""
+    async with served.client() as http:
+        api = Api(http)
+        response = await api.act(send_request("k1"))
+        assert response.status_code == 202
+        message_id = response.json()["xmpp_message_id"]
+        await api.subclass_reached(message_id, lambda s: s == DELIVERED)
+        timeline = await api.timeline(message_id)
+    children = served.children()
+    assert len([pid for pid in children if "spawn_main" in _command(pid)]) == 1, "the core's API worker"
+    assert served.process is not None
+    served.process.send_signal(signal.SIGKILL)
+    served.process.wait(timeout=EXIT_WAIT)
+    deadline = time.monotonic() + EXIT_WAIT
+    while alive := [pid for pid in children if _alive(pid)]:
+        assert time.monotonic() < deadline, f"still running {EXIT_WAIT}s after the core was killed: {alive}"
+        await asyncio.sleep(0.05)
+    assert _refused(served.port), "nothing listens on the port once the core and its worker are gone"
+
+    await served.start()
+    async with served.client() as http:
+        api = Api(http)
+        after = await api.timeline(message_id)
+        assert after[: len(timeline)] == timeline, "the evidence from before the kill, as it was"
+        assert {e["scenario"] for e in after[len(timeline):]} <= {"presence_available"}, (
+            "only the sandbox's presence snapshot of the restarted stream is new"
+        )
+        assert (await api.get(f"/adapter/messages/{message_id}/assessment"))["subclass"] == DELIVERED
+
+
+# -- what the core does with a send a worker accepted ------------------------------------------------------
+
+
+async def test_a_waiting_send_reads_as_accepted_before_the_core_carries_it_out(tmp_path: Path) -> None:
+    """Reads through the core of a send still in the intake: the message without attempts, the accepted
+    event with the answered id (not recorded yet), the assessment the accepted event gives; afterwards the
+    same event comes from the log."""
+    config = service_config(tmp_path)
+    store = core_store(config)
+    service = AdapterService(config, store, default_policy())
+    intake = Intake(config.data_dir / INTAKE_FILE)
+    service.take_intake(intake, config.data_dir / HEALTH_FILE)
+    report_connected(config)
+    try:
+        async with worker_http(config) as worker:
+            answered = (await worker.post("/adapter/actions", json=send_request("waiting"))).json()
+        message_id, tenant = answered["xmpp_message_id"], tenant_a(config)
+        assert store.get_message("a", message_id) is None
+        message = service.message(tenant, message_id)
+        assert message is not None and message["attempts"] == []
+        assert message["coordination_case_id"] == "case_123"
+        timeline = service.timeline(tenant, message_id)
+        assert timeline is not None
+        [entry] = timeline["entries"]
+        assert entry["event_id"] == answered["initial_events"][0]["event_id"]
+        assert entry["recorded_at"] is None, "not in the log yet"
+        assessment = service.assessment(tenant, message_id)
+        assert assessment is not None and assessment["subclass"] == answered["assessment"]["subclass"]
+        assert service.timeline(tenant_a(config), "xmppmsg_unknown") is None
+        assert service.timeline(config.tenant("b"), message_id) is None, "another tenant's send"
+
+        await service.start()
+        await eventually(lambda: delivered(store, message_id), "the send carried out and its receipt")
+        recorded = service.timeline(tenant, message_id)
+        assert recorded is not None
+        accepted = [e for e in recorded["entries"] if e["event_id"] == entry["event_id"]]
+        assert len(accepted) == 1 and accepted[0]["recorded_at"] is not None
+    finally:
+        await service.stop()
+        intake.close()
+        store.close()
+
+
+async def test_a_send_refused_when_carried_out_keeps_its_accepted_event(tmp_path: Path) -> None:
+    """The recipient is suppressed after the worker accepted the send: the core sends nothing and records
+    the refusal next to the accepted event the caller was told about."""
+    config = service_config(tmp_path)
+    store = core_store(config)
+    service = AdapterService(config, store, default_policy())
+    intake = Intake(config.data_dir / INTAKE_FILE)
+    sent = count_sends(service)
+    report_connected(config)
+    try:
+        async with worker_http(config) as worker:
+            answered = (await worker.post("/adapter/actions", json=send_request("late-stop"))).json()
+        assert answered["accepted"] is True
+        store.suppress("a", "delivered@sandbox.invalid")
+        await service.start()
+        dispatcher = IntakeDispatcher(intake, store, service._carry_out)
+        assert await dispatcher.carry_out(intake.items_after(0)) is True
+        events = store.evidence_for_message("a", answered["xmpp_message_id"])
+        assert [e.event_id for e in events if e.event_type == ACCEPTED] == [
+            answered["initial_events"][0]["event_id"]
+        ]
+        refused = [e for e in events if e.fact.get("kind") == "request_rejected"]
+        assert refused and {e.fact.get("reject_reason") for e in refused} == {"suppressed"}
+        assessment = service.assessment(tenant_a(config), answered["xmpp_message_id"])
+        assert assessment is not None and assessment["subclass"] == refused[0].assessment.subclass
+        await asyncio.sleep(QUIET)
+        assert sent == [], "nothing goes out to a suppressed recipient"
+    finally:
+        await service.stop()
+        intake.close()
+        store.close()
+
+
+async def test_a_key_the_core_already_used_is_left_to_the_core(tmp_path: Path) -> None:
+    """A key the core claimed before the intake existed (one process, then workers) is not accepted
+    afresh by a worker: it is forwarded (503 here, no core listens) and stays the core's."""
+    config = service_config(tmp_path)
+    store = core_store(config)
+    service = AdapterService(config, store, default_policy())
+    await service.start()
+    request = send_request("before-workers")
+    try:
+        first = await service.perform_action(tenant_a(config), request)
+        assert first.status == 202
+    finally:
+        await service.stop()
+        store.close()
+    report_connected(config)
+    async with worker_http(config) as worker:
+        assert (await worker.post("/adapter/actions", json=request)).status_code == 503
+    assert claim_result(config.data_dir / INTAKE_FILE, request["idempotency_key"]) == (True, None)
+
+
+async def test_a_full_backlog_sends_new_sends_to_the_core(tmp_path: Path) -> None:
+    """``limits.intake_backlog`` reached: the worker stops queueing and forwards (503 here, no core)."""
+    config = service_config(tmp_path, intake_backlog=2)
+    core_store(config).close()
+    report_connected(config)
+    async with worker_http(config) as worker:
+        for i in range(2):
+            assert (await worker.post("/adapter/actions", json=send_request(f"fill-{i}"))).status_code == 202
+        await asyncio.sleep(BACKLOG_WATCH)
+        over = send_request("over")
+        assert (await worker.post("/adapter/actions", json=over)).status_code == 503
+    assert claim_result(config.data_dir / INTAKE_FILE, over["idempotency_key"]) == (True, None)
