@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from dataclasses import replace
 
+import psycopg
+import pytest
 from store_helpers import POLICY_VERSION, PRECEDENCE, T0, evidence, minutes
 
 from xmpp_connect import lifecycle
@@ -212,3 +215,22 @@ def test_duplicates_within_one_append_are_stored_once(store, tenant):
     [event] = evidence(tenant, "m1", "delivered_to_client", T0, sender="b@x/r", stanza_id="s")
     result = store.append_evidence([event, replace(event)])
     assert len(result.stored) == 1 and result.duplicates == (event.event_id,)
+
+
+def test_a_duplicate_among_fresh_events_is_reported_and_leaves_only_a_gap(store, tenant):
+    [old] = evidence(tenant, "m1", "delivered_to_client", T0, sender="b@x/r", stanza_id="s1")
+    [new] = evidence(tenant, "m1", "delivered_to_client", T0, sender="b@x/r", stanza_id="s2")
+    first = store.append_evidence([old]).stored
+    result = store.append_evidence([replace(old), new, replace(new)])
+    assert [e.event_id for e in result.stored] == [new.event_id]
+    assert sorted(result.duplicates) == sorted([old.event_id, new.event_id])
+    assert [e.seq for e in store.evidence_for_message(tenant, "m1")] == [first[0].seq, result.stored[0].seq]
+    assert result.stored[0].seq > first[0].seq
+
+
+def test_a_clash_of_feed_positions_raises_instead_of_passing_as_a_duplicate(store, tenant):
+    store.append_evidence(evidence(tenant, "m1", "server_acknowledged", T0))
+    with store.transaction():
+        store._exec(store._conn(), "UPDATE counters SET last_value = 0 WHERE name = 'evidence_feed'")
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+        store.append_evidence(evidence(tenant, "m2", "server_acknowledged", T0))

@@ -7,7 +7,7 @@ import sqlite3
 
 import psycopg
 import pytest
-from store_helpers import T0, minutes
+from store_helpers import T0, evidence, minutes
 
 from xmpp_connect.correlation import OutboundRecord
 from xmpp_connect.store.errors import TransactionMisuse
@@ -125,6 +125,55 @@ async def test_a_failed_group_commit_reaches_every_waiter_and_rolls_back():
     results = await asyncio.gather(write_then_acknowledge(), write_then_acknowledge(), return_exceptions=True)
     assert [type(r) for r in results] == [OSError, OSError]
     assert calls == ["begin", "rollback"] and not batch.is_open
+
+
+async def test_batched_feed_positions_never_repeat_across_batches_and_other_writers(store_factory, tenant):
+    writer, other = store_factory.open(), store_factory.open()
+    writer.enable_group_commit(asyncio.get_running_loop())
+    try:
+        stored = list(writer.append_evidence(evidence(tenant, "m1", "server_acknowledged", T0)).stored)
+        with pytest.raises(RuntimeError), writer.transaction():
+            writer.append_evidence(evidence(tenant, "m2", "server_acknowledged", T0))
+            raise RuntimeError("this request failed, the rest of its batch stays")
+        stored += writer.append_evidence(evidence(tenant, "m3", "server_acknowledged", T0)).stored
+        await writer.durable()
+        stored += other.append_evidence(evidence(tenant, "m4", "server_acknowledged", T0)).stored
+        stored += writer.append_evidence(evidence(tenant, "m5", "server_acknowledged", T0)).stored
+        await writer.durable()
+    finally:
+        writer.disable_group_commit()
+    seqs = [e.seq for e in stored]
+    assert seqs == sorted(set(seqs)), "positions only grow, across batches and writers"
+    feed = other.events_page(tenant).events
+    assert [e.message_id for e in feed] == ["m1", "m3", "m4", "m5"]
+    assert [(e.message_id, e.seq) for e in feed] == [(e.message_id, e.seq) for e in stored]
+
+
+async def test_a_failed_group_commit_drops_its_batch_positions(store_factory, tenant, monkeypatch):
+    writer, other = store_factory.open(), store_factory.open()
+    writer.enable_group_commit(asyncio.get_running_loop())
+    real_exec = writer._exec
+
+    def failing_commit(conn, sql, params=()):
+        if sql == "COMMIT":
+            raise OSError("disk full")
+        return real_exec(conn, sql, params)
+
+    try:
+        writer.append_evidence(evidence(tenant, "m1", "server_acknowledged", T0))
+        monkeypatch.setattr(writer, "_exec", failing_commit)
+        with pytest.raises(OSError):
+            await writer.durable()
+        monkeypatch.setattr(writer, "_exec", real_exec)
+        for message_id in ("m2", "m3"):
+            other.append_evidence(evidence(tenant, message_id, "server_acknowledged", T0))
+        writer.append_evidence(evidence(tenant, "m4", "server_acknowledged", T0))
+        await writer.durable()
+    finally:
+        writer.disable_group_commit()
+    feed = other.events_page(tenant).events
+    assert [e.message_id for e in feed] == ["m2", "m3", "m4"]
+    assert [e.seq for e in feed] == sorted({e.seq for e in feed})
 
 
 def test_outbound_lookup_merges_id_columns_and_ignores_inbound(store, tenant):

@@ -39,6 +39,9 @@ class SqlBase:
     backend = "sql"
     begin_write = "BEGIN"
     """The statement that opens a write transaction (SQLite takes the write lock at once with IMMEDIATE)."""
+    counters_in_batch = False
+    """True where a group-commit batch holds the whole database's write lock from begin to commit (SQLite):
+    its counters are then read once, handed out from memory and written back just before the COMMIT."""
 
     def __init__(self, options: StoreOptions) -> None:
         self.options = options
@@ -46,6 +49,7 @@ class SqlBase:
         self._connections: list[Any] = []
         self._connections_lock = threading.Lock()
         self._batch: CommitBatch | None = None
+        self._batch_counters: dict[str, int] = {}
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -90,9 +94,17 @@ class SqlBase:
         self._batch = CommitBatch(
             loop,
             begin=lambda: self._exec(conn, self.begin_write),
-            commit=lambda: self._exec(conn, "COMMIT"),
+            commit=lambda: self._commit_batch(conn),
             rollback=lambda: self._abandon(conn),
         )
+
+    def _commit_batch(self, conn: Any) -> None:
+        """Write the counters handed out from memory back, then commit. They leave memory first, so after a
+        failed (rolled-back) commit the next batch reads them from the database again."""
+        counters, self._batch_counters = self._batch_counters, {}
+        for name, last_value in counters.items():
+            self._exec(conn, "UPDATE counters SET last_value = ? WHERE name = ?", (last_value, name))
+        self._exec(conn, "COMMIT")
 
     def disable_group_commit(self) -> None:
         """Commit the open batch (on the loop's thread) and go back to one transaction per write scope."""
@@ -190,7 +202,20 @@ class SqlBase:
         return int(row["v"]) if row and row["v"] is not None else 0
 
     def _reserve_positions(self, conn: Any, count: int, counter: str = EVIDENCE_FEED) -> int:
-        """Take ``count`` positions of a counter; returns the last. The row stays locked until commit."""
+        """Take ``count`` positions of a counter; returns the last. The row stays locked until commit.
+
+        Inside a SQLite group-commit batch the counter is read once per batch and advanced in memory (the
+        batch holds the write lock until its COMMIT, which writes the counter back first). Positions taken
+        by a write scope that is rolled back stay taken: the feed may have gaps, never repeats."""
+        batch = self._batch
+        if self.counters_in_batch and batch is not None and batch.is_open and batch.applies_here():
+            last = self._batch_counters.get(counter)
+            if last is None:
+                row = self._exec(conn, "SELECT last_value FROM counters WHERE name = ?", (counter,))
+                last = int(row.fetchone()["last_value"])
+            last += count
+            self._batch_counters[counter] = last
+            return last
         row = self._exec(
             conn,
             "UPDATE counters SET last_value = last_value + ? WHERE name = ? RETURNING last_value",

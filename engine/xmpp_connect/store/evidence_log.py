@@ -16,6 +16,9 @@ from xmpp_connect.store.records import (
 )
 from xmpp_connect.store.rows import INSERT_EVENT, event_row, evidence_from_row, where_equal
 
+# Only an event id already in the log is a duplicate: a clash of feed positions must raise, not be skipped.
+_INSERT_NEW_EVENT = INSERT_EVENT + " ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING seq"
+
 
 class EvidenceLog(SqlBase):
     """Append-once evidence entries; reads by message, endpoint and the cursor-paged feed."""
@@ -24,35 +27,31 @@ class EvidenceLog(SqlBase):
         """Append events once each: an event id already in the log (a duplicate observation) is skipped.
 
         Feed positions come from the ``evidence_feed`` counter inside the transaction, so they become
-        visible in commit order.
+        visible in commit order. The insert itself tells a duplicate (no lookup first); the position it
+        was given stays unused, a gap in the feed.
         """
         if not events:
             return AppendResult((), ())
         recorded_at = self.options.clock()
         stored: list[EvidenceEvent] = []
         duplicates: list[str] = []
+        fresh: list[EvidenceEvent] = []
+        seen: set[tuple[str, str]] = set()
+        for event in events:
+            if (event.tenant_id, event.event_id) in seen:
+                duplicates.append(event.event_id)
+            else:
+                seen.add((event.tenant_id, event.event_id))
+                fresh.append(event)
         with self._write() as conn:
-            seen = self._existing_event_ids(conn, events)
-            fresh: list[EvidenceEvent] = []
-            for event in events:
-                if (event.tenant_id, event.event_id) in seen:
+            first = self._reserve_positions(conn, len(fresh)) - len(fresh) + 1
+            for offset, event in enumerate(fresh):
+                placed = replace(event, seq=first + offset, recorded_at=recorded_at)
+                if self._exec(conn, _INSERT_NEW_EVENT, event_row(placed)).fetchone() is None:
                     duplicates.append(event.event_id)
                 else:
-                    seen.add((event.tenant_id, event.event_id))
-                    fresh.append(event)
-            if fresh:
-                last = self._reserve_positions(conn, len(fresh))
-                for offset, event in enumerate(fresh):
-                    seq = last - len(fresh) + 1 + offset
-                    placed = replace(event, seq=seq, recorded_at=recorded_at)
-                    inserted = self._exec(
-                        conn, INSERT_EVENT + " ON CONFLICT DO NOTHING RETURNING seq", event_row(placed)
-                    )
-                    if inserted.fetchone() is None:
-                        duplicates.append(event.event_id)
-                    else:
-                        stored.append(placed)
-                self._before_commit(conn)
+                    stored.append(placed)
+            self._before_commit(conn)
         for event in stored:
             log.debug(
                 "evidence appended event_type=%s subclass=%s message_id=%s late=%s",
@@ -92,19 +91,6 @@ class EvidenceLog(SqlBase):
 
     def _before_commit(self, conn: Any) -> None:
         """Hook between inserting events and committing (tests widen this window to provoke races)."""
-
-    def _existing_event_ids(self, conn: Any, events: Sequence[EvidenceEvent]) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
-        for tenant_id in {e.tenant_id for e in events}:
-            ids = [e.event_id for e in events if e.tenant_id == tenant_id]
-            marks = ", ".join("?" for _ in ids)
-            rows = self._exec(
-                conn,
-                f"SELECT event_id FROM evidence_events WHERE tenant_id = ? AND event_id IN ({marks})",
-                [tenant_id, *ids],
-            ).fetchall()
-            found.update((tenant_id, row["event_id"]) for row in rows)
-        return found
 
     def get_event(self, tenant_id: str, event_id: str) -> EvidenceEvent | None:
         row = self._one(

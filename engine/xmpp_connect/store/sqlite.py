@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -10,6 +11,10 @@ from typing import Any
 
 from xmpp_connect.store.connection import StoreOptions
 from xmpp_connect.store.sql import SqlStore
+from xmpp_connect.store.wal import WalCheckpointer
+
+AUTO_CHECKPOINT_PAGES = 1000
+"""SQLite's default ``wal_autocheckpoint``: every connection but the group-commit one keeps it."""
 
 
 class _Rows:
@@ -33,6 +38,7 @@ class SqliteStore(SqlStore):
 
     backend = "sqlite"
     begin_write = "BEGIN IMMEDIATE"
+    counters_in_batch = True
 
     def __init__(
         self, path: str | Path, options: StoreOptions | None = None, *, migrate: bool = True
@@ -41,6 +47,7 @@ class SqliteStore(SqlStore):
         if str(path) == ":memory:":
             raise ValueError("SQLite store needs a file: every thread opens its own connection")
         self.path = str(path)
+        self._checkpointer: tuple[WalCheckpointer, sqlite3.Connection] | None = None
         if migrate:
             self.migrate()
 
@@ -53,6 +60,30 @@ class SqliteStore(SqlStore):
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA mmap_size=1073741824")
         return conn
+
+    def enable_group_commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Group commit, and the loop's connection no longer checkpoints the WAL: a background thread
+        (xmpp_connect.store.wal) does, until ``disable_group_commit()`` or ``close()``."""
+        super().enable_group_commit(loop)
+        if self._checkpointer is None:
+            conn = self._conn()
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = (WalCheckpointer(self._connect), conn)
+            self._checkpointer[0].start()
+
+    def disable_group_commit(self) -> None:
+        """Commit the open batch, stop the checkpoint thread; the loop's connection checkpoints again."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        super().disable_group_commit()
+        if checkpointer is not None:
+            thread, conn = checkpointer
+            thread.stop()
+            conn.execute(f"PRAGMA wal_autocheckpoint={AUTO_CHECKPOINT_PAGES}")
+
+    def _commit_batch(self, conn: sqlite3.Connection) -> None:
+        super()._commit_batch(conn)
+        if self._checkpointer is not None:
+            self._checkpointer[0].after_commit(conn)
 
     @contextmanager
     def _scope(self, conn: sqlite3.Connection, depth: int) -> Iterator[None]:

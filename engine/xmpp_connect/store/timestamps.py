@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def to_text(moment: datetime) -> str:
-    """Aware datetime -> sortable UTC text; naive datetimes are refused (their zone is unknown)."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: store times must carry a time zone")
-    return moment.astimezone(UTC).strftime(_FORMAT)
+    """Aware datetime -> sortable UTC text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``); naive datetimes are refused
+    (their zone is unknown). ``isoformat`` instead of ``strftime``: same text, half the cost."""
+    if moment.tzinfo is not UTC:
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime: store times must carry a time zone")
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def to_text_or_none(moment: datetime | None) -> str | None:

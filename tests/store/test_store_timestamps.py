@@ -1,0 +1,33 @@
+"""Stored timestamp text: the format every stored row and index already holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from xmpp_connect.store.timestamps import from_text, to_text
+
+OLD_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
+        datetime(2026, 1, 1, 12, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 30, 5, 120_000, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2025, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+        datetime(1970, 1, 1, tzinfo=timezone(timedelta(0), "GMT")),
+    ],
+)
+def test_to_text_matches_the_strftime_format_it_replaced(moment):
+    text = to_text(moment)
+    assert text == moment.astimezone(UTC).strftime(OLD_FORMAT)
+    assert from_text(text) == moment
+
+
+def test_to_text_refuses_a_naive_datetime():
+    with pytest.raises(ValueError, match="naive"):
+        to_text(datetime(2026, 1, 1, 12, 0))
