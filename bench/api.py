@@ -5,8 +5,12 @@ keep-alive HTTP clients for a bounded number of ``notification.send`` requests, 
 idempotency key. Prints accepted sends/s, p50/p99 latency, and the end-to-end rate: receipts recorded as
 ``delivered_to_client`` evidence per second, from the first request to the last receipt's ``recorded_at``.
 
-    .venv/bin/python bench/api.py [--requests 6000] [--concurrency 32] [--policy DIR]
+    .venv/bin/python bench/api.py [--requests 6000] [--concurrency 32] [--policy DIR] [--api-workers N]
     .venv/bin/python bench/api.py --prosody [--requests 3000]   # a real Prosody and a receipt-sending client
+
+By default it measures the service as one process (the baseline), then with one API worker process
+(``serve --api-workers 1``), in the same run, and prints the ratio. It also prints the CPU time each server
+process spent per send, which a loaded machine distorts less than the rates.
 
 Default: the sandbox provider (``delivered@sandbox.invalid`` returns an SM ack and a XEP-0184 receipt for
 every message). ``--prosody``: a throwaway Prosody on loopback (tests/integration/prosody.py, MAM in memory)
@@ -327,13 +331,24 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--policy", type=Path, help="policy directory (default: the packaged policy)")
     parser.add_argument("--prosody", action="store_true", help="send through a real Prosody")
-    parser.add_argument("--api-workers", type=int, default=0, help="serve --api-workers N (0: one process)")
+    parser.add_argument(
+        "--api-workers", type=int, help="only serve --api-workers N (default: 0 as the baseline, then 1)"
+    )
     parser.add_argument("--receipt-wait", type=float, default=60.0, help="seconds to wait for receipts")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="xc-bench-") as tmp:
-        run = run_prosody if args.prosody else run_sandbox
-        load, found = run(args, Path(tmp))
-    report(args, load, found)
+    rates: dict[int, float] = {}
+    for workers in [args.api_workers] if args.api_workers is not None else [0, 1]:
+        mode = argparse.Namespace(**{**vars(args), "api_workers": workers})
+        with tempfile.TemporaryDirectory(prefix="xc-bench-") as tmp:
+            run = run_prosody if args.prosody else run_sandbox
+            load, found = run(mode, Path(tmp))
+        print(f"--- serve --api-workers {workers}" + (" (one process: the baseline)" if not workers else ""))
+        report(mode, load, found)
+        rates[workers] = load.accepted / load.elapsed
+    if 0 in rates and len(rates) > 1:
+        for workers, rate in rates.items():
+            if workers:
+                print(f"accepted sends/s, --api-workers {workers} / one process: {rate / rates[0]:.1f}x")
 
 
 if __name__ == "__main__":
