@@ -122,21 +122,14 @@ def _pointer(schema: dict[str, Any]) -> str:
     raise AssertionError("inline response schemas are not used in spec/openapi.yaml")
 
 
-class LiveApp:
-    """A started service and an async HTTP client of its app, for end-to-end tests against Prosody."""
+class EngineReads:
+    """The reads a coordination engine makes, over any httpx client (an app in process or a socket)."""
 
-    def __init__(self, service: AdapterService, http: httpx.AsyncClient, wait: float = 8.0) -> None:
-        self.service = service
+    def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
-        self.wait = wait
 
-    async def act(self, request: dict[str, Any], path: str = "/adapter/actions") -> dict[str, Any]:
-        response = await self.http.post(path, json=request)
-        assert response.status_code in (200, 202), response.text
-        return response.json()
-
-    async def get(self, path: str) -> Any:
-        response = await self.http.get(path)
+    async def get(self, path: str, **params: Any) -> Any:
+        response = await self.http.get(path, params=params)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -145,6 +138,20 @@ class LiveApp:
 
     async def assessment(self, message_id: str) -> dict[str, Any]:
         return await self.get(f"/adapter/messages/{message_id}/assessment")
+
+
+class LiveApp(EngineReads):
+    """A started service and an async HTTP client of its app, for end-to-end tests against Prosody."""
+
+    def __init__(self, service: AdapterService, http: httpx.AsyncClient, wait: float = 8.0) -> None:
+        super().__init__(http)
+        self.service = service
+        self.wait = wait
+
+    async def act(self, request: dict[str, Any], path: str = "/adapter/actions") -> dict[str, Any]:
+        response = await self.http.post(path, json=request)
+        assert response.status_code in (200, 202), response.text
+        return response.json()
 
     async def wait_for_event(self, message_id: str, event_type: str, subclass: str | None = None) -> dict:
         """The first timeline entry of this type (and subclass), waiting for it (bounded)."""

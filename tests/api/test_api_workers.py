@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import auth, default_policy, send_request, service_config
+from api_helpers import EngineReads, auth, default_policy, send_request, service_config
 from prosody import free_loopback_port
 from starlette.types import ASGIApp
 
@@ -165,17 +165,31 @@ def core_store(config: ServiceConfig) -> SqliteStore:
     return SqliteStore(config.storage.path)
 
 
+@asynccontextmanager
+async def core_beside_worker(
+    config: ServiceConfig,
+) -> AsyncIterator[tuple[SqliteStore, AdapterService, Intake]]:
+    """The core's store, service (not started) and intake for a worker on ``config``, the stream reported
+    connected; stopped and closed afterwards."""
+    store = core_store(config)
+    service = AdapterService(config, store, default_policy())
+    intake = Intake(config.data_dir / INTAKE_FILE)
+    report_connected(config)
+    try:
+        yield store, service, intake
+    finally:
+        await service.stop()
+        intake.close()
+        store.close()
+
+
 async def test_worker_accepted_send_is_carried_out_with_the_answered_ids(tmp_path: Path) -> None:
     """Accepted by the worker: nothing in the evidence store yet; carried out by the core: the message, its
     accepted event with the answered event id, the same stored result, and the sandbox receipt."""
     config = service_config(tmp_path)
-    store = core_store(config)
-    service = AdapterService(config, store, default_policy())
-    intake = Intake(config.data_dir / INTAKE_FILE)
-    sent = count_sends(service)
-    report_connected(config)
     request = send_request("w1")
-    try:
+    async with core_beside_worker(config) as (store, service, intake):
+        sent = count_sends(service)
         async with worker_http(config) as worker:
             response = await worker.post("/adapter/actions", json=request)
             assert response.status_code == 202, response.text
@@ -207,10 +221,6 @@ async def test_worker_accepted_send_is_carried_out_with_the_answered_ids(tmp_pat
             assert [e.stanza_id for e in sent] == [store.list_attempts("a", message_id)[0].stanza_id]
             again = await worker.post("/adapter/actions", json=request)
             assert again.status_code == 202 and without_replay(again.json()) == without_replay(answered)
-    finally:
-        await service.stop()
-        intake.close()
-        store.close()
 
 
 async def test_accepted_before_a_crash_are_carried_out_once_after_restart(tmp_path: Path) -> None:
@@ -395,19 +405,11 @@ def _refused(port: int) -> bool:
     return False
 
 
-class Api:
+class Api(EngineReads):
     """The HTTP calls of a coordination engine, against the worker's port."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
 
     async def act(self, request: dict[str, Any]) -> httpx.Response:
         return await self.http.post("/adapter/actions", json=request)
-
-    async def get(self, path: str) -> Any:
-        response = await self.http.get(path)
-        assert response.status_code == 200, response.text
-        return response.json()
 
     async def subclass_reached(self, message_id: str, wanted: Callable[[str], bool]) -> dict[str, Any]:
         """The assessment once its subclass satisfies ``wanted`` (404 until the core has carried the send
@@ -421,9 +423,6 @@ class Api:
             assert response.status_code in (200, 404), response.text
             await asyncio.sleep(0.05)
         raise AssertionError(f"assessment of {message_id} still {last} after {WAIT}s")
-
-    async def timeline(self, message_id: str) -> list[dict[str, Any]]:
-        return (await self.get(f"/adapter/messages/{message_id}/timeline"))["entries"]
 
 
 @pytest.fixture
@@ -451,7 +450,7 @@ async def test_worker_answers_plain_sends_and_forwards_the_rest(served: ServedWi
         message_id = first["xmpp_message_id"]
         assessment = await api.subclass_reached(message_id, lambda s: s == DELIVERED)
         assert assessment["category"] == "success"
-        timeline = await api.timeline(message_id)
+        timeline = await api.entries(message_id)
         assert [e["event_id"] for e in timeline if e["event_type"] == ACCEPTED] == [
             first["initial_events"][0]["event_id"]
         ]
@@ -506,7 +505,7 @@ async def test_worker_answers_plain_sends_and_forwards_the_rest(served: ServedWi
         assert served.intake_claim(missing["idempotency_key"])[1] is not None, "worker accepted"
         missing_id = response.json()["xmpp_message_id"]
         await api.subclass_reached(missing_id, lambda s: s == "fail.recipient_not_found")
-        missing_types = {e["event_type"] for e in await api.timeline(missing_id)}
+        missing_types = {e["event_type"] for e in await api.entries(missing_id)}
         assert "notification.endpoint.rejected_permanent" in missing_types
 
         health = await api.get("/adapter/health")
@@ -532,7 +531,7 @@ async def test_sigkill_of_the_core_ends_its_worker_and_frees_the_port(served: Se
         assert response.status_code == 202
         message_id = response.json()["xmpp_message_id"]
         await api.subclass_reached(message_id, lambda s: s == DELIVERED)
-        timeline = await api.timeline(message_id)
+        timeline = await api.entries(message_id)
     children = served.children()
     assert len([pid for pid in children if "spawn_main" in _command(pid)]) == 1, "the core's API worker"
     assert served.process is not None
@@ -547,7 +546,7 @@ async def test_sigkill_of_the_core_ends_its_worker_and_frees_the_port(served: Se
     await served.start()
     async with served.client() as http:
         api = Api(http)
-        after = await api.timeline(message_id)
+        after = await api.entries(message_id)
         assert after[: len(timeline)] == timeline, "the evidence from before the kill, as it was"
         assert {e["scenario"] for e in after[len(timeline):]} <= {"presence_available"}, (
             "only the sandbox's presence snapshot of the restarted stream is new"
@@ -563,12 +562,8 @@ async def test_a_waiting_send_reads_as_accepted_before_the_core_carries_it_out(t
     event with the answered id (not recorded yet), the assessment the accepted event gives; afterwards the
     same event comes from the log."""
     config = service_config(tmp_path)
-    store = core_store(config)
-    service = AdapterService(config, store, default_policy())
-    intake = Intake(config.data_dir / INTAKE_FILE)
-    service.take_intake(intake, config.data_dir / HEALTH_FILE)
-    report_connected(config)
-    try:
+    async with core_beside_worker(config) as (store, service, intake):
+        service.take_intake(intake, config.data_dir / HEALTH_FILE)
         async with worker_http(config) as worker:
             answered = (await worker.post("/adapter/actions", json=send_request("waiting"))).json()
         message_id, tenant = answered["xmpp_message_id"], tenant_a(config)
@@ -592,22 +587,14 @@ async def test_a_waiting_send_reads_as_accepted_before_the_core_carries_it_out(t
         assert recorded is not None
         accepted = [e for e in recorded["entries"] if e["event_id"] == entry["event_id"]]
         assert len(accepted) == 1 and accepted[0]["recorded_at"] is not None
-    finally:
-        await service.stop()
-        intake.close()
-        store.close()
 
 
 async def test_a_send_refused_when_carried_out_keeps_its_accepted_event(tmp_path: Path) -> None:
     """The recipient is suppressed after the worker accepted the send: the core sends nothing and records
     the refusal next to the accepted event the caller was told about."""
     config = service_config(tmp_path)
-    store = core_store(config)
-    service = AdapterService(config, store, default_policy())
-    intake = Intake(config.data_dir / INTAKE_FILE)
-    sent = count_sends(service)
-    report_connected(config)
-    try:
+    async with core_beside_worker(config) as (store, service, intake):
+        sent = count_sends(service)
         async with worker_http(config) as worker:
             answered = (await worker.post("/adapter/actions", json=send_request("late-stop"))).json()
         assert answered["accepted"] is True
@@ -625,10 +612,6 @@ async def test_a_send_refused_when_carried_out_keeps_its_accepted_event(tmp_path
         assert assessment is not None and assessment["subclass"] == refused[0].assessment.subclass
         await asyncio.sleep(QUIET)
         assert sent == [], "nothing goes out to a suppressed recipient"
-    finally:
-        await service.stop()
-        intake.close()
-        store.close()
 
 
 async def test_a_key_the_core_already_used_is_left_to_the_core(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from api_helpers import EngineReads
 from prosody import ProsodyServer, TestUser, free_loopback_port
 from recipients import Recipient
 
@@ -120,26 +121,12 @@ class ServedProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-class Api:
+class Api(EngineReads):
     """The HTTP calls a coordination engine makes, over the socket."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
 
     async def act(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         response = await self.http.post("/adapter/actions", json=request)
         return response.status_code, response.json()
-
-    async def get(self, path: str, **params: Any) -> Any:
-        response = await self.http.get(path, params=params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    async def timeline(self, message_id: str) -> list[dict[str, Any]]:
-        return (await self.get(f"/adapter/messages/{message_id}/timeline"))["entries"]
-
-    async def assessment(self, message_id: str) -> dict[str, Any]:
-        return await self.get(f"/adapter/messages/{message_id}/assessment")
 
     async def feed(self, message_id: str) -> list[dict[str, Any]]:
         """Every event of this message in GET /adapter/events, paging to the end."""
@@ -156,11 +143,11 @@ class Api:
         """The first timeline entry of this scenario, polling with a bounded deadline."""
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
-            found = [e for e in await self.timeline(message_id) if e["scenario"] == scenario]
+            found = [e for e in await self.entries(message_id) if e["scenario"] == scenario]
             if found:
                 return found[0]
             await asyncio.sleep(0.05)
-        seen = [e["scenario"] for e in await self.timeline(message_id)]
+        seen = [e["scenario"] for e in await self.entries(message_id)]
         raise AssertionError(f"no {scenario} entry within {WAIT}s: {seen}")
 
     async def wait_for_subclass(self, message_id: str, subclass: str) -> dict[str, Any]:
@@ -242,7 +229,7 @@ async def test_delivered_send_over_the_socket_and_nothing_secret_in_the_log(
     receipt = await api.wait_for_entry(message_id, RECEIPT)
     assert receipt["event_type"] == "notification.endpoint.accepted"
     assert receipt["assessment"]["subclass"] == DELIVERED
-    timeline = await api.timeline(message_id)
+    timeline = await api.entries(message_id)
     assert receipt["correlation_id"] == f"corr-{key}" and receipt["coordination_case_id"] == "case_served"
     assert {e["event_id"] for e in timeline} <= {e["event_id"] for e in await api.feed(message_id)}
     log = served.log_text()
@@ -271,7 +258,7 @@ async def test_sigkill_mid_flow_then_restart(
         message_id = first["xmpp_message_id"]
         await api.wait_for_entry(message_id, SERVER_ACK)
         stanza_id = (await api.get(f"/xmpp/messages/{message_id}"))["attempts"][0]["stanza_id"]
-        before = await api.timeline(message_id)
+        before = await api.entries(message_id)
         assert (await api.assessment(message_id))["category"] == "undef", "no delivery evidence yet"
     served.kill()
     await later.online()
@@ -292,7 +279,7 @@ async def test_sigkill_mid_flow_then_restart(
         assert receipt["event_type"] == "notification.endpoint.accepted"
         assert receipt["assessment"]["subclass"] == DELIVERED
         assert (await api.assessment(message_id))["subclass"] == DELIVERED
-        after = await api.timeline(message_id)
+        after = await api.entries(message_id)
         assert after[: len(before)] == before, "evidence from before the kill is kept as it was"
         assert receipt["event_id"] in {e["event_id"] for e in await api.feed(message_id)}
 
@@ -309,7 +296,7 @@ async def test_sigterm_is_clean_and_restart_serves_the_same_timeline(
         _, result = await api.act(send(uuid.uuid4().hex[:8], phone.user.jid))
         message_id = result["xmpp_message_id"]
         await api.wait_for_subclass(message_id, DELIVERED)
-        timeline = await api.timeline(message_id)
+        timeline = await api.entries(message_id)
         assessment = await api.assessment(message_id)
     started = len(served.log_text())
     assert await served.terminate() in (0, -signal.SIGTERM)
@@ -318,6 +305,6 @@ async def test_sigterm_is_clean_and_restart_serves_the_same_timeline(
     await served.start()
     async with served.client() as http:
         api = Api(http)
-        assert await api.timeline(message_id) == timeline
+        assert await api.entries(message_id) == timeline
         assert await api.assessment(message_id) == assessment
         assert {e["event_id"] for e in timeline} <= {e["event_id"] for e in await api.feed(message_id)}
