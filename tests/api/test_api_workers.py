@@ -554,6 +554,30 @@ async def test_sigkill_of_the_core_ends_its_worker_and_frees_the_port(served: Se
         assert (await api.get(f"/adapter/messages/{message_id}/assessment"))["subclass"] == DELIVERED
 
 
+async def test_a_worker_that_dies_is_started_again(served: ServedWithWorkers) -> None:
+    """SIGKILL the API worker: the core starts another on the same listening socket (within a few seconds)
+    and it answers sends again; the send accepted before the kill is carried out once."""
+    async with served.client() as http:
+        api = Api(http)
+        before = await api.act(send_request("before-worker-kill"))
+        assert before.status_code == 202
+        [worker] = [pid for pid in served.children() if "spawn_main" in _command(pid)]
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + START_WAIT
+        while True:
+            replacement = [p for p in served.children() if "spawn_main" in _command(p) and p != worker]
+            if replacement and await ServedWithWorkers._connected(http):
+                break
+            assert time.monotonic() < deadline, f"no new worker within {START_WAIT}s:\n{served.log_text()}"
+            await asyncio.sleep(0.1)
+        served.started_children |= set(replacement)
+        after = await api.act(send_request("after-worker-kill"))
+        assert after.status_code == 202 and after.json()["accepted"] is True
+        for answer in (before.json(), after.json()):
+            await api.subclass_reached(answer["xmpp_message_id"], lambda s: s == DELIVERED)
+        assert "starting it again" in served.log_text()
+
+
 # -- what the core does with a send a worker accepted ------------------------------------------------------
 
 
