@@ -62,6 +62,25 @@ def test_unparseable_or_hostile_xml_is_not_stored():
     assert redact_stanza(bomb) == UNPARSEABLE
 
 
+def test_a_stanza_with_nothing_to_redact_is_kept_as_received():
+    receipt = (
+        "<message xmlns='jabber:client' from='a@example.net/phone' id='r1'>"
+        "<received xmlns='urn:xmpp:receipts' id='xc-1'/></message>"
+    )
+    assert redact_stanza(receipt) == receipt
+    assert redact_stanza("<message><broken") == UNPARSEABLE, "not well-formed: never stored"
+
+
+def test_a_sensitive_element_spelled_with_character_references_is_still_redacted():
+    xhtml = (
+        '<message xmlns="jabber:client" id="m1"><html xmlns="&#104;ttp://jabber.org/protocol/xhtml-im">'
+        "<p>hidden secret</p></html></message>"
+    )
+    assert "hidden secret" not in redact_stanza(xhtml)
+    declared = '<!DOCTYPE m><message id="m2"><p>declared</p></message>'
+    assert "DOCTYPE" not in redact_stanza(declared), "a declaration takes the full (defused) path"
+
+
 @dataclass(frozen=True)
 class _Record:
     from_jid: str

@@ -59,6 +59,7 @@ from xmpp_connect.providers.base import XmppProvider
 from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
 from xmpp_connect.providers.sandbox import SandboxNetwork, SandboxProvider, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
+from xmpp_connect.raw_sources import raw_source
 from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor
 from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
@@ -83,6 +84,20 @@ class ObservationRecorder:
         self.store = store
         self.tenant_id = tenant_id
         self.records = ObservedRecords(store, tenant_id)
+        self._last_raw: tuple[NativeEvent, str] | None = None
+
+    def raw_ref(self, observation: Observation) -> str | None:
+        """The §30 reference of the observation's raw stanza, preserved (redacted unless configured
+        otherwise) once per native event: the observations of one event share it."""
+        event = observation.event
+        if event.raw is None:
+            return None
+        if self._last_raw is not None and self._last_raw[0] is event:
+            return self._last_raw[1]
+        source = raw_source(observation.fact, event)
+        ref = self.store.record_raw(self.tenant_id, source, event.raw, event.observed_at).raw_event_id
+        self._last_raw = (event, ref)
+        return ref
 
     def __call__(self, observation: Observation) -> None:
         out = observation.outbound
@@ -101,6 +116,7 @@ class ObservationRecorder:
             endpoint_ref=endpoint_ref(self.tenant_id, out.to_jid if out else sender)
             if (out or sender)
             else None,
+            raw_ref=self.raw_ref(observation),
             dedupe=DedupeBasis(
                 kind=f"{observation.fact['kind']}:{observation.fact.get('marker', '')}",
                 sender_full_jid=sender,
