@@ -116,3 +116,18 @@ def test_report_is_markdown_of_the_whole_table(capsys: pytest.CaptureFixture[str
             "any(sender_resource_known = true \\| sender_authenticated = true)` | `delivered_to_client` | "
             "rules/50_receipts.yaml:1 |") in out
     assert "| ACK, OK, CONFIRM, YES | `acknowledgement` |" in out
+
+
+def test_report_shows_interpretations_and_moot_timeouts_of_the_shipped_policy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An auditor reads from the report what an assessment lets the engine conclude, and which evidence
+    makes a receipt timeout moot (mappings/precedence.yaml)."""
+    code, out, _ = _run(capsys, "rules", "report")
+    assert code == 0
+    assert "\n### What a coordination engine may read from the strongest evidence\n" in out
+    assert ("| `success.delivered_to_client` | undef.delivered_but_awareness_unproven: strong client-delivery"
+            " evidence; reading not proven. |") in out
+    assert "| any other fail | XMPP channel failure for this message" in out
+    moot = out.split("### Timeouts made moot", 1)[1]
+    assert "| `receipt_timeout` | `success.acknowledged_by_client`, `success.delivered_to_client`" in moot

@@ -114,5 +114,16 @@ def _precedence(policy: Policy) -> str:
          f"{c.result.category} / `{c.result.subclass}` / {c.result.confidence}")
         for c in policy.precedence.conflicts
     )
+    precedence = policy.precedence
+    readings = [(_code(k), v) for k, v in precedence.interpretations.items()]
+    readings += [(f"any other {category}", v) for category, v in precedence.category_interpretations.items()]
+    moot = (
+        (_code(timer), _codes(sorted(answers.subclasses)), _codes(sorted(answers.categories)))
+        for timer, answers in precedence.timeouts_answered_by.items()
+    )
     return ("## Precedence (strongest first)\n\n" + order + "\n\n### Conflicts\n\n"
-            + _table(("name", "when any", "and any", "result"), rows))
+            + _table(("name", "when any", "and any", "result"), rows)
+            + "\n\n### What a coordination engine may read from the strongest evidence\n\n"
+            + _table(("strongest subclass", "interpretation"), readings)
+            + "\n\n### Timeouts made moot (a timer falling due after this evidence is dropped)\n\n"
+            + _table(("timer", "subclasses", "categories"), moot))
