@@ -312,6 +312,41 @@ async def test_publish_to_a_missing_node_is_a_feed_failure(adapter: Adapter) -> 
 
 
 @needs_rooms_and_nodes
+async def test_publish_to_a_configured_node_is_publication_not_awareness(
+    prosody: ProsodyServer, tmp_path: Path
+) -> None:
+    """§32.5: the service's account creates its configured node at start (Prosody lets only admins create
+    nodes), then a publish over HTTP is evidenced as published: feed-level, no subscriber's awareness."""
+    node = f"events-{uuid.uuid4().hex[:8]}"
+    user = prosody.admin_user()
+    path = write_config(tmp_path, prosody, user)
+    path.write_text(path.read_text().replace(
+        f"    jid: {user.jid}/adapter\n",
+        f"    jid: {user.jid}/e2e-feed\n"
+        f"    nodes: [{{service_jid: {PUBSUB_DOMAIN}, node: {node}, create: true,"
+        " access_model: open, publisher_model: publishers}]\n",
+    ))
+    service, http = await start_service(path, user)
+    adapter = Adapter(prosody, user, path, service, http)
+    try:
+        body = {"idempotency_key": uuid.uuid4().hex, "service": PUBSUB_DOMAIN, "item": {"title": "New event"}}
+        result = await adapter.act(body, path=f"/xmpp/pubsub/{node}/publish")
+        assert result["accepted"] is True
+        published = await adapter.wait_for_subclass(
+            result["xmpp_message_id"], lambda s: s == "success.pubsub_item_published"
+        )
+        assert "publication" in published["recommended_coordination_interpretation"]
+        entries = await adapter.entries(result["xmpp_message_id"])
+        assert "feed.item.published" in {e["event_type"] for e in entries}
+        claims = {e["assessment"]["subclass"] for e in entries}
+        assert not {c for c in claims if c.startswith(("success.delivered", "success.displayed"))}, (
+            "a publication says nothing about any subscriber"
+        )
+    finally:
+        await stop_service(service, http)
+
+
+@needs_rooms_and_nodes
 async def test_room_message_is_room_level_evidence(adapter: Adapter) -> None:
     """§32.4: the room accepting a message is not each occupant seeing it."""
     room = f"ops-{uuid.uuid4().hex[:6]}@conference.localhost"
