@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,9 +140,10 @@ class HeldRequests:
     """The actions' PendingSends over the store: a held request and its ``scheduled_send`` timer live in the
     store, so they survive a restart and are shared by replicas, and one replica takes a request out."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, timer_scheduled: Callable[[], None]) -> None:
         self.store = store
         self.holds_bodies = not store.options.metadata_only
+        self._timer_scheduled = timer_scheduled
 
     def hold(
         self,
@@ -153,6 +154,7 @@ class HeldRequests:
         send_at: datetime,
     ) -> None:
         self.store.hold_request(tenant_id, operation_id, message_id, request, send_at)
+        self._timer_scheduled()
 
     def release(self, tenant_id: str, operation_id: str) -> dict[str, Any] | None:
         held = self.store.release_held_request(tenant_id, operation_id)
@@ -243,7 +245,7 @@ class AdapterService:
             TemplateStore(),
             ActionSchemas(),
             timers=self.timers,
-            pending=HeldRequests(store),
+            pending=HeldRequests(store, self.timers.wake),
             capabilities=self._capability,
         )
         self._background: list[asyncio.Task[None]] = []

@@ -103,9 +103,14 @@ class TimerService:
         self, tenant_id: str, message_id: str, kind: str, due: datetime, attempt_id: str | None
     ) -> Timer:
         timer = self._store.schedule_timer(tenant_id, message_id, kind, due, attempt_id)
+        self.wake()
+        return timer
+
+    def wake(self) -> None:
+        """Look at the due times again now: a timer was scheduled in the store (by this service or beside
+        it, e.g. a held request's ``scheduled_send``) that may be due before the loop would wake."""
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
-        return timer
 
     async def fire_due(self) -> int:
         """Fire every timer due now; returns how many fired."""

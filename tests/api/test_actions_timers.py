@@ -154,6 +154,23 @@ def test_scheduled_message_is_held_then_sent_at_its_time(tmp_path: Path, contrac
         assert wait_for(lambda: "success.delivered_to_client" in subclasses(client, message_id), timeout=3)
 
 
+def test_scheduled_message_goes_out_on_time_when_nothing_else_is_due(tmp_path: Path) -> None:
+    """The timer loop sleeps up to a second when nothing is due; holding a request must wake it, or the
+    send goes out up to that second late."""
+    client, _ = live(service_config(tmp_path))
+    with client:
+        wait_for(lambda: False, timeout=0.2)
+        send_at = at(0.3)
+        message_id = post(client, schedule_request("s-on-time", "delivered@sandbox.invalid", send_at))[
+            "xmpp_message_id"
+        ]
+        sent = wait_for(lambda: next(
+            (e for e in entries(client, message_id)
+             if e["event_type"] == "notification.attempt.accepted_by_provider"), None), timeout=3)
+        late = datetime.fromisoformat(sent["occurred_at"]) - datetime.fromisoformat(send_at)
+        assert timedelta(0) <= late < timedelta(seconds=0.25), late
+
+
 def test_scheduled_message_survives_a_restart(tmp_path: Path) -> None:
     config = service_config(tmp_path)
     client, _ = live(config)
