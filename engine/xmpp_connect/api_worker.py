@@ -4,7 +4,8 @@ and forwards every other request to the core process, which owns the XMPP sessio
 A send is accepted here only when nothing about it needs the core: a §4.2 send with a ``content`` body to a
 bare or full JID, from an account of the caller, whose stream the core last reported connected, to a
 recipient not suppressed, asking no mandatory extension, while fewer than ``limits.intake_backlog``
-accepted sends wait for the core (beyond that, sends go to the core and are answered at its pace).
+accepted sends wait for the core (beyond that, sends go to the core and are answered at its pace), and
+never in metadata-only mode (the intake would hold the body until the core takes it).
 Anything else (a refusal to record, a template to render, a room, a node, a schedule, a reminder, every
 read) goes to the core unchanged, so its answer is the core's own. When the core's health report is stale,
 everything goes to the core.
@@ -132,6 +133,7 @@ class IntakeDesk:
         to_jid = str(target.get("value") or "").strip()
         return (
             not self.backlog_full
+            and not self.config.privacy.metadata_only
             and action_type in FAST_ACTIONS
             and target.get("endpoint_type") in ONE_TO_ONE
             and "content" in request

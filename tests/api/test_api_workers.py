@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -670,3 +671,18 @@ async def test_a_full_backlog_sends_new_sends_to_the_core(tmp_path: Path) -> Non
         over = send_request("over")
         assert (await worker.post("/adapter/actions", json=over)).status_code == 503
     assert claim_result(config.data_dir / INTAKE_FILE, over["idempotency_key"]) == (True, None)
+
+
+async def test_metadata_only_mode_queues_no_body(tmp_path: Path) -> None:
+    """privacy.metadata_only: the intake would hold the request's body until the core takes it, so the
+    worker accepts nothing itself and forwards every send (503 here, no core listens)."""
+    config = replace(service_config(tmp_path), privacy=replace(service_config(tmp_path).privacy,
+                                                               metadata_only=True))
+    core_store(config).close()
+    report_connected(config)
+    request = send_request("metadata-only")
+    async with worker_http(config) as worker:
+        assert (await worker.post("/adapter/actions", json=request)).status_code == 503
+    assert claim_result(config.data_dir / INTAKE_FILE, request["idempotency_key"]) == (True, None)
+    with sqlite3.connect(f"file:{config.data_dir / INTAKE_FILE}?mode=ro", uri=True) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM intake_items").fetchone()[0] == 0
