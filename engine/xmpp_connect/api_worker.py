@@ -284,6 +284,8 @@ def serve_worker(config: ServiceConfig, listener: socket.socket, core_socket: st
 
     _end_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every forwarded request at INFO: one line per API call, and its path, in the service log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = build_worker_app(config, core_socket)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
     server.run(sockets=[listener])
