@@ -348,11 +348,9 @@ class Actions:
     ) -> tuple[dict[str, Any], Callable[[], None] | None]:
         """Create the records and the initial evidence; the returned call hands the stanza to the provider
         (None when nothing is to be sent now)."""
-        message_id = "xmppmsg_" + op.operation_id.removeprefix("xmppop_")
-        attempt_id = "xmppatt_" + op.operation_id.removeprefix("xmppop_")
+        ids = _context(tenant.id, request, op, received_at)
+        message_id, attempt_id = _message_id(op.operation_id), _attempt_id(op.operation_id)
         tracking = dict(request.get("tracking_context") or {})
-        case_id = request.get("coordination_case_id") or tracking.get("coordination_case_id")
-        participant_id = request.get("participant_id") or tracking.get("participant_id")
         target = request.get("target_endpoint") or {}
         to_jid = _target_jid(target)
         account = request.get("account") or tenant.default_account
@@ -365,14 +363,13 @@ class Actions:
                     tenant_id=tenant.id,
                     message_id=message_id,
                     created_at=received_at,
-                    case_id=case_id,
-                    participant_id=participant_id,
+                    case_id=ids.case_id,
+                    participant_id=ids.participant_id,
                     purpose=action_type,
                     template_ref=request.get("template_ref"),
                     tracking_context=tracking,
                 )
             )
-        ids = _context(tenant.id, request, op, received_at)
         scheduled = action_type == "notification.schedule"
         reason = self._pre_send_refusal(
             tenant, account, to_jid, render_error, request, check_stream=not scheduled
@@ -580,9 +577,8 @@ class Actions:
     def _with_original(self, tenant: Tenant, request: Mapping[str, Any]) -> Mapping[str, Any]:
         """A reminder inherits the original's recipient (when it names none), case and participant."""
         original_id = request["original_operation_id"]
-        suffix = original_id.removeprefix("xmppop_")
-        message = self.store.get_message(tenant.id, "xmppmsg_" + suffix)
-        attempt = self.store.get_attempt(tenant.id, "xmppatt_" + suffix)
+        message = self.store.get_message(tenant.id, _message_id(original_id))
+        attempt = self.store.get_attempt(tenant.id, _attempt_id(original_id))
         if message is None or attempt is None:
             raise InvalidAction(
                 [("original_operation_id", "no message with this operation id for this tenant")]
@@ -612,17 +608,16 @@ class Actions:
         nick = (request.get("options") or {}).get("nick") or bare(self.account_jids[account]).partition("@")[
             0
         ]
-        suffix = op.operation_id.removeprefix("xmppop_")
         return await self.providers[account].join_room(
-            bare(room), nick, message_id="xmppmsg_" + suffix, attempt_id="xmppatt_" + suffix
+            bare(room), nick, message_id=_message_id(op.operation_id),
+            attempt_id=_attempt_id(op.operation_id),
         )
 
     def _cancel(
         self, tenant: Tenant, request: Mapping[str, Any], op: IdempotentOperation, received_at: datetime
     ) -> dict[str, Any]:
         """Cancel a scheduled message still held locally; anything else is refused, with the reason."""
-        suffix = request["operation_id"].removeprefix("xmppop_")
-        attempt = self.store.get_attempt(tenant.id, "xmppatt_" + suffix)
+        attempt = self.store.get_attempt(tenant.id, _attempt_id(request["operation_id"]))
         base = {
             "request_id": request["request_id"],
             "adapter_id": ADAPTER_ID,
@@ -652,9 +647,8 @@ class Actions:
         assert self.pending is not None
         with self.store.transaction():
             request = self.pending.release(tenant.id, operation_id)
-            suffix = operation_id.removeprefix("xmppop_")
-            attempt = self.store.get_attempt(tenant.id, "xmppatt_" + suffix)
-            message = self.store.get_message(tenant.id, "xmppmsg_" + suffix)
+            attempt = self.store.get_attempt(tenant.id, _attempt_id(operation_id))
+            message = self.store.get_message(tenant.id, _message_id(operation_id))
             if request is not None and attempt is not None and attempt.state == SCHEDULED_STATE:
                 self.store.update_attempt(tenant.id, attempt.attempt_id, state="send_requested")
         await self.store.durable()
@@ -790,13 +784,21 @@ def _context(
     return EvidenceContext(
         tenant_id=tenant_id,
         observed_at=received_at,
-        message_id="xmppmsg_" + op.operation_id.removeprefix("xmppop_"),
-        attempt_id="xmppatt_" + op.operation_id.removeprefix("xmppop_"),
+        message_id=_message_id(op.operation_id),
+        attempt_id=_attempt_id(op.operation_id),
         case_id=request.get("coordination_case_id") or tracking.get("coordination_case_id"),
         participant_id=request.get("participant_id") or tracking.get("participant_id"),
         correlation_id=tracking.get("correlation_id"),
         endpoint_ref=endpoint_ref(tenant_id, to_jid) if to_jid else None,
     )
+
+
+def _message_id(operation_id: str) -> str:
+    return "xmppmsg_" + operation_id.removeprefix("xmppop_")
+
+
+def _attempt_id(operation_id: str) -> str:
+    return "xmppatt_" + operation_id.removeprefix("xmppop_")
 
 
 def _once(kind: str, stanza_id: str) -> DedupeBasis:
@@ -812,7 +814,7 @@ def _result_base(
         "adapter_id": ADAPTER_ID,
         "action_type": action_type,
         "adapter_operation_id": operation_id,
-        "xmpp_message_id": "xmppmsg_" + operation_id.removeprefix("xmppop_"),
+        "xmpp_message_id": _message_id(operation_id),
         "received_at": received_at.isoformat(),
     }
 
