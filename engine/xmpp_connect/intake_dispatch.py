@@ -52,12 +52,17 @@ class IntakeDispatcher:
     async def run(self) -> None:
         """Carry out accepted requests until ``stop()``."""
         while not self._stopping.is_set():
-            items = self.intake.items_after(self.position, self.batch)
-            if not items:
-                await self._pause(self.idle_poll)
-                continue
-            if not await self.carry_out(items):
+            items: list[IntakeItem] = []
+            try:
+                items = self.intake.items_after(self.position, self.batch)
+                done = await self.carry_out(items) if items else True
+            except Exception as exc:  # the store or the intake failed: nothing was skipped, try again
+                log.error("intake not read or position not stored, will retry (%s)", type(exc).__name__)
+                done = False
+            if not done:
                 await self._pause(self.retry_after)
+            elif not items:
+                await self._pause(self.idle_poll)
 
     async def carry_out(self, items: list[IntakeItem]) -> bool:
         """Perform ``items`` concurrently; advance the position over the leading run that succeeded. False

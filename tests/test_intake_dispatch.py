@@ -1,0 +1,64 @@
+"""The core's intake loop (intake_dispatch.py) over a real intake file and a real SQLite evidence store:
+order, the stored position, and retries that skip nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from xmpp_connect.intake import Intake, IntakeItem, Queued
+from xmpp_connect.intake_dispatch import IntakeDispatcher
+from xmpp_connect.store.sqlite import SqliteStore
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+WAIT = 5.0
+
+
+def queue(intake: Intake, *keys: str) -> None:
+    for key in keys:
+        claim = intake.claim("t", key, "h", f"xmppop_{key}", NOW, Queued(f'{{"key": "{key}"}}', NOW, "{}"))
+        assert claim.fresh
+
+
+async def test_carried_out_in_order_and_the_position_is_kept(tmp_path: Path) -> None:
+    intake, store = Intake(tmp_path / "intake.sqlite3"), SqliteStore(tmp_path / "store.sqlite3")
+    queue(intake, "a", "b", "c")
+    done: list[str] = []
+
+    async def perform(item: IntakeItem) -> None:
+        done.append(item.request["key"])
+
+    dispatcher = IntakeDispatcher(intake, store, perform)
+    assert await dispatcher.carry_out(intake.items_after(dispatcher.position)) is True
+    assert done == ["a", "b", "c"]
+    assert store.intake_position(intake.instance_id) == 3
+    assert IntakeDispatcher(intake, store, perform).position == 3, "a restarted core resumes after c"
+    intake.close()
+    store.close()
+
+
+async def test_a_failure_keeps_the_failed_request_and_those_after_it(tmp_path: Path) -> None:
+    """b fails once: the position stops before it; the loop retries b and c (c again: a replay) and then
+    moves past both."""
+    intake, store = Intake(tmp_path / "intake.sqlite3"), SqliteStore(tmp_path / "store.sqlite3")
+    queue(intake, "a", "b", "c")
+    attempts: list[str] = []
+
+    async def perform(item: IntakeItem) -> None:
+        attempts.append(item.request["key"])
+        if attempts.count("b") == 1 and item.request["key"] == "b":
+            raise OSError("store briefly unavailable")
+
+    dispatcher = IntakeDispatcher(intake, store, perform, retry_after=0.01, idle_poll=0.01)
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(WAIT):
+            while store.intake_position(intake.instance_id) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(running, WAIT)
+    assert attempts[:3] == ["a", "b", "c"] and attempts[3:] == ["b", "c"]
+    intake.close()
+    store.close()
