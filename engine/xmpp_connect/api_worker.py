@@ -72,7 +72,7 @@ FAST_ACTIONS = frozenset(
 ONE_TO_ONE = frozenset({"bare_jid", "full_jid"})
 MANDATORY_OPTIONS = ("require_receipts", "require_displayed")
 FORWARDED_HEADERS = ("authorization", "content-type", "accept")
-RETURNED_HEADERS = ("content-type", "retry-after")
+RETURNED_HEADERS = ("content-type", "retry-after", "www-authenticate")
 
 
 def write_core_health(path: Path, streams: dict[str, str]) -> None:
@@ -119,10 +119,14 @@ class IntakeDesk:
     async def watch_backlog(self, interval: float = 0.5) -> None:
         """Drop from the intake what the core has carried out, and keep ``backlog_full`` current."""
         while True:
-            position = self.store.intake_position(self.intake.instance_id)
-            self.intake.prune(position)
-            await self.intake.durable()
-            self.backlog_full = self.intake.backlog(position) >= self.config.limits.intake_backlog
+            try:
+                position = self.store.intake_position(self.intake.instance_id)
+                self.intake.prune(position)
+                await self.intake.durable()
+                self.backlog_full = self.intake.backlog(position) >= self.config.limits.intake_backlog
+            except Exception as exc:  # the core's store or the intake failed: queue nothing until it answers
+                log.error("intake backlog not known, sends go to the core meanwhile (%s)", type(exc).__name__)
+                self.backlog_full = True
             await asyncio.sleep(interval)
 
     def can_accept(self, tenant: TenantConfig, action_type: str, request: dict[str, Any]) -> bool:

@@ -520,6 +520,7 @@ async def test_worker_answers_plain_sends_and_forwards_the_rest(served: ServedWi
         ]
         wrong = await http.get("/adapter/health", headers={"Authorization": "Bearer wrong"})
         assert wrong.status_code == 401, "the core authenticates what the worker forwards"
+        assert wrong.headers["www-authenticate"].startswith("Bearer"), "and its challenge comes back"
 
 
 async def test_sigkill_of_the_core_ends_its_worker_and_frees_the_port(served: ServedWithWorkers) -> None:
