@@ -228,7 +228,7 @@ def stream_connected(base: str) -> bool:
 def service(config: Path, env: dict[str, str], api_workers: int = 0) -> Iterator[tuple[str, int, int]]:
     """``xmpp-connect serve`` in a subprocess; yields its base URL, port and pid once its streams are up."""
     port = free_port()
-    code = "import sys; from xmpp_connect.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from xmpp_connect.app.cli import main; sys.exit(main(sys.argv[1:]))"
     server = subprocess.Popen(
         [sys.executable, "-c", code, "serve", "--config", str(config), "--port", str(port),
          "--api-workers", str(api_workers)],

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from xmpp_connect.classify import Classifier, classification_for
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.policy.corpus import load_corpus
+from xmpp_connect.evidence.classify import Classifier, classification_for
+from xmpp_connect.evidence.corpus import load_corpus
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.engine import RuleEngine
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.model import Policy, thaw

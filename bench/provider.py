@@ -27,15 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integ
 
 from prosody import ProsodyServer, TestUser
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import OutboundMessage
-from xmpp_connect.outbound_index import InMemoryOutboundIndex
-from xmpp_connect.pipeline import EvidencePipeline, Observation
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
+from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.base import AccountConfig
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
+from xmpp_connect.providers.stanza_builders import OutboundMessage
 
 TIMEOUT = 120.0
 BODY = "Incident 42: please acknowledge."

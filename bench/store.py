@@ -23,9 +23,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from xmpp_connect import lifecycle
-from xmpp_connect.classification import Assessment, Precedence
-from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.evidence import lifecycle
+from xmpp_connect.model.classification import Assessment, Precedence
+from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.store import PostgresStore, SqliteStore
 from xmpp_connect.store.sql import SqlStore
 

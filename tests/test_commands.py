@@ -2,7 +2,7 @@
 
 import pytest
 
-from xmpp_connect.commands import MAX_TEXT_CHARS, CommandTable, sanitize_text
+from xmpp_connect.policy.commands import MAX_TEXT_CHARS, CommandTable, sanitize_text
 
 TABLE = {
     "commands": [

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from xmpp_connect.classification import Classification
-from xmpp_connect.classify import Classifier
-from xmpp_connect.cli import main
+from xmpp_connect.app.cli import main
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.corpus import CorpusCase, load_corpus
+from xmpp_connect.evidence.coverage import CoverageReport, run_corpus
+from xmpp_connect.model.classification import Classification
 from xmpp_connect.policy import Policy, PolicyError, load_policy
-from xmpp_connect.policy.corpus import CorpusCase, load_corpus
-from xmpp_connect.policy.coverage import CoverageReport, run_corpus
 from xmpp_connect.policy.paths import default_corpus_dir, default_policy_dir
 from xmpp_connect.policy.predicates import PredicateMatcher
 

@@ -18,10 +18,10 @@ from captured_stanzas import (
     RECEIPT,
     REPLY,
 )
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.correlation import CorrelationContext, OutboundRecord, context_from_dict
-from xmpp_connect.facts import NotEvidence, fact_for_event, fact_from_xml
-from xmpp_connect.stanzas import StanzaRejected
+from xmpp_connect.facts.build import NotEvidence, fact_for_event, fact_from_xml
+from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord, context_from_dict
+from xmpp_connect.policy.commands import CommandTable
+from xmpp_connect.xmpp.stanzas import StanzaRejected
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "spec" / "facts.schema.json").read_text())
 COMMANDS = CommandTable.from_mapping(

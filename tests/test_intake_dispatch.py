@@ -7,8 +7,8 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from xmpp_connect.intake import Intake, IntakeItem, Queued
-from xmpp_connect.intake_dispatch import IntakeDispatcher
+from xmpp_connect.sending.intake import Intake, IntakeItem, Queued
+from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from xmpp_connect.jids import bare, is_valid_jid, normalize, resource, split_jid
+from xmpp_connect.xmpp.jids import bare, is_valid_jid, normalize, resource, split_jid
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from xmpp_connect.classification import Assessment, Conflict, Precedence
-from xmpp_connect.evidence import EvidenceEvent
-from xmpp_connect.lifecycle import assess, attempt_state, timeline
+from xmpp_connect.evidence.lifecycle import assess, attempt_state, timeline
+from xmpp_connect.model.classification import Assessment, Conflict, Precedence
+from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.policy.load import load_policy
 
 T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)

@@ -1,7 +1,7 @@
 """XEP-0333 cumulative markers: a displayed marker covers the earlier markable, not yet marked messages."""
 
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.markers import marker_coverage
+from xmpp_connect.facts.markers import marker_coverage
+from xmpp_connect.model.correlation import OutboundRecord
 
 
 def _sent(stanza_id: str, markable: bool = True) -> OutboundRecord:

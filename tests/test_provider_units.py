@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from xmpp_connect import config
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import OutboundMessage, build_message, record_for
-from xmpp_connect.outbound_index import InMemoryOutboundIndex
-from xmpp_connect.pipeline import EvidencePipeline, Observation
+from xmpp_connect.config import settings as config
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
+from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
+from xmpp_connect.facts.presence import PresenceTracker
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
-from xmpp_connect.presence import PresenceTracker
 from xmpp_connect.providers.acceptance import AcceptanceTracker
 from xmpp_connect.providers.base import AccountConfig, Backoff
-from xmpp_connect.stanzas import parse_stanza
+from xmpp_connect.providers.stanza_builders import OutboundMessage, build_message, record_for
+from xmpp_connect.xmpp.stanzas import parse_stanza
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

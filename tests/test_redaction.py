@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from xmpp_connect.redaction import UNPARSEABLE, JidAnonymizer, redact_stanza
+from xmpp_connect.xmpp.redaction import UNPARSEABLE, JidAnonymizer, redact_stanza
 
 KEY = b"0123456789abcdef-test-key"
 

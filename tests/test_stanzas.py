@@ -16,7 +16,7 @@ from captured_stanzas import (
     RECEIPT,
     REPLY,
 )
-from xmpp_connect.stanzas import (
+from xmpp_connect.xmpp.stanzas import (
     MAX_DEPTH,
     MAX_ELEMENTS,
     MAX_STANZA_BYTES,

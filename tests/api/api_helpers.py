@@ -15,10 +15,10 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from starlette.testclient import TestClient
 
-from xmpp_connect.config import ServiceConfig, config_from_dict
+from xmpp_connect.app.service import AdapterService, build_app, openapi_document
+from xmpp_connect.config.settings import ServiceConfig, config_from_dict
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.model import Policy
-from xmpp_connect.service import AdapterService, build_app, openapi_document
 from xmpp_connect.store.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]

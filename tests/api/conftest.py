@@ -10,7 +10,7 @@ from api_helpers import OpenApiContract, open_client, service_config
 from prosody import ProsodyServer
 from starlette.testclient import TestClient
 
-from xmpp_connect.config import ServiceConfig
+from xmpp_connect.config.settings import ServiceConfig
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from typing import Any
 from api_helpers import OpenApiContract, auth, default_policy, send_request, service_config, wait_for
 from starlette.testclient import TestClient
 
-from xmpp_connect.config import RetentionConfig, ServiceConfig
+from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.config.settings import RetentionConfig, ServiceConfig
 from xmpp_connect.providers.sandbox import SandboxProvider, SandboxTiming
-from xmpp_connect.service import AdapterService, build_app
 from xmpp_connect.store.sqlite import SqliteStore
 
 

@@ -35,14 +35,20 @@ from api_helpers import EngineReads, auth, default_policy, send_request, service
 from prosody import free_loopback_port
 from starlette.types import ASGIApp
 
-from xmpp_connect.api_worker import HEALTH_FILE, INTAKE_FILE, CoreHealth, build_worker_app, write_core_health
-from xmpp_connect.config import ServiceConfig, TenantConfig
-from xmpp_connect.evidence import EvidenceEvent
-from xmpp_connect.intake import Intake
-from xmpp_connect.intake_dispatch import IntakeDispatcher
-from xmpp_connect.native import NativeEvent
+from xmpp_connect.app.api_worker import (
+    HEALTH_FILE,
+    INTAKE_FILE,
+    CoreHealth,
+    build_worker_app,
+    write_core_health,
+)
+from xmpp_connect.app.service import AdapterService
+from xmpp_connect.config.settings import ServiceConfig, TenantConfig
+from xmpp_connect.model.evidence import EvidenceEvent
+from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.load import load_policy
-from xmpp_connect.service import AdapterService
+from xmpp_connect.sending.intake import Intake
+from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.store.sqlite import SqliteStore
 
 WAIT = 5.0
@@ -57,7 +63,7 @@ ACCEPTED = "notification.attempt.accepted_by_adapter"
 DELIVERED = "success.delivered_to_client"
 TOKEN = "workers-token-5d1e90"
 TOKEN_ENV = "XC_WORKERS_TOKEN"
-SERVE = "import sys; from xmpp_connect.cli import main; sys.exit(main(sys.argv[1:]))"
+SERVE = "import sys; from xmpp_connect.app.cli import main; sys.exit(main(sys.argv[1:]))"
 CONFIG = f"""\
 data_dir: data
 storage: {{kind: sqlite, path: data/store.sqlite3}}

@@ -18,11 +18,18 @@ from api_helpers import REPO, LiveApp, default_policy
 from prosody import COMPONENT_DOMAIN, MUC_DOMAIN, ProsodyServer, TestUser
 from recipients import Recipient
 
-from xmpp_connect.config import ConfigError, NodeConfig, RoomConfig, Secret, config_from_dict, load_config
+from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.config.settings import (
+    ConfigError,
+    NodeConfig,
+    RoomConfig,
+    Secret,
+    config_from_dict,
+    load_config,
+)
 from xmpp_connect.providers.base import AccountConfig, NodeSettings, RoomSettings
 from xmpp_connect.providers.component import ComponentProvider
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
-from xmpp_connect.service import AdapterService, build_app
 from xmpp_connect.store.sqlite import SqliteStore
 
 ENV = {"BOT_PW": "bot-pw-9a1f", "ROOM_PW": "room-pw-77c2", "COMP_SECRET": "comp-secret-3e8d",

@@ -4,8 +4,7 @@ import asyncio
 
 import pytest
 
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import OutboundMessage, build_message
+from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.providers.sandbox import (
     ERROR_CONDITIONS,
     NODE,
@@ -15,7 +14,8 @@ from xmpp_connect.providers.sandbox import (
     SandboxProvider,
     SandboxTiming,
 )
-from xmpp_connect.stanzas import parse_stanza
+from xmpp_connect.providers.stanza_builders import OutboundMessage, build_message
+from xmpp_connect.xmpp.stanzas import parse_stanza
 
 ME = "adapter@sandbox.invalid/service"
 

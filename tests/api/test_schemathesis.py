@@ -11,7 +11,7 @@ from api_helpers import auth, default_policy, service_config
 from hypothesis import HealthCheck, given, settings
 from starlette.testclient import TestClient
 
-from xmpp_connect.service import AdapterService, build_app
+from xmpp_connect.app.service import AdapterService, build_app
 from xmpp_connect.store.sqlite import SqliteStore
 
 schemathesis = pytest.importorskip("schemathesis")

@@ -46,7 +46,7 @@ accounts:
 tenants:
   - {{id: ops, token_env: {token_env}, accounts: [notify]}}
 """
-SERVE = "import sys; from xmpp_connect.cli import main; sys.exit(main(sys.argv[1:]))"
+SERVE = "import sys; from xmpp_connect.app.cli import main; sys.exit(main(sys.argv[1:]))"
 SERVER_ACK = "server_acknowledged"
 """Scenario of the XEP-0198 ack (event notification.attempt.accepted_by_provider, like the earlier
 ``sent_to_server`` entry written when the stanza went out)."""

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from xmpp_connect.templates import TemplateStore
+from xmpp_connect.sending.templates import TemplateStore
 
 
 def test_builtin_template_renders() -> None:

@@ -10,16 +10,16 @@ from typing import Any
 from prosody import ProsodyServer, TestUser
 from recipients import Recipient
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import OutboundMessage
-from xmpp_connect.outbound_index import InMemoryOutboundIndex
-from xmpp_connect.pipeline import EvidencePipeline, LateCheck, Observation
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.pipeline import EvidencePipeline, LateCheck, Observation
+from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.providers.base import AccountConfig, Backoff
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
-from xmpp_connect.stanzas import parse_stanza
+from xmpp_connect.providers.stanza_builders import OutboundMessage
+from xmpp_connect.xmpp.stanzas import parse_stanza
 
 WAIT = 5.0
 

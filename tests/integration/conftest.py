@@ -9,8 +9,8 @@ from adapter import AdapterUnderTest
 from prosody import ProsodyServer, TestUser
 from recipients import Behaviour, Recipient
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
 
 

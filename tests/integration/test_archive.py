@@ -9,8 +9,8 @@ from adapter import AdapterUnderTest, explain, of_kind
 from prosody import ProsodyServer, TestUser
 from recipients import Recipient
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.providers.archive import ArchiveQuery
 
 

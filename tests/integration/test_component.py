@@ -10,14 +10,14 @@ from adapter import explain, subclass
 from prosody import COMPONENT_DOMAIN, ProsodyServer, TestUser
 from recipients import Recipient
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import OutboundMessage
-from xmpp_connect.outbound_index import InMemoryOutboundIndex
-from xmpp_connect.pipeline import EvidencePipeline, Observation
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
+from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.providers.base import Feature
 from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
+from xmpp_connect.providers.stanza_builders import OutboundMessage
 
 WAIT = 5.0
 

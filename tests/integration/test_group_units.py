@@ -9,10 +9,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import (
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
+from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
+from xmpp_connect.facts.presence import RoomRoster
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.policy.commands import CommandTable
+from xmpp_connect.policy.load import load_policy
+from xmpp_connect.providers.archive import ArchiveQuery, page_end, query_element
+from xmpp_connect.providers.base import RoomJoin, RoomSettings
+from xmpp_connect.providers.pubsub import node_models
+from xmpp_connect.providers.rooms import JoinWaiter, config_query
+from xmpp_connect.providers.stanza_builders import (
     OutboundMessage,
     PubSubItem,
     groupchat_record_for,
@@ -20,15 +28,7 @@ from xmpp_connect.outbound import (
     publish_record_for,
     publish_xml,
 )
-from xmpp_connect.outbound_index import InMemoryOutboundIndex
-from xmpp_connect.pipeline import EvidencePipeline, Observation
-from xmpp_connect.policy.load import load_policy
-from xmpp_connect.presence import RoomRoster
-from xmpp_connect.providers.archive import ArchiveQuery, page_end, query_element
-from xmpp_connect.providers.base import RoomJoin, RoomSettings
-from xmpp_connect.providers.pubsub import node_models
-from xmpp_connect.providers.rooms import JoinWaiter, config_query
-from xmpp_connect.stanzas import parse_stanza
+from xmpp_connect.xmpp.stanzas import parse_stanza
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ROOM = "ops@conference.localhost"

@@ -10,10 +10,10 @@ import pytest
 from adapter import AdapterUnderTest, explain, of_kind, subclass
 from prosody import PUBSUB_DOMAIN, ProsodyServer
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.correlation import CorrelationContext
-from xmpp_connect.facts import fact_for_event
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.facts.build import fact_for_event
+from xmpp_connect.model.correlation import CorrelationContext
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.providers.base import NodeSettings
 
 PAYLOAD = "<event xmlns='urn:example:coordination'><case>case_123</case></event>"

@@ -10,8 +10,8 @@ from adapter import AdapterUnderTest, befriend, explain, of_kind, sender_of, sub
 from prosody import ProsodyServer, TestUser
 from recipients import Behaviour, Recipient
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.policy.commands import CommandTable
 
 
 async def test_receipt_from_the_addressee_is_client_delivery(

@@ -11,10 +11,10 @@ from adapter import AdapterUnderTest, explain, of_kind, sender_of, subclass
 from prosody import MUC_DOMAIN, ProsodyServer, TestUser
 from recipients import Recipient
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.outbound import OutboundMessage
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.providers.base import RoomSettings
+from xmpp_connect.providers.stanza_builders import OutboundMessage
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from prosody import ProsodyServer, TestUser
 from recipients import Recipient
 from relay import LoopbackRelay
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.outbound import OutboundMessage
-from xmpp_connect.outbound_index import InMemoryOutboundIndex
-from xmpp_connect.pipeline import EvidencePipeline, Observation
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
+from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.providers.accounts import AccountProviders
 from xmpp_connect.providers.base import AccountConfig
+from xmpp_connect.providers.stanza_builders import OutboundMessage
 
 
 async def test_each_stanza_gets_its_own_sm_ack(adapter: AdapterUnderTest, recipient_user: TestUser) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xmpp_connect.classify import Classifier
+from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.policy import Policy, load_policy
 
 FIXTURES = Path(__file__).parent / "fixtures"

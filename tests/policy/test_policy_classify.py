@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from xmpp_connect.classify import Classifier, FactError
+from xmpp_connect.evidence.classify import Classifier, FactError
 from xmpp_connect.policy import Policy
-from xmpp_connect.vocabulary import MAX_FACT_FIELDS, Vocabulary
+from xmpp_connect.policy.vocabulary import MAX_FACT_FIELDS, Vocabulary
 
 RECEIPT = {"kind": "receipt", "correlated": True, "sender_is_addressee": True, "sender_authenticated": True}
 

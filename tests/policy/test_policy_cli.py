@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xmpp_connect.cli import main
+from xmpp_connect.app.cli import main
 from xmpp_connect.policy import Policy
 
 FIXTURE_POLICY = Path(__file__).parent / "fixtures" / "policy"

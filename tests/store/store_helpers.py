@@ -6,8 +6,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from xmpp_connect.classification import Assessment, Classification, Conflict, Grade, Precedence
-from xmpp_connect.evidence import DedupeBasis, EvidenceContext, EvidenceEvent, build_evidence_events
+from xmpp_connect.model.classification import Assessment, Classification, Conflict, Grade, Precedence
+from xmpp_connect.model.evidence import DedupeBasis, EvidenceContext, EvidenceEvent, build_evidence_events
 
 PG_DSN = os.environ.get(
     "XMPP_CONNECT_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"

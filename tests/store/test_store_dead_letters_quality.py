@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from store_helpers import T0, evidence, minutes
 
-from xmpp_connect.evidence import endpoint_ref
+from xmpp_connect.model.evidence import endpoint_ref
 from xmpp_connect.store.migrations import MIGRATIONS, Migration
 from xmpp_connect.store.records import PresenceState
 

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from store_helpers import POLICY_VERSION, PRECEDENCE, T0, evidence, minutes
 
-from xmpp_connect import lifecycle
-from xmpp_connect.evidence import INTERNAL_EVENT_TYPE
+from xmpp_connect.evidence import lifecycle
+from xmpp_connect.model.evidence import INTERNAL_EVENT_TYPE
 
 
 def test_appended_events_carry_every_field_and_feed_position(store, tenant):

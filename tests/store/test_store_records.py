@@ -109,7 +109,7 @@ def test_markables_before_lists_the_conversation_in_send_order(store, tenant):
 
 
 def test_store_serves_correlation_outbound_index_protocol(store_factory, tenant):
-    from xmpp_connect.correlation import OutboundRecord
+    from xmpp_connect.model.correlation import OutboundRecord
 
     index = StoreOutboundIndex(store_factory.open(), tenant, ACCOUNT)
     index.record(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from store_helpers import POLICY_VERSION, PRECEDENCE, T0, classification, evidence, minutes
 
-from xmpp_connect import lifecycle
-from xmpp_connect.evidence import DedupeBasis, EvidenceContext, build_evidence_events
-from xmpp_connect.timers import TimerFact, TimerService
+from xmpp_connect.evidence import lifecycle
+from xmpp_connect.model.evidence import DedupeBasis, EvidenceContext, build_evidence_events
+from xmpp_connect.sending.timers import TimerFact, TimerService
 
 SCENARIO_OF_TIMER = {"receipt_timeout": "receipt_timeout", "expiry": "expired"}
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from store_helpers import T0, evidence, minutes
 
-from xmpp_connect.correlation import OutboundRecord
+from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.store.errors import TransactionMisuse
 from xmpp_connect.store.group_commit import CommitBatch
 from xmpp_connect.store.outbound import StoreOutboundIndex

@@ -15,7 +15,7 @@ from xmpp_connect.api.backend import AdapterBackend
 from xmpp_connect.api.limits import RateLimiter
 from xmpp_connect.api.problems import Problem, handle_http_exception, handle_problem, handle_unexpected
 from xmpp_connect.api.routes import Endpoints
-from xmpp_connect.config import ServiceConfig
+from xmpp_connect.config.settings import ServiceConfig
 
 
 def create_app(

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from starlette.requests import Request
 
 from xmpp_connect.api.problems import Problem
-from xmpp_connect.config import TenantConfig
+from xmpp_connect.config.settings import TenantConfig
 
 
 def _digest(token: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from xmpp_connect.config import TenantConfig
+from xmpp_connect.config.settings import TenantConfig
 
 
 @dataclass(frozen=True)

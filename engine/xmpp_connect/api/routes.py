@@ -13,7 +13,7 @@ from xmpp_connect.api.auth import TenantAuth
 from xmpp_connect.api.backend import ActionOutcome, AdapterBackend
 from xmpp_connect.api.limits import RateLimiter, read_json_object
 from xmpp_connect.api.problems import FieldError, Problem, not_found
-from xmpp_connect.config import TenantConfig
+from xmpp_connect.config.settings import TenantConfig
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100

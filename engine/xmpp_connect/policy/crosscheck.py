@@ -15,11 +15,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xmpp_connect.commands import CommandTable, command_key
+from xmpp_connect.policy.commands import CommandTable, command_key
 from xmpp_connect.policy.model import STANZA_ERROR_PREFIX, UNMAPPED
 from xmpp_connect.policy.problems import Problem
+from xmpp_connect.policy.vocabulary import Vocabulary
 from xmpp_connect.policy.yaml_source import YamlDocument
-from xmpp_connect.vocabulary import Vocabulary
 
 REQUIRED_GRADES = (
     "server_acceptance",

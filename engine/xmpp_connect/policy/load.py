@@ -7,7 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from xmpp_connect.classification import Assessment, Conflict, Grade, Precedence, TimeoutAnswers
+from xmpp_connect.model.classification import Assessment, Conflict, Grade, Precedence, TimeoutAnswers
 from xmpp_connect.policy.crosscheck import Tables, cross_check
 from xmpp_connect.policy.model import (
     BUILTIN_UNMAPPED,
@@ -22,8 +22,8 @@ from xmpp_connect.policy.paths import default_policy_dir, schema_dir
 from xmpp_connect.policy.problems import PolicyError, Problem
 from xmpp_connect.policy.schemas import SchemaSet, load_schemas
 from xmpp_connect.policy.version import policy_version
+from xmpp_connect.policy.vocabulary import Vocabulary
 from xmpp_connect.policy.yaml_source import YamlDocument, read_yaml
-from xmpp_connect.vocabulary import Vocabulary
 
 RULES_DIR = "rules"
 MAPPINGS_DIR = "mappings"

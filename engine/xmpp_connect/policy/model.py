@@ -8,8 +8,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from xmpp_connect.classification import Assessment, Grade, Precedence
-from xmpp_connect.vocabulary import Vocabulary
+from xmpp_connect.model.classification import Assessment, Grade, Precedence
+from xmpp_connect.policy.vocabulary import Vocabulary
 
 UNMAPPED = "unmapped"
 STANZA_ERROR_PREFIX = "stanza_error."

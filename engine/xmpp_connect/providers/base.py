@@ -8,11 +8,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from xmpp_connect.config import AccountConfig as ServiceAccount
-from xmpp_connect.config import NodeConfig, RoomConfig
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import OutboundMessage
+from xmpp_connect.config.settings import AccountConfig as ServiceAccount
+from xmpp_connect.config.settings import NodeConfig, RoomConfig
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.providers.stanza_builders import OutboundMessage
 
 EventSink = Callable[[NativeEvent], None]
 """Where a provider hands every native event it observes, in the order observed."""

@@ -23,10 +23,16 @@ from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import OutboundMessage, endpoint_type_of, message_xml, new_stanza_id, record_for
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.providers.base import Backoff, ChannelHealth, EventSink, Feature, RoomJoin
+from xmpp_connect.providers.stanza_builders import (
+    OutboundMessage,
+    endpoint_type_of,
+    message_xml,
+    new_stanza_id,
+    record_for,
+)
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,7 @@ from slixmpp import ClientXMPP, Iq
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import ET
 
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.outbound import PubSubItem, new_stanza_id, publish_record_for, publish_xml
+from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.providers.archive import ArchiveQuery, ArchiveResult, page_end, query_element
 from xmpp_connect.providers.base import AccountConfig, NodeSettings, RoomJoin, RoomSettings
 from xmpp_connect.providers.pubsub import (
@@ -44,7 +43,8 @@ from xmpp_connect.providers.rooms import (
     join_element,
     status_codes,
 )
-from xmpp_connect.stanzas import room_anonymity
+from xmpp_connect.providers.stanza_builders import PubSubItem, new_stanza_id, publish_record_for, publish_xml
+from xmpp_connect.xmpp.stanzas import room_anonymity
 
 log = logging.getLogger(__name__)
 

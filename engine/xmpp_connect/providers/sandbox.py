@@ -18,10 +18,16 @@ from xml.sax.saxutils import quoteattr
 
 from defusedxml.ElementTree import ParseError, fromstring
 
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import OutboundMessage, build_message, endpoint_type_of, new_stanza_id, record_for
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.providers.base import ChannelHealth, EventSink, Feature, RoomJoin
+from xmpp_connect.providers.stanza_builders import (
+    OutboundMessage,
+    build_message,
+    endpoint_type_of,
+    new_stanza_id,
+    record_for,
+)
 
 DOMAIN = "sandbox.invalid"
 ROOM_SERVICE = f"conference.{DOMAIN}"

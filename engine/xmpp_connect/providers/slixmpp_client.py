@@ -28,9 +28,14 @@ from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound import (
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.providers.acceptance import AcceptanceTracker
+from xmpp_connect.providers.archive import ArchiveQuery, ArchiveResult
+from xmpp_connect.providers.base import AccountConfig, Backoff, ChannelHealth, EventSink, Feature, RoomJoin
+from xmpp_connect.providers.groups import GroupChannels
+from xmpp_connect.providers.pubsub import NodeInfo
+from xmpp_connect.providers.stanza_builders import (
     OutboundMessage,
     endpoint_type_of,
     groupchat_record_for,
@@ -39,11 +44,6 @@ from xmpp_connect.outbound import (
     new_stanza_id,
     record_for,
 )
-from xmpp_connect.providers.acceptance import AcceptanceTracker
-from xmpp_connect.providers.archive import ArchiveQuery, ArchiveResult
-from xmpp_connect.providers.base import AccountConfig, Backoff, ChannelHealth, EventSink, Feature, RoomJoin
-from xmpp_connect.providers.groups import GroupChannels
-from xmpp_connect.providers.pubsub import NodeInfo
 
 log = logging.getLogger(__name__)
 

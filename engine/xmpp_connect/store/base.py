@@ -9,8 +9,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.store.quality import EndpointQuality
 from xmpp_connect.store.records import (
     AppendResult,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from xmpp_connect import jids
-from xmpp_connect.evidence import endpoint_ref
+from xmpp_connect.model.evidence import endpoint_ref
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.quality import EndpointQuality, endpoint_quality
 from xmpp_connect.store.records import (
@@ -17,6 +16,7 @@ from xmpp_connect.store.records import (
 )
 from xmpp_connect.store.rows import check_allowed, suppression_from_row, to_json
 from xmpp_connect.store.timestamps import to_text
+from xmpp_connect.xmpp import jids
 
 
 class EndpointRecords(SqlBase):

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.cursor import decode_cursor, encode_cursor
 from xmpp_connect.store.errors import InvalidCursor

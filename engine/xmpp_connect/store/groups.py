@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from xmpp_connect import jids
 from xmpp_connect.store.connection import SqlBase
 from xmpp_connect.store.records import (
     MucEvent,
@@ -14,6 +13,7 @@ from xmpp_connect.store.records import (
 )
 from xmpp_connect.store.rows import bool_to_int, int_to_bool, to_json
 from xmpp_connect.store.timestamps import from_text, to_text
+from xmpp_connect.xmpp import jids
 
 
 class GroupRecords(SqlBase):

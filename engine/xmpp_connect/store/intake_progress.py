@@ -1,4 +1,5 @@
-"""How far the core has carried out an API worker intake (``xmpp_connect.intake``), kept with the evidence."""
+"""How far the core has carried out an API worker intake (``xmpp_connect.sending.intake``), kept with the
+evidence."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from xmpp_connect import jids
-from xmpp_connect.correlation import OutboundRecord
+from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.store.connection import STANZA_ORDER, SqlBase
 from xmpp_connect.store.errors import NotFound
 from xmpp_connect.store.records import (
@@ -23,6 +22,7 @@ from xmpp_connect.store.rows import (
     where_equal,
 )
 from xmpp_connect.store.timestamps import to_text, to_text_or_none
+from xmpp_connect.xmpp import jids
 
 
 class MessageRecords(SqlBase):

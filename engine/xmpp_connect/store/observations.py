@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from xmpp_connect import jids
 from xmpp_connect.store.connection import SqlBase
 from xmpp_connect.store.records import (
     DeliveryReceipt,
@@ -15,6 +14,7 @@ from xmpp_connect.store.records import (
 )
 from xmpp_connect.store.rows import presence_from_row, where_equal
 from xmpp_connect.store.timestamps import from_text, to_text
+from xmpp_connect.xmpp import jids
 
 
 class ObservationRecords(SqlBase):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from xmpp_connect.correlation import OutboundRecord
+from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.store.base import EvidenceStore
 from xmpp_connect.store.records import XmppStanza
 

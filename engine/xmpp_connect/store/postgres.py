@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.store.connection import StoreOptions
 from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
 from xmpp_connect.store.sql import SqlStore

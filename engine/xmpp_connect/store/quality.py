@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.store.records import PresenceState
 
 _DELIVERED = frozenset({"success.delivered_to_client"})

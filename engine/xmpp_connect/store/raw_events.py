@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from xmpp_connect.redaction import redact_stanza
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.records import (
     RAW_SOURCES,
@@ -14,6 +13,7 @@ from xmpp_connect.store.records import (
 )
 from xmpp_connect.store.rows import check_allowed
 from xmpp_connect.store.timestamps import from_text, from_text_or_none, to_text
+from xmpp_connect.xmpp.redaction import redact_stanza
 
 
 class RawEvents(SqlBase):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.model.evidence import EvidenceEvent
 
 ATTEMPT_STATES = frozenset(
     {

@@ -6,9 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from xmpp_connect.classification import Assessment
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.model.classification import Assessment
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.store.records import (
     PresenceState,
     Suppression,

@@ -16,7 +16,7 @@ from xmpp_connect.store.timestamps import from_text_or_none, to_text
 
 
 class TimerTable(SqlBase):
-    """Timer rows; xmpp_connect.timers fires them."""
+    """Timer rows; xmpp_connect.sending.timers fires them."""
 
     def schedule_timer(
         self,

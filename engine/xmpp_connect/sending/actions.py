@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
@@ -20,19 +20,20 @@ from xml.sax.saxutils import escape, quoteattr
 import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 
-from xmpp_connect.classification import Classification
-from xmpp_connect.classify import Classifier
-from xmpp_connect.correlation import OutboundRecord
-from xmpp_connect.evidence import (
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.model.classification import Classification
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.evidence import (
     DedupeBasis,
     EvidenceContext,
     EvidenceEvent,
     build_evidence_events,
     endpoint_ref,
 )
-from xmpp_connect.jids import bare, is_valid_jid
-from xmpp_connect.outbound import OutboundMessage, endpoint_type_of, record_for
+from xmpp_connect.policy.paths import default_policy_dir
 from xmpp_connect.providers.base import RoomJoin, XmppProvider
+from xmpp_connect.providers.stanza_builders import OutboundMessage, endpoint_type_of, record_for
+from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.idempotency import payload_hash
 from xmpp_connect.store.records import (
@@ -44,7 +45,7 @@ from xmpp_connect.store.records import (
     XmppMessage,
     XmppStanza,
 )
-from xmpp_connect.templates import TemplateStore
+from xmpp_connect.xmpp.jids import bare, is_valid_jid
 
 ADAPTER_ID = "xmpp-connect.default"
 SEND_ACTIONS = frozenset(
@@ -106,7 +107,7 @@ class ActionStore(Protocol):
 
 
 class SendTimers(Protocol):
-    """Persisted due times for a sent message (xmpp_connect.timers.TimerService provides them)."""
+    """Persisted due times for a sent message (xmpp_connect.sending.timers.TimerService provides them)."""
 
     def schedule_receipt_timeout(
         self,
@@ -154,14 +155,9 @@ Capabilities = Callable[[str, str, str], bool | None]
 """(account, jid, feature) -> whether the recipient's client advertises the feature; None when unknown."""
 
 
-@cache
 def spec_dir() -> Path:
     """spec/ inside the wheel (``_policy/spec``) or in the checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_policy" / "spec", here.parents[1] / "spec"):
-        if (candidate / "actions").is_dir():
-            return candidate
-    raise FileNotFoundError("spec/actions not found beside the package or in the checkout")
+    return default_policy_dir() / "spec"
 
 
 class ActionSchemas:

@@ -20,15 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from xmpp_connect.classification import Classification
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.correlation import CorrelationContext, OutboundRecord
-from xmpp_connect.facts import NotEvidence, fact_for_event, fact_from_stanza
-from xmpp_connect.markers import marker_coverage
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.outbound_index import OutboundIndex, conversation_of
-from xmpp_connect.presence import PresenceTracker, RoomRoster
-from xmpp_connect.stanzas import StanzaRejected, StanzaView, parse_stanza
+from xmpp_connect.facts.build import NotEvidence, fact_for_event, fact_from_stanza
+from xmpp_connect.facts.markers import marker_coverage
+from xmpp_connect.facts.outbound_index import OutboundIndex, conversation_of
+from xmpp_connect.facts.presence import PresenceTracker, RoomRoster
+from xmpp_connect.model.classification import Classification
+from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.policy.commands import CommandTable
+from xmpp_connect.xmpp.stanzas import StanzaRejected, StanzaView, parse_stanza
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ class PolicyVersion(Protocol):
 
 
 class Classifier(Protocol):
-    """xmpp_connect.classify.Classifier: stateless first-match, so a fact's classification depends only on the
-    fact and the policy version."""
+    """xmpp_connect.evidence.classify.Classifier: stateless first-match, so a fact's classification
+    depends only on the fact and the policy version."""
 
     @property
     def policy(self) -> PolicyVersion: ...

@@ -18,7 +18,7 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from xmpp_connect.jids import bare, is_valid_jid, split_jid
+from xmpp_connect.xmpp.jids import bare, is_valid_jid, split_jid
 
 SANDBOX_DOMAIN = "sandbox.invalid"
 DEFAULT_PORT = 8750

@@ -20,7 +20,7 @@ from xmpp_connect.store.base import EvidenceStore
 from xmpp_connect.store.records import Timer
 from xmpp_connect.store.timestamps import utc_now
 
-log = logging.getLogger("xmpp_connect.timers")
+log = logging.getLogger("xmpp_connect.sending.timers")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from xmpp_connect.correlation import OutboundRecord
+from xmpp_connect.model.correlation import OutboundRecord
 
 
 def conversation_of(jid: str) -> str:

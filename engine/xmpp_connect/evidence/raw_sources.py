@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from xmpp_connect.native import NativeEvent
+from xmpp_connect.model.native import NativeEvent
 
 SERVER_KINDS = frozenset({"sm_ack", "send_accepted", "acceptance_unknown", "stanza_error"})
 """Evidence the server gives about our stream or stanzas (a bounce, an ack, our own stanza as written)."""

@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xmpp_connect.classification import Classification
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.policy.corpus import CorpusCase
+from xmpp_connect.evidence.corpus import CorpusCase
+from xmpp_connect.model.classification import Classification
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.model import Policy, thaw
 
 Classify = Callable[[Mapping[str, Any]], Classification]

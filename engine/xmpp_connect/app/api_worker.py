@@ -37,8 +37,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from xmpp_connect.action_answers import action_outcome, action_problem
-from xmpp_connect.actions import HASH_EXCLUDED, Actions, ActionSchemas, InvalidAction
 from xmpp_connect.api.auth import TenantAuth
 from xmpp_connect.api.limits import RateLimiter, json_object, read_body
 from xmpp_connect.api.problems import (
@@ -48,18 +46,20 @@ from xmpp_connect.api.problems import (
     handle_unexpected,
     problem_response,
 )
-from xmpp_connect.classify import Classifier
-from xmpp_connect.config import ServiceConfig, TenantConfig
-from xmpp_connect.intake import Intake, Queued
-from xmpp_connect.jids import bare, is_valid_jid
+from xmpp_connect.config.settings import ServiceConfig, TenantConfig
+from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.policy.load import load_policy
+from xmpp_connect.sending.action_answers import action_outcome, action_problem
+from xmpp_connect.sending.actions import HASH_EXCLUDED, Actions, ActionSchemas, InvalidAction
+from xmpp_connect.sending.intake import Intake, Queued
+from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.errors import IdempotencyConflict
 from xmpp_connect.store.idempotency import payload_hash
 from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore, StoreOptions
 from xmpp_connect.store.sqlite import SqliteStore
-from xmpp_connect.templates import TemplateStore
+from xmpp_connect.xmpp.jids import bare, is_valid_jid
 
 log = logging.getLogger(__name__)
 

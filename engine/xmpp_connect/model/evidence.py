@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xmpp_connect import jids
-from xmpp_connect.classification import Assessment, Classification
+from xmpp_connect.model.classification import Assessment, Classification
+from xmpp_connect.xmpp import jids
 
 INTERNAL_EVENT_TYPE = "xmpp.evidence_recorded"
 """The event type of a log entry for a classification that emits no normalized event (kept for assessment)."""

@@ -43,11 +43,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from xmpp_connect.commands import CommandTable, sanitize_text
-from xmpp_connect.correlation import CorrelationContext, OutboundRecord
-from xmpp_connect.jids import bare, is_valid_jid, normalize, resource
-from xmpp_connect.stanzas import ROOM_ANONYMITY_FEATURES, StanzaView, parse_stanza
-from xmpp_connect.vocabulary import Vocabulary
+from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
+from xmpp_connect.policy.commands import CommandTable, sanitize_text
+from xmpp_connect.policy.paths import default_policy_dir
+from xmpp_connect.policy.vocabulary import Vocabulary
+from xmpp_connect.xmpp.jids import bare, is_valid_jid, normalize, resource
+from xmpp_connect.xmpp.stanzas import ROOM_ANONYMITY_FEATURES, StanzaView, parse_stanza
 
 FEATURE_RECEIPTS = "urn:xmpp:receipts"
 FEATURE_MARKERS = "urn:xmpp:chat-markers:0"
@@ -64,9 +65,7 @@ class NotEvidence(ValueError):
 
 
 def _schema_path() -> Path:
-    package = Path(__file__).resolve().parent
-    bundled = package / "_policy" / "spec" / "facts.schema.json"
-    return bundled if bundled.is_file() else package.parent.parent / "spec" / "facts.schema.json"
+    return default_policy_dir() / "spec" / "facts.schema.json"
 
 
 @cache

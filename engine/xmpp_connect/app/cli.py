@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.correlation import context_from_dict
-from xmpp_connect.facts import fact_from_xml
-from xmpp_connect.policy.corpus import load_corpus
-from xmpp_connect.policy.coverage import CoverageReport, run_corpus
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.corpus import load_corpus
+from xmpp_connect.evidence.coverage import CoverageReport, run_corpus
+from xmpp_connect.facts.build import fact_from_xml
+from xmpp_connect.model.correlation import context_from_dict
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.engine import RuleEngine
 from xmpp_connect.policy.explain import explain_match, render_explanation
 from xmpp_connect.policy.load import load_policy
@@ -22,7 +22,7 @@ from xmpp_connect.policy.model import Policy, thaw
 from xmpp_connect.policy.paths import default_corpus_dir
 from xmpp_connect.policy.problems import PolicyError
 from xmpp_connect.policy.report import policy_report
-from xmpp_connect.vocabulary import FactError
+from xmpp_connect.policy.vocabulary import FactError
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from xmpp_connect.service import run
+    from xmpp_connect.app.service import run
 
     run(args.config, args.data_dir, args.host, args.port, args.api_workers)
     return 0

@@ -14,10 +14,8 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
-from xmpp_connect.commands import sanitize_text
-from xmpp_connect.jids import bare, resource
-from xmpp_connect.pipeline import Observation
-from xmpp_connect.stanzas import StanzaView, parse_stanza
+from xmpp_connect.evidence.pipeline import Observation
+from xmpp_connect.policy.commands import sanitize_text
 from xmpp_connect.store.base import EvidenceStore
 from xmpp_connect.store.records import (
     DeliveryReceipt,
@@ -27,6 +25,8 @@ from xmpp_connect.store.records import (
     PresenceState,
     PubSubItem,
 )
+from xmpp_connect.xmpp.jids import bare, resource
+from xmpp_connect.xmpp.stanzas import StanzaView, parse_stanza
 
 SUBSCRIPTION_PRESENCE_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe"})
 MUC_MARKER_EVENTS = {"displayed": "displayed", "acknowledged": "acknowledged"}

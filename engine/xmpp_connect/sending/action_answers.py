@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from xmpp_connect.actions import InvalidAction
 from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
+from xmpp_connect.sending.actions import InvalidAction
 from xmpp_connect.store.errors import IdempotencyConflict
 
 

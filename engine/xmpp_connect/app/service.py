@@ -20,16 +20,11 @@ from typing import Any
 from ruamel.yaml import YAML
 from starlette.applications import Starlette
 
-from xmpp_connect import lifecycle
-from xmpp_connect.action_answers import action_outcome, action_problem
-from xmpp_connect.actions import Actions, ActionSchemas, InvalidAction, Tenant, spec_dir
 from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
-from xmpp_connect.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
-from xmpp_connect.classify import Classifier
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.config import (
+from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
+from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
     ServiceConfig,
@@ -37,21 +32,22 @@ from xmpp_connect.config import (
     default_config,
     load_config,
 )
-from xmpp_connect.correlation import CorrelationContext, OutboundRecord
-from xmpp_connect.evidence import (
+from xmpp_connect.evidence import lifecycle
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.observed_records import ObservedRecords
+from xmpp_connect.evidence.pipeline import FEATURE_MARKERS, FEATURE_RECEIPTS, EvidencePipeline, Observation
+from xmpp_connect.evidence.raw_sources import raw_source
+from xmpp_connect.facts.build import fact_for_event
+from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
+from xmpp_connect.model.evidence import (
     DedupeBasis,
     EvidenceContext,
     EvidenceEvent,
     build_evidence_events,
     endpoint_ref,
 )
-from xmpp_connect.facts import fact_for_event
-from xmpp_connect.intake import Intake, IntakeItem
-from xmpp_connect.intake_dispatch import IntakeDispatcher
-from xmpp_connect.jids import bare
-from xmpp_connect.native import NativeEvent
-from xmpp_connect.observed_records import ObservedRecords
-from xmpp_connect.pipeline import FEATURE_MARKERS, FEATURE_RECEIPTS, EvidencePipeline, Observation
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.model import Policy
 from xmpp_connect.providers import base
@@ -59,15 +55,19 @@ from xmpp_connect.providers.base import XmppProvider
 from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
 from xmpp_connect.providers.sandbox import SandboxNetwork, SandboxProvider, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
-from xmpp_connect.raw_sources import raw_source
+from xmpp_connect.sending.action_answers import action_outcome, action_problem
+from xmpp_connect.sending.actions import Actions, ActionSchemas, InvalidAction, Tenant, spec_dir
+from xmpp_connect.sending.intake import Intake, IntakeItem
+from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
+from xmpp_connect.sending.templates import TemplateStore
+from xmpp_connect.sending.timers import TimerFact, TimerService
 from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor
 from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
 from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore, StoreOptions
 from xmpp_connect.store.sqlite import SqliteStore
-from xmpp_connect.templates import TemplateStore
-from xmpp_connect.timers import TimerFact, TimerService
+from xmpp_connect.xmpp.jids import bare
 
 log = logging.getLogger(__name__)
 CORE_SOCKET = "core.sock"

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xmpp_connect.commands import CommandTable
-from xmpp_connect.correlation import context_from_dict
-from xmpp_connect.facts import fact_from_xml
+from xmpp_connect.facts.build import fact_from_xml
+from xmpp_connect.model.correlation import context_from_dict
+from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.model import freeze, thaw
 from xmpp_connect.policy.problems import PolicyError, Problem
 from xmpp_connect.policy.yaml_source import YamlDocument, read_yaml

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from xmpp_connect.intake import Intake, IntakeItem
+from xmpp_connect.sending.intake import Intake, IntakeItem
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from xmpp_connect.outbound_index import conversation_of
-from xmpp_connect.stanzas import room_anonymity
+from xmpp_connect.facts.outbound_index import conversation_of
+from xmpp_connect.xmpp.stanzas import room_anonymity
 
 SUBSCRIPTIONS = frozenset({"none", "to", "from", "both"})
 

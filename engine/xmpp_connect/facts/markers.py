@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from xmpp_connect.correlation import OutboundRecord
+from xmpp_connect.model.correlation import OutboundRecord
 
 
 @dataclass(frozen=True)

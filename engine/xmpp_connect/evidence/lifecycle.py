@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xmpp_connect.classification import Conflict, Precedence
-from xmpp_connect.evidence import EvidenceEvent
+from xmpp_connect.model.classification import Conflict, Precedence
+from xmpp_connect.model.evidence import EvidenceEvent
 
 PENDING_SUBCLASS = "undef.pending"
 _CONFIDENCE_RANK = {"high": 0, "medium": 1, "low": 2}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from xmpp_connect.classification import Classification
+from xmpp_connect.model.classification import Classification
 from xmpp_connect.policy.engine import RuleEngine
 from xmpp_connect.policy.model import UNMAPPED, Policy, Rule
-from xmpp_connect.vocabulary import FactError
+from xmpp_connect.policy.vocabulary import FactError
 
 __all__ = ["Classifier", "FactError", "classification_for"]
 
