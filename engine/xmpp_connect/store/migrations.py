@@ -153,8 +153,17 @@ _EXPECTED_EVIDENCE = (
     "ALTER TABLE attempts ADD COLUMN expected_evidence TEXT",
 )
 
+_EVIDENCE_SENDER_AND_GRADE = (
+    # Who sent a piece of evidence (full JID and resource, or opaque references in metadata-only mode) and
+    # the §14 grade dimensions it was recorded with (JSON; empty for ungraded evidence).
+    "ALTER TABLE evidence_events ADD COLUMN sender_jid TEXT",
+    "ALTER TABLE evidence_events ADD COLUMN sender_resource TEXT",
+    "ALTER TABLE evidence_events ADD COLUMN grade_dimensions TEXT NOT NULL DEFAULT '{}'",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
     Migration(3, "expected evidence per attempt", _EXPECTED_EVIDENCE),
+    Migration(7, "evidence sender and grade dimensions", _EVIDENCE_SENDER_AND_GRADE),
 )
