@@ -8,13 +8,23 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prosody import ProsodyServer
 from recipients import RECEIPTS_NS, Behaviour, Recipient
 from slixmpp.xmlstream import ET
-from test_e2e_prosody import WAIT, Adapter, adapter, recipients, send
+from test_e2e_prosody import (
+    WAIT,
+    Adapter,
+    adapter,
+    recipients,
+    send,
+    start_service,
+    stop_service,
+    write_config,
+)
 
 pytestmark = pytest.mark.prosody
 __all__ = ["adapter", "recipients"]  # fixtures, used by name
@@ -270,3 +280,33 @@ async def test_an_endpoint_answers_by_its_reference_and_by_its_jid(
     assert by_ref["last_delivery_receipt_at"] is not None
     unknown = await adapter.http.get("/xmpp/endpoints/ep_00000000000000000000/quality")
     assert unknown.status_code == 404
+
+
+async def test_with_jids_hidden_the_sender_is_a_reference_that_still_tells_resources_apart(
+    prosody: ProsodyServer, tmp_path: Path, recipients: Callable[..., Recipient]
+) -> None:
+    """Metadata-only mode (§28): no sender JID in the timeline or the feed, but two resources stay two."""
+    user = prosody.fresh_user("svc")
+    config_path = write_config(tmp_path, prosody, user)
+    config_path.write_text(config_path.read_text() + "privacy: {metadata_only: true}\n")
+    service, http = await start_service(config_path, user)
+    private = Adapter(prosody, user, config_path, service, http)
+    phone = await recipients(Behaviour(auto_receipt=False)).online()
+    laptop = Recipient(prosody, phone.user, "laptop", Behaviour(auto_receipt=False))
+    await laptop.online()
+    try:
+        result = await private.act(send(uuid.uuid4().hex[:8], phone.user.jid))
+        message_id, stanza_id = result["xmpp_message_id"], (await phone.next_message(WAIT))["id"]
+        for client in (phone, laptop):
+            receipt_with_fresh_id(client, user.jid + "/adapter", stanza_id)
+        phone.send_displayed(user.jid + "/adapter", stanza_id)
+        await wait_for_feed(private, message_id, "interaction.notification.opened")
+        receipts = [e for e in await private.entries(message_id) if e["event_type"] == RECEIVED]
+        assert len(receipts) == 2
+        assert all(e["sender"]["full_jid"] is None for e in receipts)
+        assert len({e["sender"]["resource"] for e in receipts}) == 2
+        shown = repr(receipts) + repr(await feed(private, message_id))
+        assert phone.user.jid not in shown and "laptop" not in shown
+    finally:
+        await laptop.offline()
+        await stop_service(service, http)

@@ -61,7 +61,8 @@ OUTBOUND_FACT_KINDS = {
 
 
 class PolicyVersion(Protocol):
-    version: str
+    @property
+    def version(self) -> str: ...
 
 
 class Classifier(Protocol):

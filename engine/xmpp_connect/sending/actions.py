@@ -300,7 +300,8 @@ class Actions:
             request = self._with_original(tenant, request)
         if action_type == "notification.schedule" and self.pending is None:
             raise InvalidAction([("action_type", "scheduling is not configured in this service")])
-        if action_type == "notification.schedule" and "content" in request and not self.pending.holds_bodies:
+        scheduled_body = action_type == "notification.schedule" and "content" in request
+        if scheduled_body and self.pending is not None and not self.pending.holds_bodies:
             reason = "metadata-only mode holds no message bodies: schedule with template_ref and variables"
             raise InvalidAction([("content", reason)])
         operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest)

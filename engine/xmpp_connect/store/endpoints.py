@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from xmpp_connect.model.evidence import endpoint_ref
+from xmpp_connect.model.evidence import EvidenceEvent, endpoint_ref
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.quality import EndpointQuality, endpoint_quality
 from xmpp_connect.store.records import (
     ENDPOINT_TYPES,
     SUPPRESSION_STATES,
     VERIFICATION_STATES,
+    PresenceState,
     Suppression,
     XmppEndpoint,
 )
@@ -21,6 +23,12 @@ from xmpp_connect.xmpp import jids
 
 class EndpointRecords(SqlBase):
     """Endpoints with their suppression state, and quality computed from the log."""
+
+    if TYPE_CHECKING:  # provided by the evidence-log and observation mixins of the composed store
+
+        def evidence_for_endpoint(self, tenant_id: str, endpoint: str) -> list[EvidenceEvent]: ...
+        def presence(self, tenant_id: str, jid: str) -> list[PresenceState]: ...
+        def presence_history(self, tenant_id: str, jid: str) -> list[PresenceState]: ...
 
     def upsert_endpoint(self, endpoint: XmppEndpoint) -> XmppEndpoint:
         check_allowed(endpoint.endpoint_type, ENDPOINT_TYPES, "endpoint type")
