@@ -37,7 +37,6 @@ from xmpp_connect.store.records import (
     ATTEMPT_STATES,
     AppendResult,
     DeadLetter,
-    XmppAttempt,
     XmppMessage,
 )
 from xmpp_connect.xmpp.jids import resource
@@ -47,6 +46,8 @@ log = logging.getLogger(__name__)
 SENDER_SCOPED_KINDS = frozenset({"receipt", "marker", "muc_marker", "stanza_error"})
 """Evidence that says the same thing however often its sender repeats it (clients and carbons resend
 receipts and markers with fresh ids): deduplicated by message, kind and sender full JID."""
+DECIDER_CACHE_SIZE = 4096
+"""How many attempts' deciding events the recorder keeps in memory (a miss reads the store)."""
 ENDPOINT_KINDS = frozenset({"adapter_accepted", "adapter_scheduled"})
 """Outcomes after which the message's endpoint is kept, so its ``ep_`` reference can be looked up."""
 
@@ -56,11 +57,12 @@ class RecorderStore(Protocol):
 
     def append_evidence(self, events: Sequence[EvidenceEvent]) -> AppendResult: ...
     def get_message(self, tenant_id: str, message_id: str) -> XmppMessage | None: ...
-    def get_attempt(self, tenant_id: str, attempt_id: str) -> XmppAttempt | None: ...
     def evidence_for_message(
         self, tenant_id: str, message_id: str, participant_id: str | None = None
     ) -> list[EvidenceEvent]: ...
-    def update_attempt(self, tenant_id: str, attempt_id: str, *, state: str | None = None) -> XmppAttempt: ...
+    def get_event(self, tenant_id: str, event_id: str) -> EvidenceEvent | None: ...
+    def attempt_state_event(self, tenant_id: str, attempt_id: str) -> tuple[str, str | None] | None: ...
+    def set_attempt_state(self, tenant_id: str, attempt_id: str, state: str, event_id: str) -> None: ...
     def remember_endpoint(self, tenant_id: str, jid: str, endpoint_type: str) -> None: ...
     def record_raw(
         self, tenant_id: str, source: str, content: str, received_at: datetime, storage_ref: str | None = None
@@ -89,6 +91,7 @@ class Evidence:
     message_id: str | None = None
     attempt_id: str | None = None
     endpoint_jid: str | None = None
+    endpoint_type: str | None = None
     sender: str | None = None
     delay_stamp: datetime | None = None
     raw_ref: str | None = None
@@ -103,6 +106,7 @@ class Recorder:
         self.store = store
         self.precedence = precedence
         self.hide_jids = hide_jids
+        self._deciders: dict[str, EvidenceEvent] = {}
 
     def events(self, evidence: Evidence) -> tuple[EvidenceEvent, ...]:
         """The log entries the evidence becomes (not stored)."""
@@ -135,8 +139,8 @@ class Recorder:
     def record(self, evidence: Evidence) -> AppendResult:
         """Append the evidence once, then advance its attempt's state from the policy."""
         appended = self.store.append_evidence(self.events(evidence))
-        if appended.stored and evidence.attempt_id and evidence.message_id:
-            self._advance(evidence)
+        if appended.stored and evidence.attempt_id:
+            self._advance(evidence, appended.stored)
         return appended
 
     def record_observation(
@@ -179,22 +183,35 @@ class Recorder:
             raw_ref = self.store.record_raw(tenant_id, source, event.raw, event.observed_at).raw_event_id
         return self.store.add_dead_letter(tenant_id, "parse", reason, _detail(event), raw_ref)
 
-    def _advance(self, evidence: Evidence) -> None:
+    def _advance(self, evidence: Evidence, stored: Sequence[EvidenceEvent]) -> None:
         """§10: the attempt's state is that of its strongest evidence carrying one (the mappings'
-        ``attempt_state``); the first acceptance also keeps the endpoint, for lookups by reference."""
-        assert evidence.attempt_id is not None and evidence.message_id is not None
-        attempt = self.store.get_attempt(evidence.tenant_id, evidence.attempt_id)
-        if attempt is None:
+        ``attempt_state``), compared with the evidence that decided it so far; the first acceptance also
+        keeps the endpoint, for lookups by reference."""
+        tenant_id, attempt_id = evidence.tenant_id, evidence.attempt_id
+        assert attempt_id is not None
+        kind = evidence.classification.fact.get("kind")
+        if kind in ENDPOINT_KINDS and evidence.endpoint_jid and evidence.endpoint_type:
+            self.store.remember_endpoint(tenant_id, evidence.endpoint_jid, evidence.endpoint_type)
+        if evidence.classification.attempt_state not in ATTEMPT_STATES:
             return
-        if evidence.classification.fact.get("kind") in ENDPOINT_KINDS:
-            self.store.remember_endpoint(evidence.tenant_id, attempt.to_jid, attempt.to_endpoint_type)
-        if evidence.classification.attempt_state is None:
+        current = self.store.attempt_state_event(tenant_id, attempt_id)
+        if current is None:
             return
-        log_ = self.store.evidence_for_message(evidence.tenant_id, evidence.message_id)
-        mine = [e for e in log_ if e.attempt_id == attempt.attempt_id]
-        state = lifecycle.attempt_state(mine, self.precedence, attempt.state)
-        if state != attempt.state and state in ATTEMPT_STATES:
-            self.store.update_attempt(evidence.tenant_id, attempt.attempt_id, state=state)
+        decided = self._decider(tenant_id, current[1]) if current[1] else None
+        best = lifecycle.attempt_state_event([*stored, *([decided] if decided else [])], self.precedence)
+        if best is not None and best is not decided and best.attempt_state:
+            self.store.set_attempt_state(tenant_id, attempt_id, best.attempt_state, best.event_id)
+            if len(self._deciders) >= DECIDER_CACHE_SIZE:
+                self._deciders.clear()
+            self._deciders[best.event_id] = best
+
+    def _decider(self, tenant_id: str, event_id: str) -> EvidenceEvent | None:
+        """The event that decided an attempt's state; the store names it, so a cached copy is never stale
+        (log entries never change), even when another process advanced the attempt."""
+        cached = self._deciders.get(event_id)
+        if cached is not None and cached.tenant_id == tenant_id:
+            return cached
+        return self.store.get_event(tenant_id, event_id)
 
     def _sender(self, tenant_id: str, sender: str | None) -> tuple[str | None, str | None]:
         """The sender's full JID and resource; with JIDs hidden, no JID and an opaque resource reference."""

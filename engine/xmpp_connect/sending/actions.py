@@ -391,7 +391,9 @@ class Actions:
                 )
             )
         acceptance = {"kind": "adapter_scheduled"} if scheduled else {"kind": "adapter_accepted"}
-        classification, events = self._record(acceptance, accepted)
+        classification, events = self._record(
+            acceptance, replace(accepted, to_type=_endpoint_type(target, to_jid))
+        )
         dispatch = None
         if scheduled:
             assert self.pending is not None
@@ -757,6 +759,7 @@ class _OwnEvidence:
     to_jid: str | None
     at: datetime
     dedupe: DedupeBasis | None = None
+    to_type: str | None = None
 
     def evidence(self, classification: Classification) -> Evidence:
         return Evidence(
@@ -766,6 +769,7 @@ class _OwnEvidence:
             message_id=self.message.message_id,
             attempt_id=self.attempt_id,
             endpoint_jid=self.to_jid,
+            endpoint_type=self.to_type,
             dedupe=self.dedupe,
             message=self.message,
         )
