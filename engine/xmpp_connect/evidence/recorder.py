@@ -62,7 +62,9 @@ class RecorderStore(Protocol):
     ) -> list[EvidenceEvent]: ...
     def get_event(self, tenant_id: str, event_id: str) -> EvidenceEvent | None: ...
     def attempt_state_event(self, tenant_id: str, attempt_id: str) -> tuple[str, str | None] | None: ...
-    def set_attempt_state(self, tenant_id: str, attempt_id: str, state: str, event_id: str) -> None: ...
+    def set_attempt_state(
+        self, tenant_id: str, attempt_id: str, state: str, event_id: str, replacing: str | None
+    ) -> bool: ...
     def remember_endpoint(self, tenant_id: str, jid: str, endpoint_type: str) -> None: ...
     def record_raw(
         self, tenant_id: str, source: str, content: str, received_at: datetime, storage_ref: str | None = None
@@ -106,7 +108,10 @@ class Recorder:
         self.store = store
         self.precedence = precedence
         self.hide_jids = hide_jids
-        self._deciders: dict[str, EvidenceEvent] = {}
+        self._deciders: dict[tuple[str, str], EvidenceEvent] = {}
+        """The deciding event per (tenant, attempt) as this recorder last wrote it. A decider is only ever
+        replaced by a stronger one, so the real one is at least as strong as this guess; the conditional
+        write checks the guess, and fails (then the store is read) when another writer moved the attempt."""
 
     def events(self, evidence: Evidence) -> tuple[EvidenceEvent, ...]:
         """The log entries the evidence becomes (not stored)."""
@@ -194,24 +199,26 @@ class Recorder:
             self.store.remember_endpoint(tenant_id, evidence.endpoint_jid, evidence.endpoint_type)
         if evidence.classification.attempt_state not in ATTEMPT_STATES:
             return
-        current = self.store.attempt_state_event(tenant_id, attempt_id)
-        if current is None:
-            return
-        decided = self._decider(tenant_id, current[1]) if current[1] else None
-        best = lifecycle.attempt_state_event([*stored, *([decided] if decided else [])], self.precedence)
-        if best is not None and best is not decided and best.attempt_state:
-            self.store.set_attempt_state(tenant_id, attempt_id, best.attempt_state, best.event_id)
-            if len(self._deciders) >= DECIDER_CACHE_SIZE:
-                self._deciders.clear()
-            self._deciders[best.event_id] = best
-
-    def _decider(self, tenant_id: str, event_id: str) -> EvidenceEvent | None:
-        """The event that decided an attempt's state; the store names it, so a cached copy is never stale
-        (log entries never change), even when another process advanced the attempt."""
-        cached = self._deciders.get(event_id)
-        if cached is not None and cached.tenant_id == tenant_id:
-            return cached
-        return self.store.get_event(tenant_id, event_id)
+        key = (tenant_id, attempt_id)
+        decided = self._deciders.get(key)
+        guessed = decided is not None
+        for _ in range(2):
+            if not guessed:
+                found = self.store.attempt_state_event(tenant_id, attempt_id)
+                if found is None:
+                    return
+                decided = self.store.get_event(tenant_id, found[1]) if found[1] else None
+            best = lifecycle.attempt_state_event([*stored, *([decided] if decided else [])], self.precedence)
+            if best is None or best is decided or not best.attempt_state:
+                return
+            replacing = decided.event_id if decided else None
+            if self.store.set_attempt_state(tenant_id, attempt_id, best.attempt_state, best.event_id,
+                                            replacing):
+                if len(self._deciders) >= DECIDER_CACHE_SIZE:
+                    self._deciders.clear()
+                self._deciders[key] = best
+                return
+            guessed = False
 
     def _sender(self, tenant_id: str, sender: str | None) -> tuple[str | None, str | None]:
         """The sender's full JID and resource; with JIDs hidden, no JID and an opaque resource reference."""

@@ -151,16 +151,21 @@ class MessageRecords(SqlBase):
         )
         return (row["state"], row["state_event_id"]) if row else None
 
-    def set_attempt_state(self, tenant_id: str, attempt_id: str, state: str, event_id: str) -> None:
-        """Set the attempt's state as the evidence ``event_id`` decides it."""
+    def set_attempt_state(
+        self, tenant_id: str, attempt_id: str, state: str, event_id: str, replacing: str | None
+    ) -> bool:
+        """Set the attempt's state as the evidence ``event_id`` decides it, only while the deciding event is
+        still ``replacing`` (None: none yet); False when another writer moved it first."""
         check_allowed(state, ATTEMPT_STATES, "attempt state")
         with self._write() as conn:
-            self._exec(
+            row = self._exec(
                 conn,
                 "UPDATE attempts SET state = ?, state_event_id = ?, updated_at = ?"
-                " WHERE tenant_id = ? AND attempt_id = ?",
-                (state, event_id, to_text(self.options.clock()), tenant_id, attempt_id),
-            )
+                " WHERE tenant_id = ? AND attempt_id = ? AND COALESCE(state_event_id, '') = ?"
+                " RETURNING attempt_id",
+                (state, event_id, to_text(self.options.clock()), tenant_id, attempt_id, replacing or ""),
+            ).fetchone()
+        return row is not None
 
     def record_stanza(self, stanza: XmppStanza) -> None:
         """Record a sent or received stanza; its position in send order is kept for cumulative markers."""
