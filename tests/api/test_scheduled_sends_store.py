@@ -82,7 +82,7 @@ def test_a_fresh_service_sends_a_request_held_before_the_restart_once(tmp_path: 
             "operation_id": accepted["adapter_operation_id"],
         }
         refused = again.post("/adapter/actions", json=cancel, headers=auth()).json()
-        assert refused["accepted"] is False and refused["reason"] == "not_queued:send_requested"
+        assert refused["accepted"] is False and refused["reason"] == "not_queued:delivered_to_client"
     assert not (config.data_dir / "scheduled").exists()
 
 

@@ -37,6 +37,9 @@ class AdapterBackend(Protocol):
     def events(self, tenant: TenantConfig, cursor: str | None, limit: int) -> dict[str, Any]:
         """One page of the tenant's normalized event feed."""
 
+    def dead_letters(self, tenant: TenantConfig, cursor: str | None, limit: int) -> dict[str, Any]:
+        """One page of the tenant's dead letters: what could not be parsed or classified, and why."""
+
     def message(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
         """The message record with its attempts."""
 

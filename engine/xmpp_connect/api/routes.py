@@ -38,6 +38,7 @@ class Endpoints:
             Route("/adapter/actions", r(self.actions), methods=["POST"]),
             Route("/adapter/events/provider", r(self.ingest), methods=["POST"]),
             Route("/adapter/events", r(self.events)),
+            Route("/adapter/dead-letters", r(self.dead_letters)),
             Route("/adapter/messages/{id}/timeline", r(self.timeline)),
             Route("/adapter/messages/{id}/assessment", r(self.assessment)),
             Route("/xmpp/send", r(self.send), methods=["POST"]),
@@ -82,6 +83,10 @@ class Endpoints:
     async def events(self, request: Request, tenant: TenantConfig) -> Response:
         limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         return JSONResponse(self.backend.events(tenant, request.query_params.get("cursor"), limit))
+
+    async def dead_letters(self, request: Request, tenant: TenantConfig) -> Response:
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        return JSONResponse(self.backend.dead_letters(tenant, request.query_params.get("cursor"), limit))
 
     async def timeline(self, request: Request, tenant: TenantConfig) -> Response:
         return _found(self.backend.timeline(tenant, request.path_params["id"]), "message")

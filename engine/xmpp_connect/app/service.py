@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -34,18 +33,11 @@ from xmpp_connect.config.settings import (
 )
 from xmpp_connect.evidence import lifecycle
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.observed_records import ObservedRecords
-from xmpp_connect.evidence.pipeline import FEATURE_MARKERS, FEATURE_RECEIPTS, EvidencePipeline, Observation
-from xmpp_connect.evidence.raw_sources import raw_source
+from xmpp_connect.evidence.pipeline import FEATURE_MARKERS, FEATURE_RECEIPTS, EvidencePipeline
+from xmpp_connect.evidence.recorder import Evidence, Recorder, TenantRecorder
 from xmpp_connect.facts.build import fact_for_event
-from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
-from xmpp_connect.model.evidence import (
-    DedupeBasis,
-    EvidenceContext,
-    EvidenceEvent,
-    build_evidence_events,
-    endpoint_ref,
-)
+from xmpp_connect.model.correlation import CorrelationContext
+from xmpp_connect.model.evidence import DedupeBasis, EvidenceEvent, endpoint_ref
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
@@ -74,66 +66,6 @@ CORE_SOCKET = "core.sock"
 MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
 CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report"})
 
-
-
-class ObservationRecorder:
-    """Observation -> evidence events in the tenant's log, and the presence, receipt, marker, inbound, room
-    and PubSub records it stands for (the mapping -> store step)."""
-
-    def __init__(self, store: SqlStore, tenant_id: str) -> None:
-        self.store = store
-        self.tenant_id = tenant_id
-        self.records = ObservedRecords(store, tenant_id)
-        self._last_raw: tuple[NativeEvent, str] | None = None
-
-    def raw_ref(self, observation: Observation) -> str | None:
-        """The §30 reference of the observation's raw stanza, preserved (redacted unless configured
-        otherwise) once per native event: the observations of one event share it."""
-        event = observation.event
-        if event.raw is None:
-            return None
-        if self._last_raw is not None and self._last_raw[0] is event:
-            return self._last_raw[1]
-        source = raw_source(observation.fact, event)
-        ref = self.store.record_raw(self.tenant_id, source, event.raw, event.observed_at).raw_event_id
-        self._last_raw = (event, ref)
-        return ref
-
-    def __call__(self, observation: Observation) -> None:
-        out = observation.outbound
-        event = observation.event
-        message = self.store.get_message(self.tenant_id, out.message_id) if out and out.message_id else None
-        tracking = dict(message.tracking_context) if message else {}
-        sender = observation.sender or ""
-        context = EvidenceContext(
-            tenant_id=self.tenant_id,
-            observed_at=event.observed_at,
-            message_id=out.message_id if out else None,
-            attempt_id=out.attempt_id if out else None,
-            case_id=message.case_id if message else None,
-            participant_id=message.participant_id if message else None,
-            correlation_id=tracking.get("correlation_id"),
-            endpoint_ref=endpoint_ref(self.tenant_id, out.to_jid if out else sender)
-            if (out or sender)
-            else None,
-            raw_ref=self.raw_ref(observation),
-            dedupe=DedupeBasis(
-                kind=f"{observation.fact['kind']}:{observation.fact.get('marker', '')}",
-                sender_full_jid=sender,
-                stanza_id=(out.stanza_id if out else "") + "|" + (event.stanza_id or _raw_id(event)),
-            ),
-        )
-        self.store.append_evidence(build_evidence_events(observation.classification, context))
-        self.records(observation)
-
-    def is_late(self, outbound: OutboundRecord) -> bool:
-        """The pipeline's LateCheck: the store's timer state is the one definition of "late" (§29)."""
-        return outbound.message_id is not None and self.store.is_late(self.tenant_id, outbound.message_id)
-
-
-def _raw_id(event: NativeEvent) -> str:
-    """Stable across restarts, so a stanza delivered twice is recorded once."""
-    return hashlib.sha256(event.raw.encode()).hexdigest()[:32] if event.raw else event.kind
 
 
 class HeldRequests:
@@ -171,11 +103,16 @@ class TimerRecorder:
     evidence arriving later is not marked late."""
 
     def __init__(
-        self, store: SqlStore, classifier: Classifier, pipelines: Mapping[str, EvidencePipeline]
+        self,
+        store: SqlStore,
+        classifier: Classifier,
+        pipelines: Mapping[str, EvidencePipeline],
+        recorder: Recorder,
     ) -> None:
         self.store = store
         self.classifier = classifier
         self.pipelines = pipelines
+        self.recorder = recorder
 
     def __call__(self, fired: TimerFact) -> None:
         message = self.store.get_message(fired.tenant_id, fired.message_id)
@@ -190,18 +127,18 @@ class TimerRecorder:
         attempts = [attempt] if attempt else self.store.list_attempts(fired.tenant_id, fired.message_id)
         fact = fact_for_event("timer", self._context(fired.tenant_id, attempts[0] if attempts else None),
                               timer=fired.timer)
-        context = EvidenceContext(
-            tenant_id=fired.tenant_id,
-            observed_at=fired.fired_at,
-            message_id=message.message_id,
-            attempt_id=attempts[0].attempt_id if attempts else None,
-            case_id=message.case_id,
-            participant_id=message.participant_id,
-            correlation_id=message.tracking_context.get("correlation_id"),
-            endpoint_ref=endpoint_ref(fired.tenant_id, attempts[0].to_jid) if attempts else None,
-            dedupe=DedupeBasis(kind=f"timer:{fired.timer}", sender_full_jid="", stanza_id=fired.timer_id),
+        self.recorder.record(
+            Evidence(
+                tenant_id=fired.tenant_id,
+                classification=self.classifier.classify(fact),
+                observed_at=fired.fired_at,
+                message_id=message.message_id,
+                attempt_id=attempts[0].attempt_id if attempts else None,
+                endpoint_jid=attempts[0].to_jid if attempts else None,
+                dedupe=DedupeBasis(kind=f"timer:{fired.timer}", sender_full_jid="", stanza_id=fired.timer_id),
+                message=message,
+            )
         )
-        self.store.append_evidence(build_evidence_events(self.classifier.classify(fact), context))
 
     def _context(self, tenant_id: str, attempt: Any) -> CorrelationContext:
         """What the timer rules read: the endpoint type, and presence and capabilities when known."""
@@ -226,11 +163,12 @@ class AdapterService:
         self.store = store
         self.policy = policy or load_policy(config.policy_dir)
         self.classifier = Classifier(self.policy)
+        self.recorder = Recorder(store, self.policy.precedence, hide_jids=config.privacy.metadata_only)
         commands = CommandTable.from_mapping(self.policy.commands)
         self.tenant_of_account = {a: t.id for t in config.tenants for a in t.accounts}
         self.pipelines = {t.id: self._pipeline(t.id, commands) for t in config.tenants}
         self.providers: dict[str, XmppProvider] = {a.ref: self._provider(a) for a in config.accounts}
-        self.timer_recorder = TimerRecorder(store, self.classifier, self.pipelines)
+        self.timer_recorder = TimerRecorder(store, self.classifier, self.pipelines, self.recorder)
         self.timers = TimerService(
             store,
             self._on_timer,
@@ -247,6 +185,7 @@ class AdapterService:
             timers=self.timers,
             pending=HeldRequests(store, self.timers.wake),
             capabilities=self._capability,
+            recorder=self.recorder,
         )
         self._background: list[asyncio.Task[None]] = []
         self.intake_dispatcher: IntakeDispatcher | None = None
@@ -322,13 +261,14 @@ class AdapterService:
             self.pipelines[tenant_id].handle(event)
 
     def _pipeline(self, tenant_id: str, commands: CommandTable) -> EvidencePipeline:
-        recorder = ObservationRecorder(self.store, tenant_id)
+        sink = TenantRecorder(self.recorder, self.store, tenant_id)
         return EvidencePipeline(
             self.classifier,
             commands,
             StoreOutboundIndex(self.store, tenant_id),
-            recorder,
-            late=recorder.is_late,
+            sink,
+            dead_letter=sink.dead_letter,
+            late=sink.is_late,
             stop_suppression_enabled=self.config.stop_suppression_enabled,
         )
 
@@ -520,7 +460,10 @@ class AdapterService:
         events = self._message_evidence(tenant.id, message_id)
         if events is None:
             return None
-        return lifecycle.assess(message_id, events, self.policy.precedence, self.policy.version).to_dict()
+        participant_id = next((e.participant_id for e in events if e.participant_id), None)
+        return lifecycle.assess(
+            message_id, events, self.policy.precedence, self.policy.version, participant_id
+        ).to_dict()
 
     def _message_evidence(self, tenant_id: str, message_id: str) -> Sequence[EvidenceEvent] | None:
         """The message's evidence; for a send an API worker accepted that still waits in the intake, the
@@ -539,10 +482,38 @@ class AdapterService:
         return self.intake_dispatcher.waiting(tenant_id, operation_id)
 
     def endpoint_quality(self, tenant: TenantConfig, endpoint_id: str) -> dict[str, Any] | None:
-        if "@" not in endpoint_id and not endpoint_id.startswith("ep_"):
+        """§25 by the API's own ``ep_`` reference or by JID; None for a reference no endpoint has."""
+        if endpoint_id.startswith("ep_"):
+            quality = self.store.endpoint_quality_by_ref(tenant.id, endpoint_id)
+        elif "@" in endpoint_id:
+            quality = self.store.endpoint_quality(tenant.id, endpoint_id)
+        else:
             return None
-        quality = self.store.endpoint_quality(tenant.id, endpoint_id)
-        return _plain(asdict(quality))
+        return None if quality is None else _plain(asdict(quality))
+
+    def dead_letters(self, tenant: TenantConfig, cursor: str | None, limit: int) -> dict[str, Any]:
+        """What could not be parsed or classified, oldest first, with the reason and the raw reference."""
+        try:
+            page = self.store.list_dead_letters(tenant.id, cursor=cursor, limit=limit)
+        except InvalidCursor:
+            raise Problem(
+                400,
+                "invalid-cursor",
+                "The cursor was not issued by this service.",
+                [FieldError("cursor", "unknown cursor")],
+            ) from None
+        letters = [
+            {
+                "dead_letter_id": d.dead_letter_id,
+                "stage": d.stage,
+                "reason": d.reason,
+                "created_at": d.created_at.isoformat(),
+                "raw_event_ref": d.raw_ref,
+                "detail": _plain(d.detail),
+            }
+            for d in page.dead_letters
+        ]
+        return {"dead_letters": letters, "next_cursor": page.next_cursor}
 
     def presence(self, tenant: TenantConfig, jid: str) -> dict[str, Any] | None:
         states = self.store.presence(tenant.id, jid)

@@ -113,8 +113,14 @@ def assess(
 
 def attempt_state(events: Iterable[EvidenceEvent], precedence: Precedence, initial: str) -> str:
     """The §10 state of an attempt: that of its strongest evidence carrying one, else ``initial``."""
-    best = strongest([e for e in events if e.attempt_state], precedence)
+    best = attempt_state_event(events, precedence)
     return best.attempt_state if best and best.attempt_state else initial
+
+
+def attempt_state_event(events: Iterable[EvidenceEvent], precedence: Precedence) -> EvidenceEvent | None:
+    """The evidence that decides an attempt's state: the strongest carrying one. The order is total, so
+    the strongest of the log is the strongest of (the previous decider, the new evidence)."""
+    return strongest([e for e in events if e.attempt_state], precedence)
 
 
 def _conflict(seen: set[str], conflicts: Sequence[Conflict]) -> Conflict | None:

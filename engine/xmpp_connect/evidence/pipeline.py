@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Protocol
 
 from xmpp_connect.facts.build import NotEvidence, fact_for_event, fact_from_stanza
@@ -60,7 +61,8 @@ OUTBOUND_FACT_KINDS = {
 
 
 class PolicyVersion(Protocol):
-    version: str
+    @property
+    def version(self) -> str: ...
 
 
 class Classifier(Protocol):
@@ -83,6 +85,7 @@ class Observation:
     ``inferred_from`` is the stanza id of the displayed marker whose cumulative meaning produced this
     observation (the event's raw stanza is that marker); None for direct evidence. ``sender`` is the
     stanza's raw ``from`` attribute (kept raw: a bounce from a malformed address can't be parsed back).
+    ``delay_stamp`` is the stanza's XEP-0203 delay (or XEP-0313 archive) stamp: when it really happened.
     """
 
     event: NativeEvent
@@ -91,6 +94,7 @@ class Observation:
     outbound: OutboundRecord | None
     inferred_from: str | None = None
     sender: str | None = None
+    delay_stamp: datetime | None = None
 
 
 ObservationSink = Callable[[Observation], None]
@@ -344,7 +348,7 @@ class EvidencePipeline:
             return []
         if view.marker is not None and ctx.outbound is not None and fact.get("correlated"):
             self._marked.add(ctx.outbound.stanza_id)
-        return [self._classified(event, fact, ctx.outbound, sender=view.from_attr)]
+        return [self._classified(event, fact, ctx.outbound, sender=view.from_attr, stamp=_stamp(view))]
 
     def _inferred_markers(
         self, event: NativeEvent, view: StanzaView, named: OutboundRecord, ctx: CorrelationContext
@@ -358,15 +362,16 @@ class EvidencePipeline:
             inferred_ctx = replace(ctx, outbound=earlier, marker_inferred=True)
             fact = fact_from_stanza(view, inferred_ctx, self._commands)
             observations.append(
-                self._classified(event, fact, earlier, inferred_from=named.stanza_id, sender=view.from_attr)
+                self._classified(event, fact, earlier, inferred_from=named.stanza_id, sender=view.from_attr,
+                                 stamp=_stamp(view))
             )
         return observations
 
     def _classified(
         self, event: NativeEvent, fact: dict[str, Any], outbound: OutboundRecord | None,
-        inferred_from: str | None = None, sender: str | None = None,
+        inferred_from: str | None = None, sender: str | None = None, stamp: datetime | None = None,
     ) -> Observation:
-        return Observation(event, fact, self._classify(fact), outbound, inferred_from, sender)
+        return Observation(event, fact, self._classify(fact), outbound, inferred_from, sender, stamp)
 
     def _classify(self, fact: dict[str, Any]) -> Classification:
         """Classify, memoized per policy version: most facts repeat exactly (every sm_ack of a chat message
@@ -386,6 +391,11 @@ def _is_reflection(view: StanzaView, outbound: OutboundRecord) -> bool:
     """A groupchat stanza carrying our stanza's id or origin-id: the room's copy of our message."""
     ours = {outbound.stanza_id, outbound.origin_id}
     return view.id in ours or view.origin_id in ours
+
+
+def _stamp(view: StanzaView) -> datetime | None:
+    """When the stanza's evidence happened, if it says so: a XEP-0203 delay or a XEP-0313 archive stamp."""
+    return view.delay_stamp or view.archive_stamp
 
 
 def _via(event: NativeEvent, ctx: CorrelationContext) -> CorrelationContext:

@@ -13,7 +13,19 @@ from xmpp_connect.model.classification import Assessment, Classification
 from xmpp_connect.xmpp import jids
 
 INTERNAL_EVENT_TYPE = "xmpp.evidence_recorded"
-"""The event type of a log entry for a classification that emits no normalized event (kept for assessment)."""
+"""The event type of a log entry for a classification that emits no normalized event (kept for assessment,
+shown in the timeline, declared in the descriptor, left off the feed)."""
+GRADE_DIMENSIONS = (
+    "strength",
+    "actor_certainty",
+    "authority_certainty",
+    "payload_certainty",
+    "interaction_certainty",
+    "timing_certainty",
+    "channel_certainty",
+    "non_repudiation_strength",
+)
+"""The §14 dimensions of an evidence grade, in the spec's order."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,9 @@ class EvidenceEvent:
     fact: Mapping[str, Any] = field(default_factory=dict)
     seq: int | None = None
     recorded_at: datetime | None = None
+    sender_jid: str | None = None
+    sender_resource: str | None = None
+    grade_dimensions: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as the API serves it (times in ISO 8601; no feed position)."""
@@ -66,6 +81,7 @@ class EvidenceEvent:
                 "confidence": self.assessment.confidence,
             },
             "evidence_grade": self.grade,
+            "grade": {"id": self.grade, **self.grade_dimensions} if self.grade else None,
             "attempt_state": self.attempt_state,
             "xmpp_message_id": self.message_id,
             "xmpp_attempt_id": self.attempt_id,
@@ -73,12 +89,24 @@ class EvidenceEvent:
             "participant_id": self.participant_id,
             "correlation_id": self.correlation_id,
             "endpoint_ref": self.endpoint_ref,
+            "sender": self.sender(),
             "raw_event_ref": self.raw_ref,
             "occurred_at": self.occurred_at.isoformat(),
             "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None,
             "late": self.late,
             "inferred": self.inferred,
             "notes": list(self.notes),
+        }
+
+    def sender(self) -> dict[str, str | None] | None:
+        """Who sent the evidence: full JID and resource, or only their references where privacy hides JIDs
+        (then ``resource`` is an opaque reference that still tells two resources apart)."""
+        if self.sender_jid is None and self.sender_resource is None:
+            return None
+        return {
+            "full_jid": self.sender_jid,
+            "resource": self.sender_resource,
+            "endpoint_ref": self.endpoint_ref,
         }
 
 
@@ -111,6 +139,8 @@ class EvidenceContext:
     raw_ref: str | None = None
     late: bool = False
     dedupe: DedupeBasis | None = None
+    sender_jid: str | None = None
+    sender_resource: str | None = None
 
 
 def endpoint_ref(tenant_id: str, jid: str) -> str:
@@ -155,6 +185,7 @@ def _event(
         policy_version=classification.policy_version,
         assessment=classification.assessment,
         grade=classification.grade.id if classification.grade else None,
+        grade_dimensions=_dimensions(classification),
         attempt_state=classification.attempt_state,
         occurred_at=context.delay_stamp or context.observed_at,
         message_id=context.message_id,
@@ -171,7 +202,14 @@ def _event(
         dedupe_key=key,
         notes=classification.notes,
         fact=fact,
+        sender_jid=context.sender_jid,
+        sender_resource=context.sender_resource,
     )
+
+
+def _dimensions(classification: Classification) -> dict[str, str]:
+    grade = classification.grade
+    return {name: getattr(grade, name) for name in GRADE_DIMENSIONS} if grade else {}
 
 
 def _digest(*parts: str) -> str:

@@ -7,7 +7,6 @@ answered with ``accepted: false`` and the assessment. Malformed requests raise `
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -21,15 +20,10 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 
 from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.recorder import Evidence, Recorder, RecorderStore
 from xmpp_connect.model.classification import Classification
 from xmpp_connect.model.correlation import OutboundRecord
-from xmpp_connect.model.evidence import (
-    DedupeBasis,
-    EvidenceContext,
-    EvidenceEvent,
-    build_evidence_events,
-    endpoint_ref,
-)
+from xmpp_connect.model.evidence import DedupeBasis, EvidenceEvent, endpoint_ref
 from xmpp_connect.policy.paths import default_policy_dir
 from xmpp_connect.providers.base import RoomJoin, XmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage, endpoint_type_of, record_for
@@ -65,8 +59,6 @@ ACTION_TYPES = SEND_ACTIONS | SYNC_ACTIONS | {"notification.cancel"}
 HASH_EXCLUDED = ("request_id", "requested_at")
 SCHEDULED_STATE = "deferred"
 """The §10 attempt state of a scheduled message held locally; only in this state can it be cancelled."""
-CANCELLED_STATE = "rejected_by_adapter"
-"""The attempt state of a cancelled scheduled message: the adapter will never send it."""
 TYPED_ENDPOINTS = frozenset({"muc_room_jid", "pubsub_node", "component_jid"})
 FEATURE_RECEIPTS = "urn:xmpp:receipts"
 FEATURE_MARKERS = "urn:xmpp:chat-markers:0"
@@ -82,7 +74,7 @@ class InvalidAction(ValueError):
         self.status = status
 
 
-class ActionStore(Protocol):
+class ActionStore(RecorderStore, Protocol):
     """What actions need from the evidence store (store.sql.SqlStore provides it)."""
 
     def transaction(self) -> AbstractContextManager[None]: ...
@@ -261,8 +253,10 @@ class Actions:
         timers: SendTimers | None = None,
         pending: PendingSends | None = None,
         capabilities: Capabilities | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.store = store
+        self.recorder = recorder or Recorder(store, classifier.policy.precedence)
         self.classifier = classifier
         self.providers = providers
         self.account_jids = account_jids
@@ -306,7 +300,8 @@ class Actions:
             request = self._with_original(tenant, request)
         if action_type == "notification.schedule" and self.pending is None:
             raise InvalidAction([("action_type", "scheduling is not configured in this service")])
-        if action_type == "notification.schedule" and "content" in request and not self.pending.holds_bodies:
+        scheduled_body = action_type == "notification.schedule" and "content" in request
+        if scheduled_body and self.pending is not None and not self.pending.holds_bodies:
             reason = "metadata-only mode holds no message bodies: schedule with template_ref and variables"
             raise InvalidAction([("content", reason)])
         operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest)
@@ -316,7 +311,8 @@ class Actions:
         if action_type in SYNC_ACTIONS:
             result = self._sync_action(tenant, action_type, request, operation, received_at)
         elif action_type == "notification.cancel":
-            result = self._cancel(tenant, request, operation, received_at)
+            with self.store.transaction():
+                result = self._cancel(tenant, request, operation, received_at)
         else:
             room = await self._join_room_of(tenant, request, operation)
             expected = tuple(sorted(room.expected_evidence)) if room is not None and room.joined else None
@@ -344,41 +340,26 @@ class Actions:
     ) -> tuple[dict[str, Any], Callable[[], None] | None]:
         """Create the records and the initial evidence; the returned call hands the stanza to the provider
         (None when nothing is to be sent now)."""
-        ids = _context(tenant.id, request, op, received_at)
-        message_id, attempt_id = _message_id(op.operation_id), _attempt_id(op.operation_id)
-        tracking = dict(request.get("tracking_context") or {})
+        message = _message(tenant.id, action_type, request, op, received_at)
+        message_id, attempt_id = message.message_id, _attempt_id(op.operation_id)
         target = request.get("target_endpoint") or {}
         to_jid = _target_jid(target)
         account = request.get("account") or tenant.default_account
         body, render_error = self._body(action_type, request)
-        if action_type == "notification.send_reminder":
-            tracking["reminder_of"] = request["original_operation_id"]
         if not op.replayed or self.store.get_message(tenant.id, message_id) is None:
-            self.store.create_message(
-                XmppMessage(
-                    tenant_id=tenant.id,
-                    message_id=message_id,
-                    created_at=received_at,
-                    case_id=ids.case_id,
-                    participant_id=ids.participant_id,
-                    purpose=action_type,
-                    template_ref=request.get("template_ref"),
-                    tracking_context=tracking,
-                )
-            )
+            self.store.create_message(message)
         scheduled = action_type == "notification.schedule"
         reason = self._pre_send_refusal(
             tenant, account, to_jid, render_error, request, check_stream=not scheduled
         )
         base = _result_base(action_type, request, op.operation_id, received_at)
-        accepted = replace(ids, dedupe=_once("adapter_accepted", op.stanza_id))
+        own = partial(_OwnEvidence, tenant.id, message, attempt_id, to_jid or None, received_at)
+        accepted = own(_once("adapter_accepted", op.stanza_id))
         if reason is not None:
             if accepted_elsewhere:
                 self._record({"kind": "adapter_accepted"}, accepted)
             refused = {"kind": "request_rejected", "reject_reason": reason}
-            classification, events = self._record(
-                refused, replace(ids, dedupe=_once("request_rejected", op.stanza_id))
-            )
+            classification, events = self._record(refused, own(_once("request_rejected", op.stanza_id)))
             return {
                 **base,
                 "accepted": False,
@@ -409,7 +390,10 @@ class Actions:
                     expected_evidence=expected_evidence,
                 )
             )
-        classification, events = self._record({"kind": "adapter_accepted"}, accepted)
+        acceptance = {"kind": "adapter_scheduled"} if scheduled else {"kind": "adapter_accepted"}
+        classification, events = self._record(
+            acceptance, replace(accepted, to_type=_endpoint_type(target, to_jid))
+        )
         dispatch = None
         if scheduled:
             assert self.pending is not None
@@ -634,8 +618,13 @@ class Actions:
         ):
             refusal = f"not_queued:{attempt.state}"
             return {**base, "accepted": False, "action_state": "refused", "reason": refusal}
-        self.store.update_attempt(tenant.id, attempt.attempt_id, state=CANCELLED_STATE)
-        return {**base, "accepted": True, "action_state": "completed", "reason": None}
+        message = self.store.get_message(tenant.id, attempt.message_id)
+        assert message is not None, "an attempt's message is created with it"
+        cancelled = _OwnEvidence(tenant.id, message, attempt.attempt_id, attempt.to_jid, received_at,
+                                 _once("adapter_cancelled", attempt.stanza_id or attempt.attempt_id))
+        classification, events = self._record({"kind": "adapter_cancelled"}, cancelled)
+        return {**base, "accepted": True, "action_state": "completed", "reason": None,
+                "assessment": _assessment(classification), "initial_events": events}
 
     async def send_scheduled(self, tenant: Tenant, operation_id: str) -> None:
         """Send a held notification.schedule request now that it is due (the stream is checked now). The
@@ -653,18 +642,8 @@ class Actions:
         body, render_error = self._body("notification.schedule", request)
         reason = self._pre_send_refusal(tenant, attempt.account_ref, attempt.to_jid, render_error, request)
         if reason is not None:
-            ids = EvidenceContext(
-                tenant_id=tenant.id,
-                observed_at=self.clock(),
-                message_id=message.message_id,
-                attempt_id=attempt.attempt_id,
-                case_id=message.case_id,
-                participant_id=message.participant_id,
-                correlation_id=message.tracking_context.get("correlation_id"),
-                endpoint_ref=endpoint_ref(tenant.id, attempt.to_jid),
-            )
-            self._record({"kind": "request_rejected", "reject_reason": reason}, ids)
-            self.store.update_attempt(tenant.id, attempt.attempt_id, state="rejected_by_adapter")
+            refused = _OwnEvidence(tenant.id, message, attempt.attempt_id, attempt.to_jid, self.clock())
+            self._record({"kind": "request_rejected", "reject_reason": reason}, refused)
             return
         assert attempt.stanza_id is not None
         self._dispatch(
@@ -726,12 +705,11 @@ class Actions:
         return found
 
     def _record(
-        self, fact: dict[str, Any], ids: EvidenceContext
+        self, fact: dict[str, Any], own: _OwnEvidence
     ) -> tuple[Classification, list[dict[str, str]]]:
+        """Classify one of the action's own facts and hand it to the recorder."""
         classification = self._classified(fact)
-        stored = self.store.append_evidence(
-            build_evidence_events(classification, ids, new_id=lambda: uuid.uuid4().hex)
-        )
+        stored = self.recorder.record(own.evidence(classification))
         return classification, _summaries(stored.stored)
 
     def accepted_result(
@@ -764,28 +742,59 @@ class Actions:
             received_at,
             replayed=False,
         )
-        ids = replace(
-            _context(tenant_id, request, operation, received_at),
-            dedupe=_once("adapter_accepted", operation.stanza_id),
+        message = _message(tenant_id, request["action_type"], request, operation, received_at)
+        to_jid = _target_jid(request.get("target_endpoint") or {}) or None
+        own = _OwnEvidence(tenant_id, message, _attempt_id(operation.operation_id), to_jid, received_at,
+                           _once("adapter_accepted", operation.stanza_id))
+        return self.recorder.events(own.evidence(self._classified({"kind": "adapter_accepted"})))
+
+
+@dataclass(frozen=True)
+class _OwnEvidence:
+    """What one of a send's own outcomes (accepted, refused, cancelled) is about, for the recorder."""
+
+    tenant_id: str
+    message: XmppMessage
+    attempt_id: str
+    to_jid: str | None
+    at: datetime
+    dedupe: DedupeBasis | None = None
+    to_type: str | None = None
+
+    def evidence(self, classification: Classification) -> Evidence:
+        return Evidence(
+            tenant_id=self.tenant_id,
+            classification=classification,
+            observed_at=self.at,
+            message_id=self.message.message_id,
+            attempt_id=self.attempt_id,
+            endpoint_jid=self.to_jid,
+            endpoint_type=self.to_type,
+            dedupe=self.dedupe,
+            message=self.message,
         )
-        return build_evidence_events(self._classified({"kind": "adapter_accepted"}), ids)
 
 
-def _context(
-    tenant_id: str, request: Mapping[str, Any], op: IdempotentOperation, received_at: datetime
-) -> EvidenceContext:
-    """The ids a send's own evidence (accepted, refused) is recorded with."""
-    tracking = request.get("tracking_context") or {}
-    to_jid = _target_jid(request.get("target_endpoint") or {})
-    return EvidenceContext(
+def _message(
+    tenant_id: str,
+    action_type: str,
+    request: Mapping[str, Any],
+    op: IdempotentOperation,
+    received_at: datetime,
+) -> XmppMessage:
+    """The message a send creates: case and participant from the request, else its tracking context."""
+    tracking = dict(request.get("tracking_context") or {})
+    if action_type == "notification.send_reminder":
+        tracking["reminder_of"] = request["original_operation_id"]
+    return XmppMessage(
         tenant_id=tenant_id,
-        observed_at=received_at,
         message_id=_message_id(op.operation_id),
-        attempt_id=_attempt_id(op.operation_id),
+        created_at=received_at,
         case_id=request.get("coordination_case_id") or tracking.get("coordination_case_id"),
         participant_id=request.get("participant_id") or tracking.get("participant_id"),
-        correlation_id=tracking.get("correlation_id"),
-        endpoint_ref=endpoint_ref(tenant_id, to_jid) if to_jid else None,
+        purpose=action_type,
+        template_ref=request.get("template_ref"),
+        tracking_context=tracking,
     )
 
 

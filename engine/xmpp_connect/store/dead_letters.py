@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from xmpp_connect.store.connection import SqlBase, log
+from xmpp_connect.store.errors import InvalidCursor
 from xmpp_connect.store.records import (
     DEAD_LETTER_STAGES,
     DeadLetter,
@@ -61,11 +64,12 @@ class DeadLetters(SqlBase):
     def list_dead_letters(
         self, tenant_id: str, cursor: str | None = None, limit: int = 100
     ) -> DeadLetterPage:
-        """Dead letters oldest first; ``cursor`` is the ``next_cursor`` of the previous page."""
+        """Dead letters oldest first; ``cursor`` is the opaque ``next_cursor`` of the previous page
+        (InvalidCursor for one this store did not issue)."""
         params: list[Any] = [tenant_id]
         where = "tenant_id = ?"
         if cursor:
-            created, _, letter_id = cursor.partition("|")
+            created, letter_id = _decode(cursor)
             where += " AND (created_at > ? OR (created_at = ? AND dead_letter_id > ?))"
             params += [created, created, letter_id]
         rows = self._all(
@@ -85,4 +89,24 @@ class DeadLetters(SqlBase):
             for row in rows
         )
         last = rows[-1] if len(rows) == limit else None
-        return DeadLetterPage(letters, f"{last['created_at']}|{last['dead_letter_id']}" if last else None)
+        return DeadLetterPage(letters, _encode(last["created_at"], last["dead_letter_id"]) if last else None)
+
+
+_PREFIX = "dl1|"
+
+
+def _encode(created_at: str, dead_letter_id: str) -> str:
+    text = f"{_PREFIX}{created_at}|{dead_letter_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[str, str]:
+    """(created_at, dead_letter_id) of the last letter of the previous page."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCursor("malformed cursor") from exc
+    created, _, letter_id = text.removeprefix(_PREFIX).partition("|")
+    if not text.startswith(_PREFIX) or not letter_id.startswith("dl_"):
+        raise InvalidCursor("malformed cursor")
+    return created, letter_id

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from xmpp_connect.model.evidence import endpoint_ref
+from xmpp_connect.model.evidence import EvidenceEvent, endpoint_ref
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.quality import EndpointQuality, endpoint_quality
 from xmpp_connect.store.records import (
     ENDPOINT_TYPES,
     SUPPRESSION_STATES,
     VERIFICATION_STATES,
+    PresenceState,
     Suppression,
     XmppEndpoint,
 )
@@ -21,6 +23,12 @@ from xmpp_connect.xmpp import jids
 
 class EndpointRecords(SqlBase):
     """Endpoints with their suppression state, and quality computed from the log."""
+
+    if TYPE_CHECKING:  # provided by the evidence-log and observation mixins of the composed store
+
+        def evidence_for_endpoint(self, tenant_id: str, endpoint: str) -> list[EvidenceEvent]: ...
+        def presence(self, tenant_id: str, jid: str) -> list[PresenceState]: ...
+        def presence_history(self, tenant_id: str, jid: str) -> list[PresenceState]: ...
 
     def upsert_endpoint(self, endpoint: XmppEndpoint) -> XmppEndpoint:
         check_allowed(endpoint.endpoint_type, ENDPOINT_TYPES, "endpoint type")
@@ -49,6 +57,27 @@ class EndpointRecords(SqlBase):
         stored = self.get_endpoint(endpoint.tenant_id, endpoint.endpoint_id)
         assert stored is not None
         return stored
+
+    def remember_endpoint(self, tenant_id: str, jid: str, endpoint_type: str) -> None:
+        """Keep the endpoint a message goes to, so its ``ep_`` reference can be looked up later; an
+        endpoint already known (e.g. registered with a tracking context) is left as it is."""
+        check_allowed(endpoint_type, ENDPOINT_TYPES, "endpoint type")
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "INSERT INTO endpoints (tenant_id, endpoint_id, endpoint_type, jid, bare_jid, resource,"
+                " display_name, verification_state, metadata) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, '{}')"
+                " ON CONFLICT (tenant_id, endpoint_id) DO NOTHING",
+                (
+                    tenant_id,
+                    endpoint_ref(tenant_id, jid),
+                    endpoint_type,
+                    jids.bare(jid),
+                    jids.bare(jid),
+                    None,
+                    "syntax_validated",
+                ),
+            )
 
     def get_endpoint(self, tenant_id: str, endpoint_id: str) -> XmppEndpoint | None:
         row = self._one(
@@ -112,6 +141,8 @@ class EndpointRecords(SqlBase):
 
     def endpoint_quality(self, tenant_id: str, jid: str) -> EndpointQuality:
         """§25 quality of the endpoint behind a JID, from its evidence log, presence and suppression."""
+        if jid.startswith("ep_"):
+            raise ValueError("an endpoint reference is not a JID: use endpoint_quality_by_ref")
         ref = endpoint_ref(tenant_id, jid)
         suppression = self.suppression(tenant_id, jid)
         return endpoint_quality(
@@ -121,3 +152,8 @@ class EndpointRecords(SqlBase):
             suppression.state if suppression else "active",
             self.presence_history(tenant_id, jid),
         )
+
+    def endpoint_quality_by_ref(self, tenant_id: str, ref: str) -> EndpointQuality | None:
+        """§25 quality of the endpoint with this ``ep_`` reference; None when no endpoint has it."""
+        endpoint = self.get_endpoint(tenant_id, ref)
+        return None if endpoint is None else self.endpoint_quality(tenant_id, endpoint.jid)

@@ -143,6 +143,30 @@ class MessageRecords(SqlBase):
             raise NotFound(f"attempt {attempt_id}")
         return attempt_from_row(row)
 
+    def attempt_state_event(self, tenant_id: str, attempt_id: str) -> tuple[str, str | None] | None:
+        """The attempt's state and the id of the evidence that decided it (None: no evidence did yet)."""
+        row = self._one(
+            "SELECT state, state_event_id FROM attempts WHERE tenant_id = ? AND attempt_id = ?",
+            (tenant_id, attempt_id),
+        )
+        return (row["state"], row["state_event_id"]) if row else None
+
+    def set_attempt_state(
+        self, tenant_id: str, attempt_id: str, state: str, event_id: str, replacing: str | None
+    ) -> bool:
+        """Set the attempt's state as the evidence ``event_id`` decides it, only while the deciding event is
+        still ``replacing`` (None: none yet); False when another writer moved it first."""
+        check_allowed(state, ATTEMPT_STATES, "attempt state")
+        with self._write() as conn:
+            row = self._exec(
+                conn,
+                "UPDATE attempts SET state = ?, state_event_id = ?, updated_at = ?"
+                " WHERE tenant_id = ? AND attempt_id = ? AND COALESCE(state_event_id, '') = ?"
+                " RETURNING attempt_id",
+                (state, event_id, to_text(self.options.clock()), tenant_id, attempt_id, replacing or ""),
+            ).fetchone()
+        return row is not None
+
     def record_stanza(self, stanza: XmppStanza) -> None:
         """Record a sent or received stanza; its position in send order is kept for cumulative markers."""
         with self._write() as conn:

@@ -153,8 +153,19 @@ _EXPECTED_EVIDENCE = (
     "ALTER TABLE attempts ADD COLUMN expected_evidence TEXT",
 )
 
+_EVIDENCE_SENDER_GRADE_AND_STATE_EVENT = (
+    # Who sent a piece of evidence (full JID and resource, or opaque references in metadata-only mode) and
+    # the §14 grade dimensions it was recorded with (JSON; empty for ungraded evidence).
+    "ALTER TABLE evidence_events ADD COLUMN sender_jid TEXT",
+    "ALTER TABLE evidence_events ADD COLUMN sender_resource TEXT",
+    "ALTER TABLE evidence_events ADD COLUMN grade_dimensions TEXT NOT NULL DEFAULT '{}'",
+    # The evidence that decided the attempt's state: new evidence is compared with it alone.
+    "ALTER TABLE attempts ADD COLUMN state_event_id TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
     Migration(3, "expected evidence per attempt", _EXPECTED_EVIDENCE),
+    Migration(7, "evidence sender, grade dimensions, state event", _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT),
 )

@@ -33,6 +33,7 @@ ATTEMPT_STATES = frozenset(
         "failed",
         "expired",
         "unknown",
+        "cancelled",
     }
 )
 ENDPOINT_TYPES = frozenset(

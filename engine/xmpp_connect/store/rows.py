@@ -53,6 +53,9 @@ EVENT_COLUMNS = (
     "dedupe_key",
     "notes",
     "fact",
+    "sender_jid",
+    "sender_resource",
+    "grade_dimensions",
 )
 INSERT_EVENT = (
     f"INSERT INTO evidence_events ({', '.join(EVENT_COLUMNS)})"
@@ -91,6 +94,9 @@ def event_row(event: EvidenceEvent) -> tuple[Any, ...]:
         event.dedupe_key,
         to_json(list(event.notes)),
         to_json(event.fact),
+        event.sender_jid,
+        event.sender_resource,
+        to_json(dict(event.grade_dimensions)),
     )
 
 
@@ -122,6 +128,9 @@ def evidence_from_row(row: Row) -> EvidenceEvent:
         fact=json.loads(row["fact"]),
         seq=int(row["seq"]),
         recorded_at=from_text(row["recorded_at"]),
+        sender_jid=row["sender_jid"],
+        sender_resource=row["sender_resource"],
+        grade_dimensions=json.loads(row["grade_dimensions"]),
     )
 
 

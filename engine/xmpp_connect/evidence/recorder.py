@@ -1,0 +1,282 @@
+"""The one recorder: a classified piece of evidence -> its evidence context -> the log (which the feed
+reads) -> the attempt's state from the policy; an event nothing can be made of -> a dead letter.
+
+Every source ends here: the pipeline's observations (native events from every provider, and stanzas posted
+to ``/adapter/events/provider``), fired timers, and the actions' own outcomes (accepted, refused,
+cancelled). The context is built here once: the message's case, participant and correlation ids, the
+endpoint reference, the sender's full JID and resource (only references when privacy hides JIDs), the
+XEP-0203 delay stamp as the event's time, and the dedupe basis (§29): the same receipt, marker or error
+from the same sender full JID about the same message is one event, whatever its own stanza id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from xmpp_connect.evidence import lifecycle
+from xmpp_connect.evidence.observed_records import ObservedRecords
+from xmpp_connect.evidence.pipeline import Observation
+from xmpp_connect.evidence.raw_sources import raw_source
+from xmpp_connect.model.classification import Classification, Precedence
+from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.evidence import (
+    DedupeBasis,
+    EvidenceContext,
+    EvidenceEvent,
+    build_evidence_events,
+    endpoint_ref,
+)
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.store.base import EvidenceStore
+from xmpp_connect.store.records import (
+    ATTEMPT_STATES,
+    AppendResult,
+    DeadLetter,
+    XmppMessage,
+)
+from xmpp_connect.xmpp.jids import resource
+
+log = logging.getLogger(__name__)
+
+SENDER_SCOPED_KINDS = frozenset({"receipt", "marker", "muc_marker", "stanza_error"})
+"""Evidence that says the same thing however often its sender repeats it (clients and carbons resend
+receipts and markers with fresh ids): deduplicated by message, kind and sender full JID."""
+DECIDER_CACHE_SIZE = 4096
+"""How many attempts' deciding events the recorder keeps in memory (a miss reads the store)."""
+ENDPOINT_KINDS = frozenset({"adapter_accepted", "adapter_scheduled"})
+"""Outcomes after which the message's endpoint is kept, so its ``ep_`` reference can be looked up."""
+
+
+class RecorderStore(Protocol):
+    """What the recorder needs from the evidence store (store.sql.SqlStore provides it)."""
+
+    def append_evidence(self, events: Sequence[EvidenceEvent]) -> AppendResult: ...
+    def get_message(self, tenant_id: str, message_id: str) -> XmppMessage | None: ...
+    def evidence_for_message(
+        self, tenant_id: str, message_id: str, participant_id: str | None = None
+    ) -> list[EvidenceEvent]: ...
+    def get_event(self, tenant_id: str, event_id: str) -> EvidenceEvent | None: ...
+    def attempt_state_event(self, tenant_id: str, attempt_id: str) -> tuple[str, str | None] | None: ...
+    def set_attempt_state(
+        self, tenant_id: str, attempt_id: str, state: str, event_id: str, replacing: str | None
+    ) -> bool: ...
+    def remember_endpoint(self, tenant_id: str, jid: str, endpoint_type: str) -> None: ...
+    def record_raw(
+        self, tenant_id: str, source: str, content: str, received_at: datetime, storage_ref: str | None = None
+    ) -> Any: ...
+    def add_dead_letter(
+        self,
+        tenant_id: str,
+        stage: str,
+        reason: str,
+        detail: Mapping[str, Any] | None = None,
+        raw_ref: str | None = None,
+    ) -> DeadLetter: ...
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One classified piece of evidence as it enters the recorder, before its context is built.
+
+    ``message`` saves the recorder a lookup when the caller holds the message already (or when it is not
+    stored yet: an API worker answering for a send the core will record). ``dedupe`` names what makes a
+    repeat the same evidence; without one, every entry is new."""
+
+    tenant_id: str
+    classification: Classification
+    observed_at: datetime
+    message_id: str | None = None
+    attempt_id: str | None = None
+    endpoint_jid: str | None = None
+    endpoint_type: str | None = None
+    sender: str | None = None
+    delay_stamp: datetime | None = None
+    raw_ref: str | None = None
+    dedupe: DedupeBasis | None = None
+    message: XmppMessage | None = None
+
+
+class Recorder:
+    """Records evidence for every tenant of one store under one policy's precedence."""
+
+    def __init__(self, store: RecorderStore, precedence: Precedence, hide_jids: bool = False) -> None:
+        self.store = store
+        self.precedence = precedence
+        self.hide_jids = hide_jids
+        self._deciders: dict[tuple[str, str], EvidenceEvent] = {}
+        """The deciding event per (tenant, attempt) as this recorder last wrote it. A decider is only ever
+        replaced by a stronger one, so the real one is at least as strong as this guess; the conditional
+        write checks the guess, and fails (then the store is read) when another writer moved the attempt."""
+
+    def events(self, evidence: Evidence) -> tuple[EvidenceEvent, ...]:
+        """The log entries the evidence becomes (not stored)."""
+        message = evidence.message
+        if message is None and evidence.message_id:
+            message = self.store.get_message(evidence.tenant_id, evidence.message_id)
+        return build_evidence_events(evidence.classification, self.context(evidence, message))
+
+    def context(self, evidence: Evidence, message: XmppMessage | None) -> EvidenceContext:
+        """The ids and times the evidence is recorded with."""
+        tenant_id = evidence.tenant_id
+        about = evidence.endpoint_jid or evidence.sender
+        sender_jid, sender_resource = self._sender(tenant_id, evidence.sender)
+        return EvidenceContext(
+            tenant_id=tenant_id,
+            observed_at=evidence.observed_at,
+            delay_stamp=evidence.delay_stamp,
+            message_id=evidence.message_id,
+            attempt_id=evidence.attempt_id,
+            case_id=message.case_id if message else None,
+            participant_id=message.participant_id if message else None,
+            correlation_id=message.tracking_context.get("correlation_id") if message else None,
+            endpoint_ref=endpoint_ref(tenant_id, about) if about else None,
+            raw_ref=evidence.raw_ref,
+            dedupe=evidence.dedupe,
+            sender_jid=sender_jid,
+            sender_resource=sender_resource,
+        )
+
+    def record(self, evidence: Evidence) -> AppendResult:
+        """Append the evidence once, then advance its attempt's state from the policy."""
+        appended = self.store.append_evidence(self.events(evidence))
+        if appended.stored and evidence.attempt_id:
+            self._advance(evidence, appended.stored)
+        return appended
+
+    def record_observation(
+        self, tenant_id: str, observation: Observation, raw_ref: str | None
+    ) -> AppendResult:
+        """A pipeline observation (a native event or a bridged stanza, classified); an unmapped one is
+        recorded and also filed as a dead letter."""
+        out = observation.outbound
+        event = observation.event
+        sender = observation.sender or None
+        kind = f"{observation.fact['kind']}:{observation.fact.get('marker', '')}"
+        about = out.stanza_id if out else ""
+        own_id = event.stanza_id or _raw_id(event)
+        scoped = out is not None and sender is not None and observation.fact["kind"] in SENDER_SCOPED_KINDS
+        evidence = Evidence(
+            tenant_id=tenant_id,
+            classification=observation.classification,
+            observed_at=event.observed_at,
+            message_id=out.message_id if out else None,
+            attempt_id=out.attempt_id if out else None,
+            endpoint_jid=out.to_jid if out else None,
+            sender=sender,
+            delay_stamp=observation.delay_stamp,
+            raw_ref=raw_ref,
+            dedupe=DedupeBasis(kind, sender or "", about if scoped else f"{about}|{own_id}"),
+        )
+        appended = self.record(evidence)
+        if observation.classification.dead_letter and appended.stored:
+            self.store.add_dead_letter(
+                tenant_id, "classify", f"no rule classifies a {observation.fact['kind']} fact",
+                _detail(event), raw_ref,
+            )
+        return appended
+
+    def dead_letter(self, tenant_id: str, event: NativeEvent, reason: str) -> DeadLetter:
+        """A native event the pipeline could not parse or use: its raw content is kept and referenced."""
+        raw_ref = None
+        if event.raw is not None:
+            source = raw_source({}, event)
+            raw_ref = self.store.record_raw(tenant_id, source, event.raw, event.observed_at).raw_event_id
+        return self.store.add_dead_letter(tenant_id, "parse", reason, _detail(event), raw_ref)
+
+    def _advance(self, evidence: Evidence, stored: Sequence[EvidenceEvent]) -> None:
+        """§10: the attempt's state is that of its strongest evidence carrying one (the mappings'
+        ``attempt_state``), compared with the evidence that decided it so far; the first acceptance also
+        keeps the endpoint, for lookups by reference."""
+        tenant_id, attempt_id = evidence.tenant_id, evidence.attempt_id
+        assert attempt_id is not None
+        kind = evidence.classification.fact.get("kind")
+        if kind in ENDPOINT_KINDS and evidence.endpoint_jid and evidence.endpoint_type:
+            self.store.remember_endpoint(tenant_id, evidence.endpoint_jid, evidence.endpoint_type)
+        if evidence.classification.attempt_state not in ATTEMPT_STATES:
+            return
+        key = (tenant_id, attempt_id)
+        decided = self._deciders.get(key)
+        guessed = decided is not None
+        for _ in range(2):
+            if not guessed:
+                found = self.store.attempt_state_event(tenant_id, attempt_id)
+                if found is None:
+                    return
+                decided = self.store.get_event(tenant_id, found[1]) if found[1] else None
+            best = lifecycle.attempt_state_event([*stored, *([decided] if decided else [])], self.precedence)
+            if best is None or best is decided or not best.attempt_state:
+                return
+            replacing = decided.event_id if decided else None
+            if self.store.set_attempt_state(tenant_id, attempt_id, best.attempt_state, best.event_id,
+                                            replacing):
+                if len(self._deciders) >= DECIDER_CACHE_SIZE:
+                    self._deciders.clear()
+                self._deciders[key] = best
+                return
+            guessed = False
+
+    def _sender(self, tenant_id: str, sender: str | None) -> tuple[str | None, str | None]:
+        """The sender's full JID and resource; with JIDs hidden, no JID and an opaque resource reference."""
+        if not sender:
+            return None, None
+        own = resource(sender)
+        if not self.hide_jids:
+            return sender, own
+        return None, ("res_" + _digest(tenant_id, sender)[:20]) if own else None
+
+
+class TenantRecorder:
+    """One tenant's pipeline sink: each observation's raw stanza kept (once per native event), the
+    observation recorded, and the presence, receipt, marker, inbound, room and PubSub records it stands for
+    written beside the log. Also the pipeline's dead-letter sink and its LateCheck."""
+
+    def __init__(self, recorder: Recorder, store: EvidenceStore, tenant_id: str) -> None:
+        self.recorder = recorder
+        self.store = store
+        self.tenant_id = tenant_id
+        self.records = ObservedRecords(store, tenant_id)
+        self._last_raw: tuple[NativeEvent, str] | None = None
+
+    def __call__(self, observation: Observation) -> None:
+        self.recorder.record_observation(self.tenant_id, observation, self.raw_ref(observation))
+        self.records(observation)
+
+    def raw_ref(self, observation: Observation) -> str | None:
+        """The §30 reference of the observation's raw stanza, preserved (redacted unless configured
+        otherwise) once per native event: the observations of one event share it."""
+        event = observation.event
+        if event.raw is None:
+            return None
+        if self._last_raw is not None and self._last_raw[0] is event:
+            return self._last_raw[1]
+        source = raw_source(observation.fact, event)
+        ref = self.store.record_raw(self.tenant_id, source, event.raw, event.observed_at).raw_event_id
+        self._last_raw = (event, ref)
+        return ref
+
+    def dead_letter(self, event: NativeEvent, reason: str) -> None:
+        self.recorder.dead_letter(self.tenant_id, event, reason)
+
+    def is_late(self, outbound: OutboundRecord) -> bool:
+        """The pipeline's LateCheck: the store's timer state is the one definition of "late" (§29)."""
+        return outbound.message_id is not None and self.store.is_late(self.tenant_id, outbound.message_id)
+
+
+def _detail(event: NativeEvent) -> dict[str, Any]:
+    """What a dead letter says about its event besides the raw content (no body, no JID)."""
+    return {"native_kind": event.kind, "account": event.account, "stanza_id": event.stanza_id,
+            "observed_at": event.observed_at.isoformat()}
+
+
+def _raw_id(event: NativeEvent) -> str:
+    """Stable across restarts, so a stanza delivered twice is recorded once."""
+    return _digest(event.raw)[:32] if event.raw else event.kind
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
