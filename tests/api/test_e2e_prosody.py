@@ -376,6 +376,7 @@ async def test_ack_from_addressee_sharing_no_subscription_is_an_acknowledgement(
     ack.send()
     recorded = await adapter.wait_for_event(message_id, "interaction.acknowledgement_recorded")
     assert recorded["assessment"]["subclass"] == "success.acknowledged_by_client"
+    assert recorded["inferred"] is True, "tied to our message by the conversation, not by a reference"
     assert "interaction.unverified_actor_interaction" not in {
         e["event_type"] for e in await adapter.entries(message_id)
     }
