@@ -431,3 +431,28 @@ async def test_reply_naming_a_message_never_sent_is_not_attached_to_ours(
     kinds = {e["event_type"] for e in await adapter.entries(message_id)}
     assert not kinds & {"interaction.acknowledgement_recorded", "interaction.reply_received"}
     assert (await adapter.assessment(message_id))["subclass"] == "success.displayed_by_client"
+
+
+async def test_bare_unavailable_while_our_subscription_is_pending_does_not_mark_offline(
+    adapter: Adapter, recipients: Callable[..., Recipient]
+) -> None:
+    """§15: the recipient subscribes to the adapter but ignores the adapter's request back; Prosody then
+    sends the adapter a bare unavailable for it. That is not availability evidence: the next send to the
+    online recipient is not graded offline, and its receipt is delivery."""
+    phone = await recipients().online()
+    phone.client.auto_authorize = None
+    first = (await adapter.act(send(uuid.uuid4().hex[:8], phone.user.jid)))["xmpp_message_id"]
+    await phone.next_message(WAIT)
+    phone.subscribe_to(adapter.user.jid)
+
+    async def bare_unavailable_seen() -> None:
+        while not any(e.get("rule_id") == "presence.not_visible" for e in await adapter.entries(first)):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(bare_unavailable_seen(), WAIT)
+    second = (await adapter.act(send(uuid.uuid4().hex[:8], phone.user.jid)))["xmpp_message_id"]
+    await phone.next_message(WAIT)
+    delivered = await adapter.wait_for_subclass(second, lambda s: s == "success.delivered_to_client")
+    assert delivered["category"] == "success"
+    kinds = {(e["event_type"], e["assessment"]["subclass"]) for e in await adapter.entries(second)}
+    assert not {k for k in kinds if k[0] == "notification.endpoint.deferred" or k[1] == "undef.offline_stored"}
