@@ -19,6 +19,7 @@ from captured_stanzas import (
     REPLY,
 )
 from xmpp_connect.facts.build import NotEvidence, fact_for_event, fact_from_xml
+from xmpp_connect.facts.presence import PresenceTracker, is_availability_evidence
 from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord, context_from_dict
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.xmpp.stanzas import StanzaRejected
@@ -227,22 +228,45 @@ def test_reply_with_reference_is_a_correlated_acknowledgement() -> None:
     assert "chat_state" not in built
 
 
+NO_REFERENCE = '<reply xmlns="urn:xmpp:reply:0" to="alice@localhost/adapter" id="xc-1" />'
+
+
 def test_reply_tied_by_its_thread() -> None:
-    no_reference = REPLY.replace('id="xc-1" />', 'id="other" />')
-    built = fact(no_reference, CHAT)
+    built = fact(REPLY.replace(NO_REFERENCE, ""), CHAT)
     assert (built["reply_via"], built["correlated"]) == ("thread", True)
 
 
 def test_reply_tied_by_the_correlator_through_the_context() -> None:
-    untied = REPLY.replace('id="xc-1" />', 'id="other" />').replace("<thread>xc-1</thread>", "")
+    untied = REPLY.replace(NO_REFERENCE, "").replace("<thread>xc-1</thread>", "")
     assert fact(untied, CHAT)["reply_via"] == "none"
     built = fact(untied, CorrelationContext(outbound=CHAT_OUT, reply_via="conversation"))
     assert (built["reply_via"], built["correlated"]) == ("conversation", True)
 
 
+def test_reply_naming_another_message_is_never_tied_by_thread_or_guess() -> None:
+    elsewhere = REPLY.replace('id="xc-1" />', 'id="other" />')
+    built = fact(elsewhere, CorrelationContext(outbound=CHAT_OUT, reply_via="conversation"))
+    assert (built["reply_via"], built["correlated"]) == ("unknown_reference", False)
+
+
 def test_reply_without_any_tie_is_uncorrelated() -> None:
-    built = fact(REPLY)
+    built = fact(REPLY.replace(NO_REFERENCE, ""))
     assert (built["reply_via"], built["correlated"]) == ("none", False)
+
+
+def test_sender_resource_is_unknown_without_visible_presence() -> None:
+    built = fact(REPLY, CorrelationContext(outbound=CHAT_OUT))
+    assert "sender_resource_known" not in built
+    subscribed = fact(REPLY, CorrelationContext(outbound=CHAT_OUT, subscription="both"))
+    assert subscribed["sender_resource_known"] is False
+    assert fact(REPLY, CHAT)["sender_resource_known"] is True
+
+
+def test_full_jid_target_names_whether_the_sender_is_that_resource() -> None:
+    to_laptop = CorrelationContext(outbound=OutboundRecord(
+        stanza_id="xc-1", to_jid="bob@localhost/laptop", endpoint_type="full_jid", receipt_requested=True))
+    assert fact(RECEIPT, to_laptop)["sender_is_addressed_resource"] is False
+    assert "sender_is_addressed_resource" not in fact(RECEIPT, CHAT)
 
 
 def test_stop_with_suppression_enabled() -> None:
@@ -593,3 +617,14 @@ def test_the_broad_set_covers_the_stanza_kinds() -> None:
         "muc_occupant", "muc_reflection", "muc_message", "muc_marker", "muc_history",
         "pubsub_notification", "pubsub_published", "pubsub_items_fetched", "capabilities",
     }
+
+
+def test_bare_unavailable_without_visible_presence_is_not_availability() -> None:
+    tracker = PresenceTracker()
+    pending = "none"
+    assert not is_availability_evidence("bob@localhost", "unavailable", pending)
+    assert is_availability_evidence("bob@localhost", "unavailable", "both")
+    assert is_availability_evidence("bob@localhost/phone", "unavailable", pending), "a resource going away"
+    tracker.note_seen("bob@localhost/profanity")
+    assert tracker.known_resources("bob@localhost") == {"bob@localhost/profanity"}
+    assert tracker.is_available("bob@localhost") is None, "a receipt is no presence"

@@ -354,3 +354,106 @@ async def test_room_message_is_room_level_evidence(adapter: Adapter) -> None:
     result = await adapter.act(body, path=f"/xmpp/muc/{room}/send")
     room_level = await adapter.wait_for_event(result["xmpp_message_id"], "notification.endpoint.accepted")
     assert room_level["assessment"]["subclass"] == "undef.muc_room_message_participant_uncertain"
+
+
+# --- attribution (§9.4, §12.4, §12.6, §15): evidence tied to the right message, endpoint and actor ----------
+
+
+async def test_ack_from_addressee_sharing_no_subscription_is_an_acknowledgement(
+    adapter: Adapter, recipients: Callable[..., Recipient]
+) -> None:
+    """§12.6/§32.3: the server stamps the addressee's bare JID, so its ACK (no thread, no reference, no
+    presence subscription, a resource never seen) is an acknowledgement; and the adapter answers the
+    receipt the reply asked for (XEP-0184), as a client does."""
+    phone = await recipients().online()
+    prompt = send(uuid.uuid4().hex[:8], phone.user.jid, prompt="Incident 7: reply ACK to confirm.")
+    prompt.pop("content")
+    prompt.update(action_type="interaction.send_command_prompt", expected_keywords=["ACK"])
+    message_id = (await adapter.act(prompt))["xmpp_message_id"]
+    await phone.next_message(WAIT)
+    ack = phone.client.make_message(mto=adapter.user.jid + "/adapter", mbody="  ACK ", mtype="chat")
+    ack["request_receipt"] = True
+    ack.send()
+    recorded = await adapter.wait_for_event(message_id, "interaction.acknowledgement_recorded")
+    assert recorded["assessment"]["subclass"] == "success.acknowledged_by_client"
+    assert recorded["inferred"] is True, "tied to our message by the conversation, not by a reference"
+    assert "interaction.unverified_actor_interaction" not in {
+        e["event_type"] for e in await adapter.entries(message_id)
+    }
+    assert await asyncio.wait_for(phone.receipts.get(), WAIT) == ack["id"]
+
+
+async def test_receipt_from_another_resource_is_not_delivery_to_a_full_jid(
+    adapter: Adapter, recipients: Callable[..., Recipient], prosody: ProsodyServer
+) -> None:
+    """§9.4: a message to bob/phone confirmed by bob/laptop is evidence about the account, not delivery to
+    the addressed session; the addressed resource's own receipt then is."""
+    user = prosody.fresh_user("rcpt")
+    phone = await recipients(Behaviour(auto_receipt=False), user).online()
+    laptop = Recipient(prosody, user, "laptop", Behaviour(auto_receipt=False))
+    await laptop.online()
+    try:
+        request = send(uuid.uuid4().hex[:8], phone.full_jid)
+        request["target_endpoint"] = {"endpoint_type": "full_jid", "value": phone.full_jid}
+        message_id = (await adapter.act(request))["xmpp_message_id"]
+        stanza_id = (await phone.next_message(WAIT))["id"]
+        laptop.send_receipt(adapter.user.jid + "/adapter", stanza_id)
+
+        async def laptop_receipt() -> dict:
+            while True:
+                for entry in await adapter.entries(message_id):
+                    if entry["scenario"] == "delivered_to_other_resource":
+                        return entry
+                await asyncio.sleep(0.02)
+
+        other = await asyncio.wait_for(laptop_receipt(), WAIT)
+        assert other["event_type"] == "notification.endpoint.unknown"
+        assert other["assessment"]["subclass"] == "undef.resource_unknown"
+        assert (await adapter.assessment(message_id))["category"] == "undef"
+        phone.send_receipt(adapter.user.jid + "/adapter", stanza_id)
+        assessment = await adapter.wait_for_subclass(message_id, lambda s: s == "success.delivered_to_client")
+        assert assessment["category"] == "success"
+    finally:
+        await laptop.offline()
+
+
+async def test_reply_naming_a_message_never_sent_is_not_attached_to_ours(
+    adapter: Adapter, recipients: Callable[..., Recipient]
+) -> None:
+    """An explicit XEP-0461 reference to another message is never re-attributed to our latest message;
+    the displayed marker sent after it on the same stream shows the reply was processed."""
+    phone = await recipients(Behaviour(auto_receipt=False)).online()
+    message_id = (await adapter.act(send(uuid.uuid4().hex[:8], phone.user.jid)))["xmpp_message_id"]
+    delivered = await phone.next_message(WAIT)
+    phone.reply(adapter.user.jid + "/adapter", "ACK", reply_to_id="never-sent-by-the-adapter")
+    phone.send_displayed(adapter.user.jid + "/adapter", delivered["id"])
+    await adapter.wait_for_event(message_id, "interaction.notification.opened")
+    kinds = {e["event_type"] for e in await adapter.entries(message_id)}
+    assert not kinds & {"interaction.acknowledgement_recorded", "interaction.reply_received"}
+    assert (await adapter.assessment(message_id))["subclass"] == "success.displayed_by_client"
+
+
+async def test_bare_unavailable_while_our_subscription_is_pending_does_not_mark_offline(
+    adapter: Adapter, recipients: Callable[..., Recipient]
+) -> None:
+    """§15: the recipient subscribes to the adapter but ignores the adapter's request back; Prosody then
+    sends the adapter a bare unavailable for it. That is not availability evidence: the next send to the
+    online recipient is not graded offline, and its receipt is delivery."""
+    phone = await recipients().online()
+    phone.client.auto_authorize = None
+    first = (await adapter.act(send(uuid.uuid4().hex[:8], phone.user.jid)))["xmpp_message_id"]
+    await phone.next_message(WAIT)
+    phone.subscribe_to(adapter.user.jid)
+
+    async def bare_unavailable_seen() -> None:
+        while not any(e.get("rule_id") == "presence.not_visible" for e in await adapter.entries(first)):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(bare_unavailable_seen(), WAIT)
+    second = (await adapter.act(send(uuid.uuid4().hex[:8], phone.user.jid)))["xmpp_message_id"]
+    await phone.next_message(WAIT)
+    delivered = await adapter.wait_for_subclass(second, lambda s: s == "success.delivered_to_client")
+    assert delivered["category"] == "success"
+    entries = await adapter.entries(second)
+    assert "notification.endpoint.deferred" not in {e["event_type"] for e in entries}
+    assert "undef.offline_stored" not in {e["assessment"]["subclass"] for e in entries}

@@ -50,6 +50,9 @@ class Recipient:
         self.client.register_plugin("xep_0203")
         self.client.add_event_handler("message", self._on_message)
         self.room_messages: asyncio.Queue[Message] = asyncio.Queue()
+        self.receipts: asyncio.Queue[str] = asyncio.Queue()
+        """Ids of our messages that a XEP-0184 receipt confirmed (the adapter answering our requests)."""
+        self.client.add_event_handler("receipt_received", lambda m: self.receipts.put_nowait(m["receipt"]))
         self._joined: dict[str, asyncio.Future[str]] = {}
         self.client.add_event_handler("presence", self._on_room_presence)
 

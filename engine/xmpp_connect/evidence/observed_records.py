@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from xmpp_connect.evidence.pipeline import Observation
+from xmpp_connect.facts.presence import PRESENCE_VISIBLE_SUBSCRIPTIONS
 from xmpp_connect.policy.commands import sanitize_text
 from xmpp_connect.store.base import EvidenceStore
 from xmpp_connect.store.records import (
@@ -75,6 +76,9 @@ class ObservedRecords:
         show = observation.fact.get("presence_show")
         if not sender or show is None or view.type in SUBSCRIPTION_PRESENCE_TYPES:
             return
+        subscription = observation.fact.get("subscription")
+        if observation.fact.get("presence_is_availability") is False:
+            return
         self.store.record_presence(
             PresenceState(
                 tenant_id=self.tenant_id,
@@ -84,8 +88,8 @@ class ObservedRecords:
                 resource=resource(sender),
                 priority=view.presence_priority,
                 status_text=view.presence_status,
-                subscription_state=str(observation.fact.get("subscription", "unknown")),
-                confidence="high" if _authenticated(observation) else "low",
+                subscription_state=str(subscription or "unknown"),
+                confidence=_presence_confidence(observation, subscription),
             )
         )
 
@@ -234,6 +238,14 @@ def _message_id(observation: Observation) -> str | None:
 
 def _authenticated(observation: Observation) -> bool:
     return observation.fact.get("sender_authenticated") is not False
+
+
+def _presence_confidence(observation: Observation, subscription: object) -> str:
+    """§15: confidence follows the subscription state: high when the server shows us the contact's presence,
+    medium for directed presence we could not otherwise see, low for a sender no server vouched for."""
+    if not _authenticated(observation):
+        return "low"
+    return "high" if subscription in PRESENCE_VISIBLE_SUBSCRIPTIONS else "medium"
 
 
 def _confidence(observation: Observation) -> str:

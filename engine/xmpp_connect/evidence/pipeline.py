@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from xmpp_connect.facts.build import NotEvidence, fact_for_event, fact_from_stanza
 from xmpp_connect.facts.markers import marker_coverage
 from xmpp_connect.facts.outbound_index import OutboundIndex, conversation_of
-from xmpp_connect.facts.presence import PresenceTracker, RoomRoster
+from xmpp_connect.facts.presence import PresenceTracker, RoomRoster, is_availability_evidence
 from xmpp_connect.model.classification import Classification
 from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.model.native import NativeEvent
@@ -231,6 +231,8 @@ class EvidencePipeline:
         if event.detail.get("authenticated_stream") is False:
             ctx = replace(ctx, authenticated_stream=False)
         observations = self._from_view(event, view, ctx)
+        if outbound is not None and ctx.authenticated_stream and _answers_stanza(view, outbound):
+            self.presence(event.account).note_seen(view.from_attr or "")
         if view.marker in CUMULATIVE_MARKERS and outbound is not None and observations:
             observations.extend(self._inferred_markers(event, view, outbound, ctx))
         return observations
@@ -245,8 +247,11 @@ class EvidencePipeline:
                                               event.observed_at)
             return
         availability = "unavailable" if view.type == "unavailable" else (view.presence_show or "available")
-        self.presence(event.account).observe(view.from_attr, availability, event.observed_at,
-                                             view.presence_priority, view.presence_status)
+        presence = self.presence(event.account)
+        if not is_availability_evidence(view.from_attr, availability, presence.subscription(view.from_attr)):
+            return
+        presence.observe(view.from_attr, availability, event.observed_at, view.presence_priority,
+                         view.presence_status)
 
     def _correlate(self, view: StanzaView) -> tuple[OutboundRecord | None, str | None]:
         """The outbound stanza this stanza is about, and for replies how it was tied to it."""
@@ -269,8 +274,9 @@ class EvidencePipeline:
             return self._latest_to(view.from_attr), None
         if view.type == "groupchat" and (echo := self._first_known(view.origin_id, view.id)) is not None:
             return echo, None
-        if view.reply_id is not None and (referenced := lookup(view.reply_id)) is not None:
-            return referenced, "reply_reference"
+        if view.reply_id is not None:
+            referenced = lookup(view.reply_id)
+            return referenced, ("reply_reference" if referenced is not None else "unknown_reference")
         if view.thread is not None and (threaded := lookup(view.thread)) is not None:
             return threaded, "thread"
         latest = self._latest_to(view.from_attr)
@@ -385,6 +391,16 @@ class EvidencePipeline:
         if cached is None:
             cached = self._cache[key] = self._classifier.classify(fact)
         return cached
+
+
+def _answers_stanza(view: StanzaView, outbound: OutboundRecord) -> bool:
+    """A one-to-one receipt or marker from the addressed account about a stanza we sent."""
+    return (
+        (view.receipt_received or view.marker is not None)
+        and view.type != "groupchat"
+        and view.from_attr is not None
+        and conversation_of(view.from_attr) == conversation_of(outbound.to_jid)
+    )
 
 
 def _is_reflection(view: StanzaView, outbound: OutboundRecord) -> bool:

@@ -23,7 +23,11 @@ equals ctx.outbound's stanza_id, origin_id or stable_id; a marker fact built wit
 (XEP-0333 cumulative coverage of an earlier stanza, see markers.py) is correlated with ctx.outbound by
 that inference. A reply is tied (reply_via) by a XEP-0461 reference to those ids, else by a <thread>
 equal to them (outbound threads default to the stanza id), else as ctx.reply_via says (the correlator's
-thread/conversation match), else none; it is correlated when tied and ctx.outbound is known.
+thread/conversation match), else none; it is correlated when tied and ctx.outbound is known. A XEP-0461
+reference to any other id is ``unknown_reference`` and never correlated: an explicit reference to something
+else is not re-attributed by a guess.
+sender_resource_known is absent when nothing tells (no resource of the addressee seen, its presence not
+visible to us); sender_is_addressed_resource is set only when the outbound stanza went to a full JID.
 Sender fields compare bare JIDs case-insensitively (``jids.bare``) and are omitted when the stanza has no
 ``from``. error_condition is the defined condition in snake_case (``unknown`` when missing or undefined).
 command is ``commands.classify(sanitize_text(body))``. presence_show is ``unavailable`` for
@@ -43,6 +47,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from xmpp_connect.facts.presence import PRESENCE_VISIBLE_SUBSCRIPTIONS, is_availability_evidence
 from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.policy.commands import CommandTable, sanitize_text
 from xmpp_connect.policy.paths import default_policy_dir
@@ -200,14 +205,26 @@ def _sender_fields(kind: str, view: StanzaView, ctx: CorrelationContext) -> dict
         return fact
     if ctx.outbound is not None:
         fact["sender_is_addressee"] = bare(sender) == bare(ctx.outbound.to_jid)
+        if ctx.outbound.endpoint_type == "full_jid":
+            fact["sender_is_addressed_resource"] = normalize(sender) == normalize(ctx.outbound.to_jid)
     if kind in MUC_KINDS or kind in PUBSUB_KINDS:
         return fact
-    fact["sender_resource_known"] = resource(sender) is not None and normalize(sender) in {
-        normalize(jid) for jid in ctx.known_resources
-    }
+    known = _sender_resource_known(sender, ctx)
+    if known is not None:
+        fact["sender_resource_known"] = known
     if ctx.delegates:
         fact["sender_is_delegate"] = bare(sender) in {bare(jid) for jid in ctx.delegates}
     return fact
+
+
+def _sender_resource_known(sender: str, ctx: CorrelationContext) -> bool | None:
+    """True for a resource we saw (presence, or a receipt or marker it sent us); False when we could have
+    seen it (we saw other resources, or its presence is visible to us) and did not; None (unknown) else."""
+    if resource(sender) is not None and normalize(sender) in {normalize(jid) for jid in ctx.known_resources}:
+        return True
+    if ctx.known_resources or ctx.subscription in PRESENCE_VISIBLE_SUBSCRIPTIONS:
+        return False
+    return None
 
 
 def _referenced_ids(kind: str, view: StanzaView) -> tuple[str | None, ...]:
@@ -233,6 +250,8 @@ def _reply_fields(view: StanzaView, ctx: CorrelationContext) -> dict[str, Any]:
     ids = _outbound_ids(ctx.outbound)
     if view.reply_id is not None and view.reply_id in ids:
         return {"reply_via": "reply_reference", "correlated": True}
+    if view.reply_id is not None:
+        return {"reply_via": "unknown_reference", "correlated": False}
     if view.thread is not None and view.thread in ids:
         return {"reply_via": "thread", "correlated": True}
     via = ctx.reply_via or "none"
@@ -306,6 +325,9 @@ def _kind_fields(
         show = _presence_show(view)
         if show is not None:
             fact["presence_show"] = show
+            if kind == "presence" and view.from_attr is not None:
+                fact["presence_is_availability"] = is_availability_evidence(view.from_attr, show,
+                                                                            ctx.subscription)
     if kind in ("muc_message", "muc_marker", "muc_occupant", "muc_history"):
         fact.update(_muc_fields(view, ctx))
     if kind == "capabilities":

@@ -10,6 +10,17 @@ from xmpp_connect.facts.outbound_index import conversation_of
 from xmpp_connect.xmpp.stanzas import room_anonymity
 
 SUBSCRIPTIONS = frozenset({"none", "to", "from", "both"})
+PRESENCE_VISIBLE_SUBSCRIPTIONS = frozenset({"to", "both"})
+"""Subscription states under which the server shows us the contact's presence (RFC 6121 §4)."""
+
+
+def is_availability_evidence(jid: str, availability: str, subscription: str | None) -> bool:
+    """Whether a presence says something about the contact's availability (§15). A bare ``unavailable``
+    from a contact whose presence we may not see (subscription none or from, e.g. while our request is
+    pending) is the server's answer about the subscription, not the contact going offline."""
+    if availability != "unavailable" or "/" in jid:
+        return True
+    return subscription not in ("none", "from")
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,7 @@ class PresenceTracker:
 
     def __init__(self) -> None:
         self._resources: dict[str, dict[str, ResourcePresence]] = {}
+        self._seen: dict[str, set[str]] = {}
         self._subscriptions: dict[str, str] = {}
         self._features: dict[str, frozenset[str]] = {}
 
@@ -70,9 +82,16 @@ class PresenceTracker:
             if seen.availability != "unavailable"
         )
 
+    def note_seen(self, full_jid: str) -> None:
+        """A resource that answered one of our stanzas (a receipt or marker the server stamped with its
+        full JID): known to exist, though its availability is not presence evidence."""
+        if "/" in full_jid:
+            self._seen.setdefault(conversation_of(full_jid), set()).add(full_jid)
+
     def known_resources(self, jid: str) -> frozenset[str]:
-        """Full JIDs of the account ever seen in presence."""
-        return frozenset(self._resources.get(conversation_of(jid), {}))
+        """Full JIDs of the account ever seen in presence or answering one of our stanzas."""
+        bare = conversation_of(jid)
+        return frozenset(self._resources.get(bare, {})) | frozenset(self._seen.get(bare, ()))
 
     def is_available(self, jid: str) -> bool | None:
         """True/False once any presence of the account was seen; None while unknown."""

@@ -196,7 +196,7 @@ def _event(
         endpoint_ref=context.endpoint_ref,
         raw_ref=context.raw_ref,
         late=context.late or fact.get("late") is True,
-        inferred=fact.get("marker_inferred") is True,
+        inferred=fact.get("marker_inferred") is True or fact.get("reply_via") == "conversation",
         emitted=event_type != INTERNAL_EVENT_TYPE,
         scope=classification.scope,
         dedupe_key=key,

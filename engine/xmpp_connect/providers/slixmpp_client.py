@@ -42,6 +42,7 @@ from xmpp_connect.providers.stanza_builders import (
     groupchat_xml,
     message_xml,
     new_stanza_id,
+    receipt_answer,
     record_for,
 )
 
@@ -492,6 +493,10 @@ class SlixmppProvider:
 
     def _on_inbound(self, stanza: Any) -> None:
         self._emit("stanza_received", raw=str(stanza), stanza_id=stanza.xml.get("id"))
+        answer = receipt_answer(stanza.xml)
+        if answer is not None and self._ready:
+            client = self._require_client()
+            client.send(Message(stream=client, xml=answer))
 
     def _on_presence(self, stanza: Presence) -> None:
         sender = stanza.xml.get("from", "")

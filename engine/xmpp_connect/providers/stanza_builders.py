@@ -72,6 +72,19 @@ def message_xml(message: OutboundMessage, stanza_id: str, *, sender: str | None 
     return "".join(parts)
 
 
+def receipt_answer(request: ET.Element) -> ET.Element | None:
+    """XEP-0184 §5: the receipt answering a one-to-one message that asked for one (it has an id and a
+    sender, and is neither groupchat nor an error); None when the message asked for none."""
+    sender, requested_id = request.get("from"), request.get("id")
+    if not sender or not requested_id or request.get("type") in (GROUPCHAT, "error"):
+        return None
+    if request.find(f"{{{RECEIPTS_NS}}}request") is None:
+        return None
+    answer = ET.Element(f"{{{CLIENT_NS}}}message", {"to": sender, "id": new_stanza_id()})
+    ET.SubElement(answer, f"{{{RECEIPTS_NS}}}received", {"id": requested_id})
+    return answer
+
+
 def groupchat_xml(message: OutboundMessage, stanza_id: str) -> str:
     """A groupchat <message/> to the room ``message.to_jid`` (a bare room JID). No receipt request: XEP-0184
     receipts do not map to occupants; markable when asked (occupants' markers name the room's stanza-id)."""
