@@ -65,7 +65,8 @@ async def test_component_session_sends_and_receives_through_the_pipeline(
         phone.reply(f"{COMPONENT_DOMAIN}", "ACK", reply_to_id=sent.stanza_id)
         ack = await _first(observations, "inbound_message", sent.stanza_id)
         assert ack.fact["command"] == "acknowledgement" and ack.fact["reply_via"] == "reply_reference"
-        assert subclass(ack) == "undef.reply_identity_uncertain", explain(ack)
+        assert ack.fact["sender_resource_known"] is True, "the resource sent the receipt just before"
+        assert subclass(ack) == "success.acknowledged_by_client", explain(ack)
 
         assert not any(o.fact["kind"] == "sm_ack" for o in observations), "a component stream has no acks"
         assert not any(o.fact["kind"] == "presence" for o in observations), "nobody's roster holds it"

@@ -59,16 +59,38 @@ async def test_ack_reply_and_free_text_reply_are_interaction_evidence(
     assert subclass(bare) == "success.acknowledged_by_client", explain(bare)
 
 
-async def test_reply_from_a_resource_never_seen_in_presence_is_identity_uncertain(
+async def test_ack_from_the_resource_that_sent_the_receipt_is_an_acknowledgement(
     adapter: AdapterUnderTest, recipient_user: TestUser, recipient: Callable[..., Recipient]
 ) -> None:
+    """No presence subscription, but the ACK comes from the very full JID whose receipt the server
+    stamped a moment before (the real-client case of issue 13): a known resource."""
     phone = await recipient(recipient_user).online()
     alert = adapter.send(recipient_user.jid)
     await adapter.wait_for(of_kind("receipt", alert.stanza_id))
     phone.reply(adapter.provider.bound_jid or adapter.user.jid, "ACK", reply_to_id=alert.stanza_id)
     ack = await adapter.wait_for(of_kind("inbound_message", alert.stanza_id))
-    assert ack.fact["sender_resource_known"] is False
-    assert subclass(ack) == "undef.reply_identity_uncertain", explain(ack)
+    assert ack.fact["sender_resource_known"] is True
+    assert subclass(ack) == "success.acknowledged_by_client", explain(ack)
+
+
+async def test_free_text_from_a_resource_never_seen_while_presence_is_visible_is_identity_uncertain(
+    adapter: AdapterUnderTest, recipient_user: TestUser, recipient: Callable[..., Recipient]
+) -> None:
+    """With presence visible through the subscription, a resource that never showed itself is unknown:
+    its free text is a reply of uncertain identity; its ACK would still be an acknowledgement."""
+    phone = await recipient(recipient_user).online()
+    await befriend(adapter, phone)
+    hidden = await recipient(recipient_user, "tablet").online(presence=False)
+    alert = adapter.send(recipient_user.jid)
+    await adapter.wait_for(of_kind("receipt", alert.stanza_id))
+    to = adapter.provider.bound_jid or adapter.user.jid
+    hidden.reply(to, "Not me, ask someone else", reply_to_id=alert.stanza_id)
+    text = await adapter.wait_for(of_kind("inbound_message", alert.stanza_id))
+    assert text.fact["sender_resource_known"] is False
+    assert subclass(text) == "undef.reply_identity_uncertain", explain(text)
+    hidden.reply(to, "ACK", reply_to_id=alert.stanza_id)
+    ack = await adapter.wait_for(of_kind("inbound_message", alert.stanza_id, command="acknowledgement"))
+    assert subclass(ack) == "success.acknowledged_by_client", explain(ack)
 
 
 async def test_chat_state_is_weak_evidence(

@@ -244,6 +244,10 @@ class SandboxNetwork:
         self.timing = timing or SandboxTiming()
         self.writer = StanzaWriter()
 
+    def roster(self) -> list[str]:
+        """The sandbox account's contacts: every recipient that has presence, mutually subscribed."""
+        return [*(f"{local}@{DOMAIN}" for local in ONLINE_RESOURCES), f"offline@{DOMAIN}"]
+
     def presence_snapshot(self, account_jid: str) -> list[str]:
         """The presence the sandbox roster sends when a session starts."""
         out = [
@@ -377,6 +381,8 @@ class SandboxProvider:
         self.connected = True
         self._emit(Answer(0, "stream_connected", detail={"tls": "active", "simulated": True}))
         self._emit(Answer(0, "authenticated"))
+        for contact in self.network.roster():
+            self._emit(Answer(0, "roster", detail={"jid": contact, "subscription": "both"}))
         for raw in self.network.presence_snapshot(self.jid):
             self._emit(Answer(0, "stanza_received", raw=raw))
 
