@@ -20,6 +20,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from starlette.applications import Starlette
 
+from xmpp_connect import __version__
 from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
@@ -368,7 +369,8 @@ class AdapterService:
     # -- AdapterBackend --------------------------------------------------------------------------
 
     def descriptor(self) -> dict[str, Any]:
-        return _plain(self.policy.descriptor)
+        """The policy's descriptor, with the one version number of the package."""
+        return {**_plain(self.policy.descriptor), "adapter_version": __version__}
 
     def channel_health(self, tenant: TenantConfig) -> list[dict[str, Any]]:
         """§26 per account, plus whether the server's TLS identity is verified (§27; off only explicitly)."""
