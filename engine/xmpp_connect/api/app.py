@@ -13,6 +13,7 @@ from starlette.routing import Route
 from xmpp_connect.api.auth import TenantAuth
 from xmpp_connect.api.backend import AdapterBackend
 from xmpp_connect.api.limits import RateLimiter
+from xmpp_connect.api.probes import probe_routes
 from xmpp_connect.api.problems import Problem, handle_http_exception, handle_problem, handle_unexpected
 from xmpp_connect.api.routes import Endpoints
 from xmpp_connect.config.settings import ServiceConfig
@@ -33,7 +34,7 @@ def create_app(
         return JSONResponse(openapi)
 
     return Starlette(
-        routes=[Route("/openapi.json", openapi_json), *endpoints.routes()],
+        routes=[Route("/openapi.json", openapi_json), *probe_routes(backend), *endpoints.routes()],
         exception_handlers={
             Problem: handle_problem,
             HTTPException: handle_http_exception,

@@ -25,6 +25,9 @@ class AdapterBackend(Protocol):
     def channel_health(self, tenant: TenantConfig) -> list[dict[str, Any]]:
         """§26 channel health of each account the tenant may use."""
 
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the service can take work, and a report of its checks that names no tenant."""
+
     async def perform_action(self, tenant: TenantConfig, request: dict[str, Any]) -> ActionOutcome:
         """Validate and carry out one §4.2 action request (raises Problem for malformed input)."""
 
