@@ -54,3 +54,15 @@ class AdapterBackend(Protocol):
 
     def presence(self, tenant: TenantConfig, jid: str) -> dict[str, Any] | None:
         """§15 presence of a bare or full JID."""
+
+    def recent_messages(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
+        """The tenant's latest messages with their assessment, newest first."""
+
+    def dead_letters(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
+        """The tenant's dead letters."""
+
+    def raw_stanza(self, tenant: TenantConfig, raw_ref: str) -> dict[str, Any] | None:
+        """One preserved raw stanza of the tenant, as stored (redacted by default)."""
+
+    def grade_strengths(self) -> dict[str, str]:
+        """The §14 strength of each evidence grade."""

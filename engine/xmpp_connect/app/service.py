@@ -586,6 +586,41 @@ class AdapterService:
         quality = self.store.endpoint_quality(tenant.id, endpoint_id)
         return _plain(asdict(quality))
 
+    def recent_messages(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
+        """The tenant's latest messages with their assessment, newest first (the evidence console)."""
+        out = []
+        for message in self.store.list_messages(tenant.id, limit=limit):
+            events = self.store.evidence_for_message(tenant.id, message.message_id)
+            verdict = lifecycle.assess(message.message_id, events, self.policy.precedence,
+                                       self.policy.version)
+            attempts = self.store.list_attempts(tenant.id, message.message_id)
+            out.append({
+                "xmpp_message_id": message.message_id,
+                "created_at": message.created_at.isoformat(),
+                "purpose": message.purpose,
+                "to": attempts[0].to_jid if attempts else None,
+                "assessment": {"category": verdict.category, "subclass": verdict.subclass,
+                               "confidence": verdict.confidence},
+            })
+        return sorted(out, key=lambda m: m["created_at"], reverse=True)
+
+    def dead_letters(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
+        """The tenant's dead letters: events that could not be parsed, correlated or classified."""
+        page = self.store.list_dead_letters(tenant.id, limit=limit)
+        return [_plain(asdict(letter)) for letter in page.dead_letters]
+
+    def raw_stanza(self, tenant: TenantConfig, raw_ref: str) -> dict[str, Any] | None:
+        """A preserved raw stanza as stored (redacted unless the config turned redaction off)."""
+        found = self.store.get_raw(tenant.id, raw_ref)
+        if found is None:
+            return None
+        ref, content = found
+        return {"raw_event_ref": raw_ref, "reference": _plain(asdict(ref)), "content": content}
+
+    def grade_strengths(self) -> dict[str, str]:
+        """Each evidence grade's §14 strength, by grade name."""
+        return {name: grade.strength for name, grade in self.policy.grades.items()}
+
     def presence(self, tenant: TenantConfig, jid: str) -> dict[str, Any] | None:
         states = self.store.presence(tenant.id, jid)
         if not states:
