@@ -48,11 +48,12 @@ def test_ladder_is_a_table_with_times_relative_to_the_first_entry() -> None:
          "scenario": "adapter_accepted", "assessment": {"subclass": "undef.pending"}, "evidence_grade": None},
         {"occurred_at": "2026-01-01T12:00:00.250+00:00", "event_type": "notification.endpoint.accepted",
          "scenario": "delivered_to_client", "assessment": {"subclass": "success.delivered_to_client"},
-         "evidence_grade": "delivery_receipt", "late": True},
+         "evidence_grade": "delivery_receipt", "late": True, "sender": {"resource": "phone"}},
     ]
     lines = ladder(entries).splitlines()
-    assert lines[0].split() == ["+ms", "event", "scenario", "assessment", "grade", "late", "inferred"]
+    assert lines[0].split() == ["+ms", "event", "scenario", "assessment", "grade", "resource", "late",
+                                "inferred"]
     assert lines[1].split() == ["0", "notification.attempt.accepted_by_adapter", "adapter_accepted",
-                                "undef.pending", "-", "no", "no"]
+                                "undef.pending", "-", "-", "no", "no"]
     assert lines[2].split() == ["250", "notification.endpoint.accepted", "delivered_to_client",
-                                "success.delivered_to_client", "delivery_receipt", "yes", "no"]
+                                "success.delivered_to_client", "delivery_receipt", "phone", "yes", "no"]

@@ -44,8 +44,8 @@ accounts:
 tenants:
   - {{id: demo, token_env: XC_DEMO_TOKEN, accounts: [notify]}}
 """
-COLUMNS = (("+ms", 6), ("event", 43), ("scenario", 26), ("assessment", 32), ("grade", 22), ("late", 4),
-           ("inferred", 8))
+COLUMNS = (("+ms", 6), ("event", 43), ("scenario", 26), ("assessment", 32), ("grade", 22), ("resource", 8),
+           ("late", 4), ("inferred", 8))
 
 
 def say(text: str = "") -> None:
@@ -191,6 +191,7 @@ def ladder(entries: Sequence[dict[str, Any]]) -> str:
         rows.append([
             f"{offset:.0f}", entry["event_type"], entry.get("scenario") or "-",
             entry["assessment"]["subclass"], entry.get("evidence_grade") or "-",
+            (entry.get("sender") or {}).get("resource") or "-",
             "yes" if entry.get("late") else "no", "yes" if entry.get("inferred") else "no",
         ])
     return "\n".join(
