@@ -35,7 +35,10 @@ def test_demo_once_prints_the_ladder_of_a_real_message(tmp_path: Path) -> None:
     out = done.stdout
     rows = [line.split() for line in out.splitlines() if re.match(r"^\s+\d+\s+[a-z]+\.", line)]
     seen = [(row[1], row[3]) for row in rows]
-    positions = [seen.index(rung) for rung in RUNGS]
+    assert all(rung in seen for rung in RUNGS), seen
+    # One stream carries the recipient's answers in order; the server's ack may come before or after them.
+    chain = [rung for rung in RUNGS if rung[1] != "undef.server_acknowledged_only"]
+    positions = [seen.index(rung) for rung in chain]
     assert positions == sorted(positions), seen
     assert "assessment: success / success.acknowledged_by_client (confidence high)" in out
     assert "stopping the service, the recipient and Prosody" in out
