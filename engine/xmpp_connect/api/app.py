@@ -12,7 +12,9 @@ from starlette.routing import Route
 
 from xmpp_connect.api.auth import TenantAuth
 from xmpp_connect.api.backend import AdapterBackend
+from xmpp_connect.api.console import console_routes
 from xmpp_connect.api.limits import RateLimiter
+from xmpp_connect.api.probes import probe_routes
 from xmpp_connect.api.problems import Problem, handle_http_exception, handle_problem, handle_unexpected
 from xmpp_connect.api.routes import Endpoints
 from xmpp_connect.config.settings import ServiceConfig
@@ -22,9 +24,10 @@ def create_app(
     config: ServiceConfig, backend: AdapterBackend, openapi: dict[str, Any], lifespan: Any = None
 ) -> Starlette:
     """The HTTP API over ``backend``; ``openapi`` is served as /openapi.json without authentication."""
+    auth = TenantAuth(config.tenants)
     endpoints = Endpoints(
         backend,
-        TenantAuth(config.tenants),
+        auth,
         RateLimiter(config.limits.rate_per_second, config.limits.burst),
         config.limits.max_body_bytes,
     )
@@ -33,7 +36,8 @@ def create_app(
         return JSONResponse(openapi)
 
     return Starlette(
-        routes=[Route("/openapi.json", openapi_json), *endpoints.routes()],
+        routes=[Route("/openapi.json", openapi_json), *probe_routes(backend), *console_routes(backend, auth),
+                *endpoints.routes()],
         exception_handlers={
             Problem: handle_problem,
             HTTPException: handle_http_exception,

@@ -25,6 +25,9 @@ class AdapterBackend(Protocol):
     def channel_health(self, tenant: TenantConfig) -> list[dict[str, Any]]:
         """§26 channel health of each account the tenant may use."""
 
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the service can take work, and a report of its checks that names no tenant."""
+
     async def perform_action(self, tenant: TenantConfig, request: dict[str, Any]) -> ActionOutcome:
         """Validate and carry out one §4.2 action request (raises Problem for malformed input)."""
 
@@ -54,3 +57,15 @@ class AdapterBackend(Protocol):
 
     def presence(self, tenant: TenantConfig, jid: str) -> dict[str, Any] | None:
         """§15 presence of a bare or full JID."""
+
+    def recent_messages(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
+        """The tenant's latest messages with their assessment, newest first."""
+
+    def dead_letters(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
+        """The tenant's dead letters."""
+
+    def raw_stanza(self, tenant: TenantConfig, raw_ref: str) -> dict[str, Any] | None:
+        """One preserved raw stanza of the tenant, as stored (redacted by default)."""
+
+    def grade_strengths(self) -> dict[str, str]:
+        """The §14 strength of each evidence grade."""

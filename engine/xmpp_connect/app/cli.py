@@ -1,4 +1,4 @@
-"""The `xmpp-connect` command: `rules check | explain | coverage | report` (the HTTP `serve` joins later)."""
+"""The `xmpp-connect` command: `serve`, `config check | show`, `rules check | explain | coverage | report`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from xmpp_connect import __version__
+from xmpp_connect.app import cli_config
+from xmpp_connect.config.settings import ConfigError
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.corpus import load_corpus
 from xmpp_connect.evidence.coverage import CoverageReport, run_corpus
@@ -31,6 +34,8 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xmpp-connect", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"xmpp-connect {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show a traceback for a config error")
     commands = parser.add_subparsers(dest="command", required=True)
     rules = commands.add_parser("rules", help="check, explain, cover and report the policy tables")
     actions = rules.add_subparsers(dest="action", required=True)
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="N worker processes serve HTTP and accept plain sends; this process keeps the"
                        " XMPP sessions and the store (default 0: one process does everything)")
     serve.set_defaults(handler=_serve)
+    cli_config.add_commands(commands)
     return parser
 
 
@@ -82,6 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except PolicyError as exc:
+        for message in exc.messages:
+            print(message, file=sys.stderr)
+        return EXIT_FINDINGS
+    except ConfigError as exc:
+        if args.debug:
+            raise
         for message in exc.messages:
             print(message, file=sys.stderr)
         return EXIT_FINDINGS

@@ -19,9 +19,11 @@ from typing import Any
 from ruamel.yaml import YAML
 from starlette.applications import Starlette
 
+from xmpp_connect import __version__
 from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
+from xmpp_connect.app.account_status import CONNECTED, AccountStatuses
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
@@ -64,7 +66,8 @@ from xmpp_connect.xmpp.jids import bare
 log = logging.getLogger(__name__)
 CORE_SOCKET = "core.sock"
 MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
-CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report"})
+ACCOUNT_START = "xmpp-connect account start"
+CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report", ACCOUNT_START})
 
 
 
@@ -166,6 +169,7 @@ class AdapterService:
         self.recorder = Recorder(store, self.policy.precedence, hide_jids=config.privacy.metadata_only)
         commands = CommandTable.from_mapping(self.policy.commands)
         self.tenant_of_account = {a: t.id for t in config.tenants for a in t.accounts}
+        self.account_status = AccountStatuses(config.accounts)
         self.pipelines = {t.id: self._pipeline(t.id, commands) for t in config.tenants}
         self.providers: dict[str, XmppProvider] = {a.ref: self._provider(a) for a in config.accounts}
         self.timer_recorder = TimerRecorder(store, self.classifier, self.pipelines, self.recorder)
@@ -253,6 +257,7 @@ class AdapterService:
 
     def on_native_event(self, event: NativeEvent) -> None:
         """The one sink every provider feeds: the owning tenant's pipeline."""
+        self.account_status.observe(event)
         tenant_id = self.tenant_of_account.get(event.account)
         if tenant_id is None:
             log.warning("native event for unknown account %s dropped", event.account)
@@ -278,12 +283,20 @@ class AdapterService:
         self.intake_dispatcher = IntakeDispatcher(intake, self.store, self._carry_out)
         self._health_report = health_report
 
-    async def start(self) -> None:
+    async def start(self, wait_for_accounts: bool = True) -> None:
         """Connect the providers, then fire timers (due ones from before a restart too) and purge; with an
-        intake, carry out its requests and report stream health to the workers."""
+        intake, carry out its requests and report stream health to the workers. Without
+        ``wait_for_accounts`` the providers connect in the background (the HTTP port opens at once and
+        ``account_status`` says how each is doing)."""
         self.store.enable_group_commit(asyncio.get_running_loop())
-        await asyncio.gather(*(p.start() for p in self.providers.values()))
-        self._background = [
+        self.account_status.announce()
+        connecting = asyncio.gather(*(p.start() for p in self.providers.values()))
+        if wait_for_accounts:
+            await connecting
+        else:
+            self._background.append(asyncio.create_task(self._settle(connecting), name=ACCOUNT_START))
+            await asyncio.sleep(0)
+        self._background += [
             asyncio.create_task(self.timers.run(), name="xmpp-connect timers"),
             asyncio.create_task(self._purge_periodically(), name="xmpp-connect retention purge"),
         ]
@@ -293,7 +306,34 @@ class AdapterService:
                 asyncio.create_task(self._report_health_periodically(), name="xmpp-connect health report"),
             ]
 
+    @staticmethod
+    async def _settle(connecting: asyncio.Future[Any]) -> None:
+        """The background start of the providers: failures are reported through account_status."""
+        with contextlib.suppress(Exception):
+            await connecting
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready to serve: the store takes a write, the policy is loaded, every account is connected. Names no
+        tenant, JID or server."""
+        try:
+            with self.store.transaction():
+                pass
+            await self.store.durable()
+            store_ok = True
+        except Exception:
+            log.exception("readiness: the store refused a write transaction")
+            store_ok = False
+        accounts = {s.account: {"status": s.status, "reason": s.reason} for s in self.account_status.all()}
+        ready = store_ok and all(a["status"] == CONNECTED for a in accounts.values())
+        return ready, {
+            "status": "ready" if ready else "not_ready",
+            "checks": {"store": "ok" if store_ok else "failing", "policy": "ok"},
+            "policy_version": self.policy.version,
+            "accounts": accounts,
+        }
+
     async def stop(self) -> None:
+        self.account_status.stopping()
         self.timers.stop()
         if self.intake_dispatcher is not None:
             self.intake_dispatcher.stop()
@@ -308,7 +348,8 @@ class AdapterService:
     # -- AdapterBackend --------------------------------------------------------------------------
 
     def descriptor(self) -> dict[str, Any]:
-        return _plain(self.policy.descriptor)
+        """The policy's descriptor, with the one version number of the package."""
+        return {**_plain(self.policy.descriptor), "adapter_version": __version__}
 
     def channel_health(self, tenant: TenantConfig) -> list[dict[str, Any]]:
         """§26 per account, plus whether the server's TLS identity is verified (§27; off only explicitly)."""
@@ -316,7 +357,8 @@ class AdapterService:
         for ref in tenant.accounts:
             account = self.config.account(ref)
             verified = account.verify_tls if account else True
-            out.append({**asdict(self.providers[ref].health()), "tls_verification": verified})
+            out.append({**asdict(self.providers[ref].health()), "tls_verification": verified,
+                        "connection": self.account_status.get(ref).to_dict()})
         return out
 
     async def perform_action(
@@ -515,6 +557,41 @@ class AdapterService:
         ]
         return {"dead_letters": letters, "next_cursor": page.next_cursor}
 
+    def recent_messages(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
+        """The tenant's latest messages with their assessment, newest first (the evidence console)."""
+        out = []
+        for message in self.store.list_messages(tenant.id, limit=limit):
+            events = self.store.evidence_for_message(tenant.id, message.message_id)
+            verdict = lifecycle.assess(message.message_id, events, self.policy.precedence,
+                                       self.policy.version)
+            attempts = self.store.list_attempts(tenant.id, message.message_id)
+            out.append({
+                "xmpp_message_id": message.message_id,
+                "created_at": message.created_at.isoformat(),
+                "purpose": message.purpose,
+                "to": attempts[0].to_jid if attempts else None,
+                "assessment": {"category": verdict.category, "subclass": verdict.subclass,
+                               "confidence": verdict.confidence},
+            })
+        return sorted(out, key=lambda m: m["created_at"], reverse=True)
+
+    def dead_letters(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
+        """The tenant's dead letters: events that could not be parsed, correlated or classified."""
+        page = self.store.list_dead_letters(tenant.id, limit=limit)
+        return [_plain(asdict(letter)) for letter in page.dead_letters]
+
+    def raw_stanza(self, tenant: TenantConfig, raw_ref: str) -> dict[str, Any] | None:
+        """A preserved raw stanza as stored (redacted unless the config turned redaction off)."""
+        found = self.store.get_raw(tenant.id, raw_ref)
+        if found is None:
+            return None
+        ref, content = found
+        return {"raw_event_ref": raw_ref, "reference": _plain(asdict(ref)), "content": content}
+
+    def grade_strengths(self) -> dict[str, str]:
+        """Each evidence grade's §14 strength, by grade name."""
+        return {name: grade.strength for name, grade in self.policy.grades.items()}
+
     def presence(self, tenant: TenantConfig, jid: str) -> dict[str, Any] | None:
         states = self.store.presence(tenant.id, jid)
         if not states:
@@ -566,7 +643,7 @@ def build_app(service: AdapterService) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await service.start()
+        await service.start(wait_for_accounts=False)
         try:
             yield
         finally:

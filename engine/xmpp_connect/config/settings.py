@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML, YAMLError
-
+from xmpp_connect.config.schema import schema_problems
+from xmpp_connect.config.source import SourceError, read_source
 from xmpp_connect.xmpp.jids import bare, is_valid_jid, split_jid
 
 SANDBOX_DOMAIN = "sandbox.invalid"
@@ -39,7 +39,11 @@ plain: keep them on loopback) and no rooms or nodes."""
 
 
 class ConfigError(ValueError):
-    """The configuration is unusable; the message names the field, never a secret."""
+    """The configuration is unusable: one message per problem, each naming the field, never a secret."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
 
 
 class Secret:
@@ -200,21 +204,26 @@ class ServiceConfig:
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> ServiceConfig:
-    """Read a YAML config file; relative paths in it are relative to the file's directory."""
+    """Read a YAML config file; relative paths in it are relative to the file's directory. Every problem
+    is reported as ``file:line: field: message``."""
     path = Path(path)
     try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-    except YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
+        source = read_source(path)
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
+    if not isinstance(source.data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    return config_from_dict(data, base_dir=path.parent, env=os.environ if env is None else env)
+    try:
+        return config_from_dict(source.data, base_dir=path.parent, env=os.environ if env is None else env)
+    except ConfigError as exc:
+        raise ConfigError(*source.locate_all(exc.messages)) from None
 
 
 def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, str]) -> ServiceConfig:
-    """Build a ServiceConfig from parsed config data."""
+    """Build a ServiceConfig from parsed config data, checked against spec/config.schema.json first."""
+    problems = schema_problems(data)
+    if problems:
+        raise ConfigError(*(str(problem) for problem in problems))
     reader = _Reader(base_dir, env)
     listen = reader.mapping(data, "listen", "listen")
     data_dir = reader.path(data.get("data_dir", "data"), "data_dir")
