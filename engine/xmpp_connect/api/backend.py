@@ -61,9 +61,6 @@ class AdapterBackend(Protocol):
     def recent_messages(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
         """The tenant's latest messages with their assessment, newest first."""
 
-    def dead_letters(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
-        """The tenant's dead letters."""
-
     def raw_stanza(self, tenant: TenantConfig, raw_ref: str) -> dict[str, Any] | None:
         """One preserved raw stanza of the tenant, as stored (redacted by default)."""
 

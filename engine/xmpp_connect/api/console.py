@@ -66,8 +66,9 @@ def console_routes(backend: AdapterBackend, auth: TenantAuth) -> list[Route]:
         tenant = signed_in(request)
         if tenant is None:
             return html(pages.sign_in())
+        letters = backend.dead_letters(tenant, None, RECENT)["dead_letters"]
         return html(pages.overview(tenant.id, backend.recent_messages(tenant, RECENT),
-                                   backend.channel_health(tenant), backend.dead_letters(tenant, RECENT)))
+                                   backend.channel_health(tenant), letters))
 
     async def sign_in(request: Request) -> Response:
         body = await request.body()

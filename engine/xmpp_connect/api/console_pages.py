@@ -69,7 +69,7 @@ def overview(tenant_id: str, messages: Sequence[Mapping[str, Any]], health: Sequ
     )
     letters = "".join(
         f'<tr><td>{escape(str(d.get("created_at", ""))[:19])}</td><td>{escape(str(d.get("stage")))}</td>'
-        f'<td>{escape(str(d.get("reason")))}</td>{_raw_cell(d.get("raw_ref"))}</tr>'
+        f'<td>{escape(str(d.get("reason")))}</td>{_raw_cell(d.get("raw_event_ref"))}</tr>'
         for d in dead_letters
     ) or '<tr><td colspan="4">None.</td></tr>'
     return page("Messages", (

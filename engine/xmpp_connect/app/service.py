@@ -575,11 +575,6 @@ class AdapterService:
             })
         return sorted(out, key=lambda m: m["created_at"], reverse=True)
 
-    def dead_letters(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
-        """The tenant's dead letters: events that could not be parsed, correlated or classified."""
-        page = self.store.list_dead_letters(tenant.id, limit=limit)
-        return [_plain(asdict(letter)) for letter in page.dead_letters]
-
     def raw_stanza(self, tenant: TenantConfig, raw_ref: str) -> dict[str, Any] | None:
         """A preserved raw stanza as stored (redacted unless the config turned redaction off)."""
         found = self.store.get_raw(tenant.id, raw_ref)
