@@ -457,3 +457,29 @@ async def test_bare_unavailable_while_our_subscription_is_pending_does_not_mark_
     entries = await adapter.entries(second)
     assert "notification.endpoint.deferred" not in {e["event_type"] for e in entries}
     assert "undef.offline_stored" not in {e["assessment"]["subclass"] for e in entries}
+
+
+@pytest.mark.parametrize(("choice", "visible"), [("approve_and_subscribe", True), ("ignore", False)])
+async def test_subscription_requests_follow_the_accounts_choice(
+    prosody: ProsodyServer, tmp_path: Path, recipients: Callable[..., Recipient], choice: str, visible: bool
+) -> None:
+    """What an account does with a contact's subscription request is its config's choice: approve and ask
+    back (the contact then sees our presence and we see theirs), or ignore. The receipt the adapter returns
+    for a later message on the same streams shows the request was handled."""
+    user = prosody.fresh_user("svc")
+    config_path = write_config(tmp_path, prosody, user)
+    config_path.write_text(config_path.read_text().replace(
+        "    ca_certs:", f"    subscription_requests: {choice}\n    ca_certs:"))
+    service, http = await start_service(config_path, user)
+    try:
+        phone = await recipients().online()
+        phone.subscribe_to(user.jid)
+        ping = phone.client.make_message(mto=f"{user.jid}/adapter", mbody="hello", mtype="chat")
+        ping["request_receipt"] = True
+        ping.send()
+        assert await asyncio.wait_for(phone.receipts.get(), WAIT) == ping["id"]
+        item = phone.client.client_roster[user.jid]
+        # "from" or "both" on the contact's side: the adapter subscribed to its presence (asked back).
+        assert (item["subscription"] in ("from", "both")) is visible, item["subscription"]
+    finally:
+        await stop_service(service, http)

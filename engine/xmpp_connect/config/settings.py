@@ -30,10 +30,11 @@ DEFAULT_CLIENT_PORT = 5222
 DEFAULT_COMPONENT_PORT = 5347
 DEFAULT_GROUP_TIMEOUT_S = 5.0
 ACCESS_MODELS = ("open", "presence", "roster", "authorize", "whitelist")
+SUBSCRIPTION_REQUESTS = ("approve_and_subscribe", "approve", "ignore")
 PUBLISHER_MODELS = ("publishers", "subscribers", "open")
 """§19 XmppPubSubNode access and publisher models a node may be created with."""
 NOT_FOR_COMPONENTS = ("password", "password_env", "password_file", "ca_certs", "require_tls", "verify_tls",
-                      "rooms", "nodes", "room_join_timeout")
+                      "rooms", "nodes", "room_join_timeout", "subscription_requests")
 """Client-account keys refused on a component account: it has no password, no TLS (XEP-0114 streams are
 plain: keep them on loopback) and no rooms or nodes."""
 
@@ -122,6 +123,9 @@ class AccountConfig:
     nodes: tuple[NodeConfig, ...] = ()
     room_join_timeout: float = DEFAULT_GROUP_TIMEOUT_S
     iq_timeout: float = DEFAULT_GROUP_TIMEOUT_S
+    subscription_requests: str = SUBSCRIPTION_REQUESTS[0]
+    """What a client account does when a contact asks for its presence (RFC 6121 §3): approve and ask back
+    (then the contact's presence is visible, §15), approve only, or ignore."""
 
 
 @dataclass(frozen=True)
@@ -428,6 +432,7 @@ class _Reader:
             nodes=self.nodes(data, where),
             room_join_timeout=self.timeout(data, "room_join_timeout", where),
             iq_timeout=self.timeout(data, "iq_timeout", where),
+            subscription_requests=self.choice(data, "subscription_requests", where, SUBSCRIPTION_REQUESTS),
         )
 
     def component(self, data: Mapping[str, Any], where: str) -> AccountConfig:

@@ -95,7 +95,8 @@ class AccountConfig:
     ping_timeout: float = 10.0
     ack_request_delay: float = 0.005
     backoff: Backoff = Backoff()
-    auto_authorize_subscriptions: bool = True
+    subscription_requests: str = "approve_and_subscribe"
+    """approve_and_subscribe | approve | ignore (config ``accounts[].subscription_requests``)."""
     discover_capabilities: bool = True
     rooms: tuple[RoomSettings, ...] = ()
     nodes: tuple[NodeSettings, ...] = ()
@@ -126,6 +127,7 @@ class AccountConfig:
             "nodes": tuple(_node_settings(node) for node in account.nodes),
             "room_join_timeout": account.room_join_timeout,
             "iq_timeout": account.iq_timeout,
+            "subscription_requests": account.subscription_requests,
         }
         values.update(overrides)
         return cls(**values)

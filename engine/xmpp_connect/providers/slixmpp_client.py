@@ -171,8 +171,9 @@ class SlixmppProvider:
             unverified.check_hostname = False
             unverified.verify_mode = ssl.CERT_NONE
             client.ssl_context = unverified
-        client.auto_authorize = config.auto_authorize_subscriptions
-        client.auto_subscribe = config.auto_authorize_subscriptions
+        # slixmpp: auto_authorize True approves, None leaves the request unanswered; auto_subscribe asks back.
+        client.auto_authorize = None if config.subscription_requests == "ignore" else True
+        client.auto_subscribe = config.subscription_requests == "approve_and_subscribe"
         client.register_plugin("xep_0030")
         # window=0: slixmpp's own ack request goes out before the stanza it should cover; we send ours after.
         client.register_plugin("xep_0198", {"window": 0})
