@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from xmpp_connect.app import cli_audit
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.corpus import load_corpus
 from xmpp_connect.evidence.coverage import CoverageReport, run_corpus
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="N worker processes serve HTTP and accept plain sends; this process keeps the"
                        " XMPP sessions and the store (default 0: one process does everything)")
     serve.set_defaults(handler=_serve)
+    cli_audit.add_commands(commands)
     return parser
 
 

@@ -24,6 +24,7 @@ from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
+from xmpp_connect.app.audit_service import CHECKPOINT_TASK, AuditService
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
@@ -72,7 +73,7 @@ from xmpp_connect.xmpp.jids import bare
 log = logging.getLogger(__name__)
 CORE_SOCKET = "core.sock"
 MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
-CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report"})
+CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report", CHECKPOINT_TASK})
 
 
 
@@ -218,7 +219,7 @@ class TimerRecorder:
         )
 
 
-class AdapterService:
+class AdapterService(AuditService):
     """The AdapterBackend the HTTP API serves: actions, ingest, reads, all scoped to the caller's tenant."""
 
     def __init__(self, config: ServiceConfig, store: SqlStore, policy: Policy | None = None) -> None:
@@ -341,11 +342,13 @@ class AdapterService:
     async def start(self) -> None:
         """Connect the providers, then fire timers (due ones from before a restart too) and purge; with an
         intake, carry out its requests and report stream health to the workers."""
+        self.check_audit_key()
         self.store.enable_group_commit(asyncio.get_running_loop())
         await asyncio.gather(*(p.start() for p in self.providers.values()))
         self._background = [
             asyncio.create_task(self.timers.run(), name="xmpp-connect timers"),
             asyncio.create_task(self._purge_periodically(), name="xmpp-connect retention purge"),
+            asyncio.create_task(self.checkpoint_periodically(), name=CHECKPOINT_TASK),
         ]
         if self.intake_dispatcher is not None:
             self._background += [

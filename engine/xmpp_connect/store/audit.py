@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from xmpp_connect.model.chain import GENESIS, ChainFailure, walk
 from xmpp_connect.model.checkpoint import Checkpoint, sign_checkpoint, signature_valid
 from xmpp_connect.store.connection import SqlBase, log
+from xmpp_connect.store.rows import where_equal
 from xmpp_connect.store.timestamps import to_text
 
 _CHECKPOINT_COLUMNS = (
@@ -135,6 +136,40 @@ class ChainAudit(SqlBase):
             sql += " AND seq <= ?"
             params.append(until_seq)
         return [dict(row) for row in self._all(sql + " ORDER BY seq", params)]
+
+    def selected_rows(
+        self,
+        tenant_id: str,
+        *,
+        case_id: str | None = None,
+        participant_id: str | None = None,
+        message_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The tenant's chained rows matching every given selector (times compare with ``occurred_at``)."""
+        where, params = where_equal(
+            tenant_id, case_id=case_id, participant_id=participant_id, message_id=message_id
+        )
+        if since is not None:
+            where += " AND occurred_at >= ?"
+            params = [*params, since]
+        if until is not None:
+            where += " AND occurred_at < ?"
+            params = [*params, until]
+        rows = self._all(
+            f"SELECT * FROM evidence_events WHERE {where} AND entry_hash IS NOT NULL ORDER BY seq", params
+        )
+        return [dict(row) for row in rows]
+
+    def chain_hash_before(self, tenant_id: str, seq: int) -> str:
+        """The tenant's chain hash just before the entry at ``seq``."""
+        row = self._one(
+            "SELECT chain_hash FROM evidence_events"
+            " WHERE tenant_id = ? AND seq < ? AND chain_hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (tenant_id, seq),
+        )
+        return str(row["chain_hash"]) if row else GENESIS
 
     def verify_chain(self, tenant_id: str, public_key: Ed25519PublicKey | None = None) -> AuditReport:
         """Walk the tenant's whole chain, the raw stanza digests it covers, then every checkpoint."""
