@@ -77,6 +77,9 @@ def build_export(
     checkpoint, head_seq = _covering_checkpoint(store, request.tenant_id, last_seq, now, key)
     chosen = {row["event_id"] for row in selected}
     names = Pseudonyms() if request.anonymize else None
+    selection = request.selection()
+    if names is not None and request.participant_id is not None:
+        selection["participant_id"] = names.participant(request.participant_id)
     lines: list[dict[str, Any]] = []
     for row in store.chain_rows(request.tenant_id, after_seq=first_seq - 1, until_seq=head_seq):
         if row["entry_hash"] is None:
@@ -90,7 +93,7 @@ def build_export(
         "format": BUNDLE_FORMAT,
         "tenant_id": request.tenant_id,
         "created_at": to_text(now),
-        "selection": request.selection(),
+        "selection": selection,
         "options": {
             "anonymized": request.anonymize,
             "bodies": request.bodies,

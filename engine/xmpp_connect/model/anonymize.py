@@ -27,7 +27,7 @@ class Pseudonyms:
         return f"{pseudonym}/{alias}"
 
     def participant(self, participant_id: str) -> str:
-        return self._participants.setdefault(participant_id, f"participant-{len(self._participants) + 1}")
+        return self._participants.setdefault(participant_id, f"anon-p{len(self._participants) + 1}")
 
     def text(self, text: str) -> str:
         """Every JID inside the text replaced."""
