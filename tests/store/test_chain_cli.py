@@ -1,4 +1,4 @@
-"""`xmpp-connect audit verify | checkpoint | anonymize` and `xmpp-connect export` against a configured store."""
+"""`xmpp-connect audit verify | checkpoint | anonymize` and `xmpp-connect export` on a configured store."""
 
 from __future__ import annotations
 
