@@ -67,3 +67,6 @@ class AdapterBackend(Protocol):
 
     def raw_event(self, tenant: TenantConfig, raw_event_ref: str) -> dict[str, Any] | None:
         """A raw stanza by its reference, as stored (redacted unless configured otherwise)."""
+
+    async def reconstruct(self, tenant: TenantConfig, body: dict[str, Any]) -> dict[str, Any]:
+        """Query the account's XEP-0313 archive for a message or from a time; records archive evidence."""

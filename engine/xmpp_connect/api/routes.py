@@ -54,6 +54,7 @@ class Endpoints:
             Route("/adapter/audit/checkpoints", r(self.checkpoints)),
             Route("/adapter/audit/checkpoints", r(self.sign_checkpoint), methods=["POST"]),
             Route("/adapter/audit/public-key", self.public_key),
+            Route("/adapter/archive/queries", r(self.archive_query), methods=["POST"]),
         ]
 
     def _guarded(
@@ -135,6 +136,10 @@ class Endpoints:
 
     async def sign_checkpoint(self, _request: Request, tenant: TenantConfig) -> Response:
         return JSONResponse(await self.backend.sign_checkpoint(tenant), status_code=201)
+
+    async def archive_query(self, request: Request, tenant: TenantConfig) -> Response:
+        body = await read_json_object(request, self.max_body_bytes)
+        return JSONResponse(await self.backend.reconstruct(tenant, body))
 
     async def public_key(self, _request: Request) -> Response:
         """Unauthenticated: an auditor without a tenant token checks checkpoints against it."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from xmpp_connect.app import cli_audit
+from xmpp_connect.app import cli_archive, cli_audit
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.corpus import load_corpus
 from xmpp_connect.evidence.coverage import CoverageReport, run_corpus
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                        " XMPP sessions and the store (default 0: one process does everything)")
     serve.set_defaults(handler=_serve)
     cli_audit.add_commands(commands)
+    cli_archive.add_commands(commands)
     return parser
 
 

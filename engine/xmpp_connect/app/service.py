@@ -24,6 +24,7 @@ from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
+from xmpp_connect.app.archive_service import ArchiveService
 from xmpp_connect.app.audit_service import CHECKPOINT_TASK, AuditService
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
@@ -219,7 +220,7 @@ class TimerRecorder:
         )
 
 
-class AdapterService(AuditService):
+class AdapterService(AuditService, ArchiveService):
     """The AdapterBackend the HTTP API serves: actions, ingest, reads, all scoped to the caller's tenant."""
 
     def __init__(self, config: ServiceConfig, store: SqlStore, policy: Policy | None = None) -> None:

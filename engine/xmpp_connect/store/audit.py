@@ -97,6 +97,11 @@ class ChainAudit(SqlBase):
         )
         return row["event_id"], row["chain_hash"], int(count["n"]) if count else 0
 
+    def last_position(self, tenant_id: str) -> int:
+        """The tenant's last feed position (0 before its first entry)."""
+        row = self._one("SELECT MAX(seq) AS seq FROM evidence_events WHERE tenant_id = ?", (tenant_id,))
+        return int(row["seq"]) if row and row["seq"] is not None else 0
+
     def create_checkpoint(self, tenant_id: str, key: Ed25519PrivateKey, now: datetime) -> Checkpoint:
         """Sign the tenant's chain head as it is now and store the checkpoint."""
         head_event_id, head_hash, entries = self.chain_head(tenant_id)
