@@ -104,6 +104,7 @@ def chain_ab(store: SqlStore, samples: int, writers: int, rounds: int = 10) -> t
         for r in range(rounds * 2):
             chained = r % 2 == 0
             store.chain_linker = ChainLinker if chained else Unchained  # type: ignore[misc]
+            store._chain_cache = None  # the B rounds' rows carry no chain: start each round afresh
             began = time.perf_counter()
             for done in [pool.submit(writer, per_round) for _ in range(writers)]:
                 done.result()

@@ -3,6 +3,7 @@ that was changed, removed or reordered directly in the database (SQLite and Post
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -178,3 +179,42 @@ def test_a_checkpoint_signs_the_head_and_its_position(store, tenant, rows):
     assert checkpoint.entries == len(ids)
     assert checkpoint.head_event_id == (ids[-1] if ids else None)
     assert store.list_checkpoints(tenant) == [checkpoint]
+
+
+def test_two_store_objects_appending_in_turn_keep_one_chain(store_factory, tenant):
+    """Each object remembers its last head; the other's appends in between must make it read again."""
+    first, second = store_factory.open(), store_factory.open()
+    for n in range(6):
+        writer = first if n % 2 == 0 else second
+        writer.append_evidence(evidence(tenant, f"m{n}", "server_acknowledged", T0))
+    report = first.verify_chain(tenant)
+    assert report.ok, report.failure
+    assert report.entries == 6
+
+
+def test_a_rolled_back_append_leaves_no_dangling_link(store, tenant):
+    store.append_evidence(evidence(tenant, "m0", "server_acknowledged", T0))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append_evidence(evidence(tenant, "m1", "server_acknowledged", T0))
+        raise RuntimeError("the action failed after its evidence was appended")
+    store.append_evidence(evidence(tenant, "m2", "server_acknowledged", T0))
+    report = store.verify_chain(tenant)
+    assert report.ok, report.failure
+    assert report.entries == 2
+
+
+async def test_a_rolled_back_append_inside_a_group_commit_batch(store, tenant):
+    """With group commit, SQLite hands out positions from memory and keeps them after a rollback."""
+    store.enable_group_commit(asyncio.get_running_loop())
+    try:
+        store.append_evidence(evidence(tenant, "m0", "server_acknowledged", T0))
+        with pytest.raises(RuntimeError), store.transaction():
+            store.append_evidence(evidence(tenant, "m1", "server_acknowledged", T0))
+            raise RuntimeError("rolled back")
+        store.append_evidence(evidence(tenant, "m2", "server_acknowledged", T0))
+        await store.durable()
+    finally:
+        store.disable_group_commit()
+    report = store.verify_chain(tenant)
+    assert report.ok, report.failure
+    assert report.entries == 2

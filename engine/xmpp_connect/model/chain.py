@@ -71,15 +71,22 @@ def canonical_json(value: Any) -> bytes:
 
 def personal_digest(salt: str, row: Mapping[str, Any]) -> str:
     """sha256 over the salt's bytes and the canonical JSON array of the personal columns."""
-    values = [row.get(name) for name in PERSONAL_COLUMNS]
-    return hashlib.sha256(bytes.fromhex(salt) + canonical_json(values)).hexdigest()
+    return salted_digest(bytes.fromhex(salt), [row.get(name) for name in PERSONAL_COLUMNS])
+
+
+def salted_digest(salt: bytes, values: list[Any]) -> str:
+    """``personal_digest`` of the personal columns' values, already in PERSONAL_COLUMNS order."""
+    return hashlib.sha256(salt + canonical_json(values)).hexdigest()
 
 
 def entry_digest(row: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON array [format, the content columns' values in order]."""
-    values: list[Any] = [CHAIN_FORMAT]
-    values.extend(row.get(name) for name in CONTENT_COLUMNS)
-    return hashlib.sha256(canonical_json(values)).hexdigest()
+    return content_digest([row.get(name) for name in CONTENT_COLUMNS])
+
+
+def content_digest(values: list[Any]) -> str:
+    """``entry_digest`` of the content columns' values, already in CONTENT_COLUMNS order."""
+    return hashlib.sha256(canonical_json([CHAIN_FORMAT, *values])).hexdigest()
 
 
 def link(prev_chain_hash: str, entry_hash: str) -> str:

@@ -6,16 +6,19 @@ so the tenant's previous row, read after taking it, is the one committed last: t
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from xmpp_connect.model.chain import (
     CHAIN_COLUMNS,
+    CONTENT_COLUMNS,
     GENESIS,
-    entry_digest,
+    PERSONAL_COLUMNS,
+    content_digest,
     link,
-    personal_digest,
+    salted_digest,
 )
 from xmpp_connect.store.rows import EVENT_COLUMNS
 
@@ -24,52 +27,58 @@ INSERT_CHAINED = (
     f"INSERT INTO evidence_events ({', '.join(CHAINED_COLUMNS)})"
     f" VALUES ({', '.join('?' for _ in CHAINED_COLUMNS)})"
 )
+# Where the hashed values sit in an ``event_row`` tuple: the content columns up to raw_ref, then (after the
+# raw digest) occurred_at .. notes; the chain's own values are added by ChainLinker.values.
+_INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
+_TENANT, _RAW_REF = _INDEX["tenant_id"], _INDEX["raw_ref"]
+_PERSONAL = [_INDEX[name] for name in PERSONAL_COLUMNS]
+_SPLIT = CONTENT_COLUMNS.index("raw_sha256")
+_CONTENT_FROM_ROW = [_INDEX[name] for name in CONTENT_COLUMNS[:_SPLIT]]
+_MIDDLE_FROM_ROW = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[_SPLIT + 1 : -2]))
 _HEAD = "SELECT event_id, chain_hash FROM evidence_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"
 _RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw_event_id = ?"
 
 Query = Callable[[str, Sequence[Any]], Any]
 
 
-class ChainLinker:
-    """Chain values for the rows of one write scope; tenant heads are read once, then advanced in memory."""
+Heads = dict[str, tuple[str | None, str]]
+"""tenant id -> (event id, chain hash) of its last chained entry."""
 
-    def __init__(self, query: Query) -> None:
+
+class ChainLinker:
+    """Chain values for the rows of one write scope; tenant heads are read once (unless ``heads`` already
+    holds them), then advanced in memory."""
+
+    def __init__(self, query: Query, heads: Heads | None = None) -> None:
         self._query = query
-        self._heads: dict[str, tuple[str | None, str]] = {}
+        self.heads: Heads = dict(heads or {})
         self._raw: dict[tuple[str, str], str | None] = {}
 
     def values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """The chain columns for an event row (``event_row`` order); call ``advance`` once it is inserted."""
-        fields = dict(zip(EVENT_COLUMNS, row, strict=True))
-        tenant_id = fields["tenant_id"]
+        tenant_id = row[_TENANT]
         prev_event_id, prev_chain = self._head(tenant_id)
-        raw_ref = fields["raw_ref"]
-        fields["raw_sha256"] = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
-        salt = secrets.token_hex(16)
-        fields["personal_sha256"] = personal_digest(salt, fields)
-        fields["prev_event_id"] = prev_event_id
-        entry_hash = entry_digest(fields)
-        return (
-            fields["raw_sha256"],
-            salt,
-            fields["personal_sha256"],
-            prev_event_id,
-            entry_hash,
-            link(prev_chain, entry_hash),
-        )
+        raw_ref = row[_RAW_REF]
+        raw_sha256 = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
+        salt = os.urandom(16)
+        personal = salted_digest(salt, [row[i] for i in _PERSONAL])
+        content = [row[i] for i in _CONTENT_FROM_ROW]
+        content.extend((raw_sha256, *_MIDDLE_FROM_ROW(row), prev_event_id, personal))
+        entry_hash = content_digest(content)
+        return (raw_sha256, salt.hex(), personal, prev_event_id, entry_hash, link(prev_chain, entry_hash))
 
     def advance(self, tenant_id: str, event_id: str, chain: tuple[Any, ...]) -> None:
-        self._heads[tenant_id] = (event_id, chain[-1])
+        self.heads[tenant_id] = (event_id, chain[-1])
 
     def _head(self, tenant_id: str) -> tuple[str | None, str]:
-        head = self._heads.get(tenant_id)
+        head = self.heads.get(tenant_id)
         if head is None:
             row = self._query(_HEAD, (tenant_id,)).fetchone()
             if row is None or row["chain_hash"] is None:
                 head = (None, GENESIS)
             else:
                 head = (row["event_id"], row["chain_hash"])
-            self._heads[tenant_id] = head
+            self.heads[tenant_id] = head
         return head
 
     def _raw_digest(self, tenant_id: str, raw_ref: str) -> str | None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from xmpp_connect.model.evidence import EvidenceEvent
-from xmpp_connect.store.chain import INSERT_CHAINED, ChainLinker
+from xmpp_connect.store.chain import INSERT_CHAINED, ChainLinker, Heads
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.cursor import decode_cursor, encode_cursor
 from xmpp_connect.store.errors import InvalidCursor
@@ -27,6 +27,10 @@ class EvidenceLog(SqlBase):
 
     chain_linker: type[ChainLinker] = ChainLinker
     """Computes each appended row's chain columns (bench/store.py swaps it to measure the chain's cost)."""
+    _chain_cache: tuple[int, Heads] | None = None
+    """The feed position after this store's last append and the tenant heads it left. Valid while the
+    next append's first position follows it: then nobody else appended in between (every append takes
+    positions from the locked counter, and a rolled-back one either returns them or clears this)."""
 
     def append_evidence(self, events: Sequence[EvidenceEvent]) -> AppendResult:
         """Append events once each: an event id already in the log (a duplicate observation) is skipped.
@@ -50,8 +54,11 @@ class EvidenceLog(SqlBase):
                 seen.add((event.tenant_id, event.event_id))
                 fresh.append(event)
         with self._write() as conn:
-            first = self._reserve_positions(conn, len(fresh)) - len(fresh) + 1
-            linker = self.chain_linker(lambda sql, params: self._exec(conn, sql, params))
+            last = self._reserve_positions(conn, len(fresh))
+            first = last - len(fresh) + 1
+            cache, self._chain_cache = self._chain_cache, None
+            known = cache[1] if cache is not None and cache[0] == first - 1 else None
+            linker = self.chain_linker(lambda sql, params: self._exec(conn, sql, params), known)
             for offset, event in enumerate(fresh):
                 placed = replace(event, seq=first + offset, recorded_at=recorded_at)
                 row = event_row(placed)
@@ -62,6 +69,7 @@ class EvidenceLog(SqlBase):
                     linker.advance(event.tenant_id, event.event_id, chain)
                     stored.append(placed)
             self._before_commit(conn)
+            self._chain_cache = (last, linker.heads)
         for event in stored:
             log.debug(
                 "evidence appended event_type=%s subclass=%s message_id=%s late=%s",
@@ -105,6 +113,10 @@ class EvidenceLog(SqlBase):
             chain = linker.values(row)
             linker.advance(event.tenant_id, event.event_id, chain)
             yield row + chain
+
+    def _rolled_back(self) -> None:
+        """A write scope was rolled back: rows this store appended may be gone, so forget the heads."""
+        self._chain_cache = None
 
     def _before_commit(self, conn: Any) -> None:
         """Hook between inserting events and committing (tests widen this window to provoke races)."""
