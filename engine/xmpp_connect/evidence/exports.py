@@ -105,7 +105,7 @@ def build_export(
         "public_key": public_key_text(key) if key is not None else None,
         "policy": _policy(selected, policy),
     }
-    return encode_bundle(manifest, lines)
+    return encode_bundle(manifest, lines, key)
 
 
 def _selected_rows(store: SqlStore, request: ExportRequest) -> list[dict[str, Any]]:

@@ -6,13 +6,15 @@ linked up to a signed checkpoint, and the checkpoint's signature is checked agai
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from xmpp_connect.model.chain import canonical_json, walk
 from xmpp_connect.model.checkpoint import Checkpoint, SigningKeyError, load_public_key, signature_valid
@@ -32,10 +34,20 @@ def lines_digest(lines: Iterable[Mapping[str, Any]]) -> str:
     return digest.hexdigest()
 
 
-def encode_bundle(manifest: Mapping[str, Any], lines: list[dict[str, Any]]) -> str:
-    """The bundle text: the manifest (with the lines' digest) first, then one line per record."""
-    head = {**manifest, "lines": len(lines), "lines_sha256": lines_digest(lines)}
+def encode_bundle(
+    manifest: Mapping[str, Any], lines: list[dict[str, Any]], key: Ed25519PrivateKey | None = None
+) -> str:
+    """The bundle text: the manifest (with the lines' digest, signed with ``key`` when given) first, then
+    one line per record."""
+    head: dict[str, Any] = {**manifest, "lines": len(lines), "lines_sha256": lines_digest(lines)}
+    if key is not None:
+        head["manifest_signature"] = base64.b64encode(key.sign(_manifest_bytes(head))).decode()
     return "".join(canonical_json(line).decode("utf-8") + "\n" for line in (head, *lines))
+
+
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    """What the manifest signature covers: the canonical JSON of the manifest without the signature."""
+    return canonical_json({k: v for k, v in manifest.items() if k != "manifest_signature"})
 
 
 @dataclass
@@ -96,6 +108,9 @@ def verify_bundle(text: str, public_key: str | None = None) -> BundleReport:
     if not signature_valid(checkpoint, key):
         report.problem = "the checkpoint's signature does not verify with the adapter's key"
         return report
+    report.problem = _manifest_problem(manifest, key, report)
+    if report.problem is not None:
+        return report
     segment = [line for line in lines if line.get("type") in ("entry", "link")]
     rows = [line["row"] if line["type"] == "entry" else line for line in segment]
     start = str(manifest.get("segment", {}).get("start_hash", ""))
@@ -112,9 +127,46 @@ def verify_bundle(text: str, public_key: str | None = None) -> BundleReport:
     if (result.head_event_id, result.head_hash) != (checkpoint.head_event_id, checkpoint.head_hash):
         report.problem = "the chain segment does not end at the checkpoint's signed head"
         return report
-    report.problem = _raw_problem(lines, rows, report) or _policy_problem(manifest, rows)
+    selected = [line["row"] for line in segment if line["type"] == "entry"]
+    report.problem = (
+        _selection_problem(manifest, selected)
+        or _raw_problem(lines, rows, report)
+        or _policy_problem(manifest, rows)
+    )
     report.ok = report.problem is None
     return report
+
+
+def _manifest_problem(manifest: Mapping[str, Any], key: Ed25519PublicKey, report: BundleReport) -> str | None:
+    signature = manifest.get("manifest_signature")
+    if signature is None:
+        report.notes.append(
+            "the manifest is unsigned: selection, options and policy hashes are not authenticated"
+        )
+        return None
+    try:
+        key.verify(base64.b64decode(str(signature)), _manifest_bytes(manifest))
+    except (InvalidSignature, ValueError):
+        return "the manifest's signature does not verify (selection, options or policy changed)"
+    return None
+
+
+def _selection_problem(manifest: Mapping[str, Any], selected: list[Mapping[str, Any]]) -> str | None:
+    """Every exported entry matches the selection the manifest states."""
+    selection = manifest.get("selection", {})
+    anonymized = manifest.get("options", {}).get("anonymized") is True
+    for row in selected:
+        for column in ("case_id", "participant_id", "message_id"):
+            if column == "participant_id" and anonymized:
+                continue
+            if column in selection and row.get(column) != selection[column]:
+                return f"entry {row.get('event_id')} is outside the stated selection ({column})"
+        occurred = str(row.get("occurred_at"))
+        if ("since" in selection and occurred < selection["since"]) or (
+            "until" in selection and occurred >= selection["until"]
+        ):
+            return f"entry {row.get('event_id')} is outside the stated time range"
+    return None
 
 
 def _key(
