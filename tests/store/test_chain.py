@@ -218,3 +218,14 @@ async def test_a_rolled_back_append_inside_a_group_commit_batch(store, tenant):
     report = store.verify_chain(tenant)
     assert report.ok, report.failure
     assert report.entries == 2
+
+
+@pytest.mark.parametrize("victim", [0, 2])
+def test_an_entry_stripped_of_its_hashes_is_named(store_factory, tenant, victim):
+    """Rows from before the chain have no hashes; stripping a chained entry's hashes is not one of them."""
+    store = store_factory.open()
+    ids = append_log(store, tenant, messages=2)
+    strip = "UPDATE evidence_events SET entry_hash = NULL, chain_hash = NULL WHERE event_id = ?"
+    tamper(store_factory, [(strip, (ids[victim],))])
+    failure = store.verify_chain(tenant).failure
+    assert failure is not None and (failure.kind, failure.event_id) == ("unchained", ids[victim])

@@ -136,6 +136,7 @@ def walk(
     result = ChainWalk(head_hash=start, positions={})
     assert result.positions is not None
     seen: set[str] = set()
+    unchained: set[str] = set()
     previous: str | None = None
     for row in rows:
         event_id = str(row.get("event_id"))
@@ -144,6 +145,7 @@ def walk(
         if entry_hash is None:
             if result.entries == 0:
                 result.legacy += 1
+                unchained.add(event_id)
                 continue
             result.failure = ChainFailure("unchained", event_id, seq, "the entry's chain hashes were removed")
             return result
@@ -155,13 +157,14 @@ def walk(
             if row.get("personal_salt") is None:
                 result.anonymized += 1
             expected_previous = row.get("prev_event_id")
-            if expected_previous != previous and result.entries > 0:
-                result.failure = _broken_link(event_id, seq, expected_previous, seen, exists)
+            from_genesis = result.entries == 0 and start == GENESIS
+            if expected_previous != previous and (result.entries > 0 or from_genesis):
+                result.failure = _broken_link(event_id, seq, expected_previous, seen, exists, unchained)
                 return result
         chain_hash = link(result.head_hash, str(entry_hash))
         stored_chain = row.get("chain_hash")
         if stored_chain is not None and stored_chain != chain_hash:
-            result.failure = _broken_link(event_id, seq, row.get("prev_event_id"), seen, exists)
+            result.failure = _broken_link(event_id, seq, row.get("prev_event_id"), seen, exists, unchained)
             return result
         result.entries += 1
         result.head_hash = chain_hash
@@ -189,9 +192,14 @@ def _broken_link(
     expected_previous: Any,
     seen: set[str],
     exists: Callable[[str], bool],
+    unchained: set[str],
 ) -> ChainFailure:
     if expected_previous is None:
         return ChainFailure("changed", event_id, seq, "the entry does not link to the chain before it")
+    if expected_previous in unchained:
+        return ChainFailure(
+            "unchained", str(expected_previous), None, f"the entry before {event_id} lost its chain hashes"
+        )
     if expected_previous in seen or exists(str(expected_previous)):
         return ChainFailure(
             "reordered", event_id, seq, f"the entry was appended right after {expected_previous}, not here"
