@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from api_helpers import OpenApiContract
 from prosody import ProsodyServer
 from recipients import Recipient
 from test_e2e_prosody import WAIT, Adapter, send, start_service, stop_service, write_config
@@ -40,6 +41,7 @@ async def test_an_archived_message_is_reconstructability_only(
         response = await adapter.http.post("/adapter/archive/queries", json={"xmpp_message_id": message_id})
         assert response.status_code == 200, response.text
         outcome = response.json()
+        OpenApiContract().check(response, "/adapter/archive/queries", "post")
         assert (outcome["complete"], outcome["error_condition"]) == (True, None)
         ours = [e for e in outcome["archive_evidence"] if e["archive_correlated"]]
         assert ours, f"the sent message was not found in the archive: {outcome}"

@@ -167,19 +167,23 @@ def test_bundles_without_bodies_and_a_time_range(served: TestClient) -> None:
     assert verify_bundle(response.text, served.get("/adapter/audit/public-key").json()["public_key"]).ok
 
 
-def test_bad_export_requests_are_refused_clearly(served: TestClient) -> None:
+def test_bad_export_requests_are_refused_clearly(served: TestClient, contract) -> None:
     assert served.get("/adapter/exports", headers=auth()).status_code == 422
     bad = served.get("/adapter/exports", params={"since": "yesterday"}, headers=auth())
     assert bad.status_code == 422 and bad.json()["field"] == "since"
+    contract.check(bad, "/adapter/exports")
     none = served.get("/adapter/exports", params={"message_id": "nope"}, headers=auth())
     assert none.status_code == 404
     assert served.get("/adapter/exports", params={"message_id": "x"}).status_code == 401
 
 
-def test_checkpoints_on_demand_and_listed_per_tenant(served: TestClient) -> None:
+def test_checkpoints_on_demand_and_listed_per_tenant(served: TestClient, contract) -> None:
     displayed_message(served, "exp-cp")
     created = served.post("/adapter/audit/checkpoints", headers=auth())
     assert created.status_code == 201, created.text
+    contract.check(created, "/adapter/audit/checkpoints", "post")
+    contract.check(served.get("/adapter/audit/checkpoints", headers=auth()), "/adapter/audit/checkpoints")
+    contract.check(served.get("/adapter/audit/public-key"), "/adapter/audit/public-key")
     checkpoint = created.json()
     assert checkpoint["tenant_id"] == "a" and checkpoint["entries"] > 0
     listed = served.get("/adapter/audit/checkpoints", headers=auth()).json()["checkpoints"]
@@ -192,11 +196,12 @@ def test_checkpoints_on_demand_and_listed_per_tenant(served: TestClient) -> None
     assert key["algorithm"] == "Ed25519" and key["key_id"] == checkpoint["key_id"]
 
 
-def test_raw_events_are_served_by_reference_redacted_and_tenant_scoped(served: TestClient) -> None:
+def test_raw_events_are_served_by_reference_redacted_and_tenant_scoped(served: TestClient, contract) -> None:
     _, entries = displayed_message(served, "exp-raw")
     ref = next(e["raw_event_ref"] for e in entries if e["raw_event_ref"])
     response = served.get(f"/adapter/raw-events/{ref}", headers=auth())
     assert response.status_code == 200, response.text
+    contract.check(response, "/adapter/raw-events/{ref}")
     raw = response.json()
     assert raw["raw_event_ref"] == ref and raw["redacted"] is True and raw["content"].startswith("<")
     assert "A document is available." not in raw["content"]
