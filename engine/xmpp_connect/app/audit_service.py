@@ -87,7 +87,7 @@ class AuditService:
                 policy=self.policy,
             )
         except ExportError as exc:
-            raise Problem(409 if "checkpoint" in str(exc) else 404, "export-refused", str(exc)) from None
+            raise Problem(exc.status, "export-refused", str(exc)) from None
 
     def raw_event(self, tenant: TenantConfig, raw_event_ref: str) -> dict[str, Any] | None:
         """The raw stanza as stored (redacted unless redaction was turned off); content null once purged."""

@@ -28,7 +28,12 @@ BODY_KEYS = frozenset({"body", "body_text", "text"})
 
 
 class ExportError(ValueError):
-    """The export cannot be built as asked (bad selection, nothing selected, no checkpoint possible)."""
+    """The export cannot be built as asked; ``status`` is the HTTP answer: 422 no selection, 404 nothing
+    selected, 409 no checkpoint covers it and none can be signed."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,10 @@ def build_export(
 ) -> str:
     """The bundle text. Signs a fresh checkpoint when no stored one covers the selection (needs ``key``)."""
     if not request.selection():
-        raise ExportError("choose a case_id, participant_id, message_id or a since/until time range")
+        raise ExportError("choose a case_id, participant_id, message_id or a since/until time range", 422)
     selected = _selected_rows(store, request)
     if not selected:
-        raise ExportError("no evidence matches the selection")
+        raise ExportError("no evidence matches the selection", 404)
     first_seq, last_seq = int(selected[0]["seq"]), int(selected[-1]["seq"])
     checkpoint, head_seq = _covering_checkpoint(store, request.tenant_id, last_seq, now, key)
     chosen = {row["event_id"] for row in selected}
@@ -128,7 +133,7 @@ def _covering_checkpoint(
         if head is not None and head.seq is not None and head.seq >= last_seq:
             return checkpoint, head.seq
     if key is None:
-        raise ExportError("no checkpoint covers the selection and no audit.signing_key is configured")
+        raise ExportError("no checkpoint covers the selection and no audit.signing_key is configured", 409)
     checkpoint = store.create_checkpoint(tenant_id, key, now)
     head = store.get_event(tenant_id, str(checkpoint.head_event_id))
     assert head is not None and head.seq is not None

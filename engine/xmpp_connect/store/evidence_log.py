@@ -100,7 +100,8 @@ class EvidenceLog(SqlBase):
         with self._write() as conn:
             last = self._reserve_positions(conn, len(chunk))
             first = last - len(chunk) + 1
-            self._exec_many(conn, INSERT_CHAINED, self._chained_rows(conn, chunk, first, recorded_at))
+            rows = list(self._chained_rows(conn, chunk, first, recorded_at))  # its reads before the insert
+            self._exec_many(conn, INSERT_CHAINED, rows)
         return len(chunk)
 
     def _chained_rows(
