@@ -18,7 +18,12 @@ from xmpp_connect.app.cli import main
 from xmpp_connect.app.service import AdapterService, build_app
 from xmpp_connect.config.settings import ServiceConfig, config_from_dict
 from xmpp_connect.model.bundle import encode_bundle, verify_bundle
-from xmpp_connect.model.checkpoint import generate_private_key_pem, load_private_key, public_key_text
+from xmpp_connect.model.checkpoint import (
+    SigningKeyError,
+    generate_private_key_pem,
+    load_private_key,
+    public_key_text,
+)
 from xmpp_connect.store.sqlite import SqliteStore
 
 KEY_PEM = generate_private_key_pem()
@@ -29,8 +34,8 @@ def generate_public_key() -> str:
     return public_key_text(load_private_key(generate_private_key_pem()))
 
 
-def audit_config(tmp_path: Path) -> ServiceConfig:
-    (tmp_path / "audit.key").write_text(KEY_PEM, encoding="utf-8")
+def audit_config(tmp_path: Path, key_text: str = KEY_PEM) -> ServiceConfig:
+    (tmp_path / "audit.key").write_text(key_text, encoding="utf-8")
     return config_from_dict(
         {
             "storage": {"kind": "sqlite", "path": str(tmp_path / "store.sqlite3")},
@@ -211,3 +216,12 @@ def test_raw_events_are_served_by_reference_redacted_and_tenant_scoped(served: T
 def test_without_a_signing_key_there_is_no_public_key_and_no_checkpoint(client: TestClient) -> None:
     assert client.get("/adapter/audit/public-key").status_code == 404
     assert client.post("/adapter/audit/checkpoints", headers=auth()).status_code == 409
+
+
+def test_a_signing_key_that_is_not_ed25519_stops_the_service_at_start(tmp_path: Path) -> None:
+    config = audit_config(tmp_path, "not a key at all")
+    assert config.storage.path is not None
+    app = build_app(AdapterService(config, SqliteStore(config.storage.path), default_policy()))
+    with pytest.raises(SigningKeyError, match="Ed25519") as raised, TestClient(app):
+        pass
+    assert "not a key at all" not in str(raised.value)
