@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,3 +67,21 @@ class AdapterBackend(Protocol):
 
     def grade_strengths(self) -> dict[str, str]:
         """The §14 strength of each evidence grade."""
+
+    def audit_public_key(self) -> dict[str, Any] | None:
+        """The Ed25519 key checkpoints are signed with (spec/audit.md); None when none is configured."""
+
+    def checkpoints(self, tenant: TenantConfig, limit: int) -> dict[str, Any]:
+        """The tenant's signed chain checkpoints, newest first."""
+
+    async def sign_checkpoint(self, tenant: TenantConfig) -> dict[str, Any]:
+        """Sign the tenant's chain head now (raises Problem without a signing key)."""
+
+    async def export_bundle(self, tenant: TenantConfig, query: Mapping[str, str]) -> str:
+        """An evidence export bundle (JSON lines) for the query's selection (raises Problem)."""
+
+    def raw_event(self, tenant: TenantConfig, raw_event_ref: str) -> dict[str, Any] | None:
+        """A raw stanza by its reference, as stored (redacted unless configured otherwise)."""
+
+    async def reconstruct(self, tenant: TenantConfig, body: dict[str, Any]) -> dict[str, Any]:
+        """Query the account's XEP-0313 archive for a message or from a time; records archive evidence."""

@@ -50,6 +50,12 @@ class Endpoints:
             Route("/xmpp/muc/{room}/send", r(self.muc_send), methods=["POST"]),
             Route("/xmpp/pubsub/{node}/publish", r(self.pubsub_publish), methods=["POST"]),
             Route("/xmpp/channel-health", r(self.health)),
+            Route("/adapter/exports", r(self.export)),
+            Route("/adapter/raw-events/{ref}", r(self.raw_event)),
+            Route("/adapter/audit/checkpoints", r(self.checkpoints)),
+            Route("/adapter/audit/checkpoints", r(self.sign_checkpoint), methods=["POST"]),
+            Route("/adapter/audit/public-key", self.public_key),
+            Route("/adapter/archive/queries", r(self.archive_query), methods=["POST"]),
         ]
 
     def _guarded(
@@ -116,6 +122,33 @@ class Endpoints:
         body = await read_json_object(request, self.max_body_bytes)
         body = {**body, "node": request.path_params["node"]}
         return _outcome(await self.backend.standalone_send(tenant, "pubsub", body))
+
+
+    async def export(self, request: Request, tenant: TenantConfig) -> Response:
+        bundle = await self.backend.export_bundle(tenant, request.query_params)
+        return Response(
+            bundle,
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": 'attachment; filename="evidence-export.jsonl"'},
+        )
+
+    async def raw_event(self, request: Request, tenant: TenantConfig) -> Response:
+        return _found(self.backend.raw_event(tenant, request.path_params["ref"]), "raw event")
+
+    async def checkpoints(self, request: Request, tenant: TenantConfig) -> Response:
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        return JSONResponse(self.backend.checkpoints(tenant, limit))
+
+    async def sign_checkpoint(self, _request: Request, tenant: TenantConfig) -> Response:
+        return JSONResponse(await self.backend.sign_checkpoint(tenant), status_code=201)
+
+    async def archive_query(self, request: Request, tenant: TenantConfig) -> Response:
+        body = await read_json_object(request, self.max_body_bytes)
+        return JSONResponse(await self.backend.reconstruct(tenant, body))
+
+    async def public_key(self, _request: Request) -> Response:
+        """Unauthenticated: an auditor without a tenant token checks checkpoints against it."""
+        return _found(self.backend.audit_public_key(), "audit public key")
 
 
 def _outcome(outcome: ActionOutcome) -> Response:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from xmpp_connect import __version__
-from xmpp_connect.app import cli_config
+from xmpp_connect.app import cli_archive, cli_audit, cli_config
 from xmpp_connect.config.settings import ConfigError
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.corpus import load_corpus
@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                        " XMPP sessions and the store (default 0: one process does everything)")
     serve.set_defaults(handler=_serve)
     cli_config.add_commands(commands)
+    cli_audit.add_commands(commands)
+    cli_archive.add_commands(commands)
     return parser
 
 

@@ -25,6 +25,8 @@ from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.app.account_status import CONNECTED, AccountStatuses
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
+from xmpp_connect.app.archive_service import ArchiveService
+from xmpp_connect.app.audit_service import CHECKPOINT_TASK, AuditService
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
@@ -67,7 +69,8 @@ log = logging.getLogger(__name__)
 CORE_SOCKET = "core.sock"
 MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
 ACCOUNT_START = "xmpp-connect account start"
-CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report", ACCOUNT_START})
+CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report", ACCOUNT_START,
+                               CHECKPOINT_TASK})
 
 
 
@@ -158,7 +161,7 @@ class TimerRecorder:
         )
 
 
-class AdapterService:
+class AdapterService(AuditService, ArchiveService):
     """The AdapterBackend the HTTP API serves: actions, ingest, reads, all scoped to the caller's tenant."""
 
     def __init__(self, config: ServiceConfig, store: SqlStore, policy: Policy | None = None) -> None:
@@ -288,6 +291,7 @@ class AdapterService:
         intake, carry out its requests and report stream health to the workers. Without
         ``wait_for_accounts`` the providers connect in the background (the HTTP port opens at once and
         ``account_status`` says how each is doing)."""
+        self.check_audit_key()
         self.store.enable_group_commit(asyncio.get_running_loop())
         self.account_status.announce()
         connecting = asyncio.gather(*(p.start() for p in self.providers.values()))
@@ -299,6 +303,7 @@ class AdapterService:
         self._background += [
             asyncio.create_task(self.timers.run(), name="xmpp-connect timers"),
             asyncio.create_task(self._purge_periodically(), name="xmpp-connect retention purge"),
+            asyncio.create_task(self.checkpoint_periodically(), name=CHECKPOINT_TASK),
         ]
         if self.intake_dispatcher is not None:
             self._background += [

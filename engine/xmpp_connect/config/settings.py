@@ -186,6 +186,15 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """Signed checkpoints of the evidence chain (spec/audit.md): an Ed25519 private key (PEM, or 32 raw
+    bytes in base64) from ``signing_key_env`` / ``signing_key_file``; without one nothing is signed."""
+
+    signing_key: Secret | None = None
+    checkpoint_interval_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     host: str
     port: int
@@ -199,6 +208,7 @@ class ServiceConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     stop_suppression_enabled: bool = False
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def account(self, ref: str) -> AccountConfig | None:
         return next((a for a in self.accounts if a.ref == ref), None)
@@ -250,6 +260,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
     timers = reader.mapping(data, "timers", "timers")
     retention = reader.mapping(data, "retention", "retention")
     privacy = reader.mapping(data, "privacy", "privacy")
+    audit = reader.mapping(data, "audit", "audit")
     policy_dir = data.get("policy_dir")
     host = str(listen.get("host", "127.0.0.1"))
     return ServiceConfig(
@@ -293,6 +304,13 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
             redact_raw=reader.flag(privacy, "redact_raw", "privacy", default=True),
         ),
         stop_suppression_enabled=bool(data.get("stop_suppression_enabled", False)),
+        audit=AuditConfig(
+            signing_key=reader.secret(audit, "signing_key", "audit", required=False),
+            checkpoint_interval_s=reader.number(
+                audit.get("checkpoint_interval_s", AuditConfig.checkpoint_interval_s),
+                "audit.checkpoint_interval_s",
+            ),
+        ),
     )
 
 

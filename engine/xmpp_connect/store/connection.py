@@ -82,8 +82,14 @@ class SqlBase:
         try:
             with self._scope(conn, depth + local.batched):
                 yield conn
+        except BaseException:
+            self._rolled_back()
+            raise
         finally:
             local.depth = depth
+
+    def _rolled_back(self) -> None:
+        """Hook: a write scope (or savepoint) ended in an exception and was rolled back."""
 
     def enable_group_commit(self, loop: asyncio.AbstractEventLoop) -> None:
         """Call on the loop's thread: from now on the writes of one loop iteration on that thread commit

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from xmpp_connect.model.evidence import EvidenceEvent
+from xmpp_connect.store.chain import INSERT_CHAINED, ChainLinker, Heads
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.cursor import decode_cursor, encode_cursor
 from xmpp_connect.store.errors import InvalidCursor
@@ -14,21 +16,29 @@ from xmpp_connect.store.records import (
     AppendResult,
     EventPage,
 )
-from xmpp_connect.store.rows import INSERT_EVENT, event_row, evidence_from_row, where_equal
+from xmpp_connect.store.rows import event_row, evidence_from_row, where_equal
 
 # Only an event id already in the log is a duplicate: a clash of feed positions must raise, not be skipped.
-_INSERT_NEW_EVENT = INSERT_EVENT + " ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING seq"
+_INSERT_NEW_EVENT = INSERT_CHAINED + " ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING seq"
 
 
 class EvidenceLog(SqlBase):
     """Append-once evidence entries; reads by message, endpoint and the cursor-paged feed."""
+
+    chain_linker: type[ChainLinker] = ChainLinker
+    """Computes each appended row's chain columns (bench/store.py swaps it to measure the chain's cost)."""
+    _chain_cache: tuple[int, Heads] | None = None
+    """The feed position after this store's last append and the tenant heads it left. Valid while the
+    next append's first position follows it: then nobody else appended in between (every append takes
+    positions from the locked counter, and a rolled-back one either returns them or clears this)."""
 
     def append_evidence(self, events: Sequence[EvidenceEvent]) -> AppendResult:
         """Append events once each: an event id already in the log (a duplicate observation) is skipped.
 
         Feed positions come from the ``evidence_feed`` counter inside the transaction, so they become
         visible in commit order. The insert itself tells a duplicate (no lookup first); the position it
-        was given stays unused, a gap in the feed.
+        was given stays unused, a gap in the feed. Each stored entry extends its tenant's hash chain
+        (store/chain.py) in that same order.
         """
         if not events:
             return AppendResult((), ())
@@ -44,14 +54,22 @@ class EvidenceLog(SqlBase):
                 seen.add((event.tenant_id, event.event_id))
                 fresh.append(event)
         with self._write() as conn:
-            first = self._reserve_positions(conn, len(fresh)) - len(fresh) + 1
+            last = self._reserve_positions(conn, len(fresh))
+            first = last - len(fresh) + 1
+            cache, self._chain_cache = self._chain_cache, None
+            known = cache[1] if cache is not None and cache[0] == first - 1 else None
+            linker = self.chain_linker(lambda sql, params: self._exec(conn, sql, params), known)
             for offset, event in enumerate(fresh):
                 placed = replace(event, seq=first + offset, recorded_at=recorded_at)
-                if self._exec(conn, _INSERT_NEW_EVENT, event_row(placed)).fetchone() is None:
+                row = event_row(placed)
+                chain = linker.values(row)
+                if self._exec(conn, _INSERT_NEW_EVENT, row + chain).fetchone() is None:
                     duplicates.append(event.event_id)
                 else:
+                    linker.advance(event.tenant_id, event.event_id, chain)
                     stored.append(placed)
             self._before_commit(conn)
+            self._chain_cache = (last, linker.heads)
         for event in stored:
             log.debug(
                 "evidence appended event_type=%s subclass=%s message_id=%s late=%s",
@@ -82,12 +100,24 @@ class EvidenceLog(SqlBase):
         with self._write() as conn:
             last = self._reserve_positions(conn, len(chunk))
             first = last - len(chunk) + 1
-            self._exec_many(
-                conn,
-                INSERT_EVENT,
-                (event_row(replace(e, seq=first + i, recorded_at=recorded_at)) for i, e in enumerate(chunk)),
-            )
+            rows = list(self._chained_rows(conn, chunk, first, recorded_at))  # its reads before the insert
+            self._exec_many(conn, INSERT_CHAINED, rows)
         return len(chunk)
+
+    def _chained_rows(
+        self, conn: Any, chunk: list[EvidenceEvent], first: int, recorded_at: datetime
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of a bulk chunk with their chain columns, in position order."""
+        linker = self.chain_linker(lambda sql, params: self._exec(conn, sql, params))
+        for offset, event in enumerate(chunk):
+            row = event_row(replace(event, seq=first + offset, recorded_at=recorded_at))
+            chain = linker.values(row)
+            linker.advance(event.tenant_id, event.event_id, chain)
+            yield row + chain
+
+    def _rolled_back(self) -> None:
+        """A write scope was rolled back: rows this store appended may be gone, so forget the heads."""
+        self._chain_cache = None
 
     def _before_commit(self, conn: Any) -> None:
         """Hook between inserting events and committing (tests widen this window to provoke races)."""

@@ -163,9 +163,28 @@ _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT = (
     "ALTER TABLE attempts ADD COLUMN state_event_id TEXT",
 )
 
+_EVIDENCE_CHAIN = (
+    # The tenant's hash chain over the evidence log (model/chain.py, spec/audit.md). Rows appended before
+    # this migration keep NULL hashes: the chain starts after them.
+    "ALTER TABLE evidence_events ADD COLUMN raw_sha256 TEXT",
+    "ALTER TABLE evidence_events ADD COLUMN personal_salt TEXT",
+    "ALTER TABLE evidence_events ADD COLUMN personal_sha256 TEXT",
+    "ALTER TABLE evidence_events ADD COLUMN prev_event_id TEXT",
+    "ALTER TABLE evidence_events ADD COLUMN entry_hash TEXT",
+    "ALTER TABLE evidence_events ADD COLUMN chain_hash TEXT",
+    # The stored (redacted) raw stanza's sha256: it outlives the content's retention purge.
+    "ALTER TABLE raw_events ADD COLUMN content_sha256 TEXT",
+    """CREATE TABLE chain_checkpoints (
+        tenant_id TEXT NOT NULL, checkpoint_id TEXT NOT NULL, head_event_id TEXT, head_hash TEXT NOT NULL,
+        entries BIGINT NOT NULL, signed_at TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, checkpoint_id))""",
+    "CREATE INDEX chain_checkpoints_by_time ON chain_checkpoints (tenant_id, signed_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
     Migration(3, "expected evidence per attempt", _EXPECTED_EVIDENCE),
+    Migration(4, "evidence hash chain and signed checkpoints", _EVIDENCE_CHAIN),
     Migration(7, "evidence sender, grade dimensions, state event", _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT),
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -14,8 +13,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from xmpp_connect.model.evidence import EvidenceEvent
+from xmpp_connect.store.chain import CHAINED_COLUMNS
 from xmpp_connect.store.connection import StoreOptions
-from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
 from xmpp_connect.store.sql import SqlStore
 
 
@@ -74,11 +73,12 @@ class PostgresStore(SqlStore):
             last = self._reserve_positions(conn, len(chunk))
             first = last - len(chunk) + 1
             copy = sql.SQL("COPY evidence_events ({}) FROM STDIN").format(
-                sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS))
+                sql.SQL(", ").join(map(sql.Identifier, CHAINED_COLUMNS))
             )
+            rows = list(self._chained_rows(conn, chunk, first, recorded_at))
             with conn.cursor() as cursor, cursor.copy(copy) as writer:
-                for offset, event in enumerate(chunk):
-                    writer.write_row(event_row(replace(event, seq=first + offset, recorded_at=recorded_at)))
+                for row in rows:
+                    writer.write_row(row)
         return len(chunk)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timedelta
 
@@ -28,7 +29,8 @@ class RawEvents(SqlBase):
         storage_ref: str | None = None,
     ) -> RawEventRef:
         """Preserve a raw stanza, redacted unless redaction is off (never unredacted in metadata-only
-        mode)."""
+        mode). The stored content's sha256 is kept beside it and outlives a retention purge: the evidence
+        chain covers that digest, not the stanza (spec/audit.md)."""
         check_allowed(source, RAW_SOURCES, "raw event source")
         redact = self.options.redact_raw or self.options.metadata_only
         content = redact_stanza(stanza_xml) if redact else stanza_xml
@@ -37,7 +39,7 @@ class RawEvents(SqlBase):
             self._exec(
                 conn,
                 "INSERT INTO raw_events (tenant_id, raw_event_id, source, storage_ref, received_at, redacted,"
-                " content) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " content, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     tenant_id,
                     ref.raw_event_id,
@@ -46,6 +48,7 @@ class RawEvents(SqlBase):
                     to_text(received_at),
                     int(redact),
                     content,
+                    hashlib.sha256(content.encode("utf-8")).hexdigest(),
                 ),
             )
         return ref

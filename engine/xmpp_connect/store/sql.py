@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from xmpp_connect.store.audit import ChainAudit
 from xmpp_connect.store.connection import StoreOptions
 from xmpp_connect.store.dead_letters import DeadLetters
 from xmpp_connect.store.endpoints import EndpointRecords
+from xmpp_connect.store.erasure import Erasure
 from xmpp_connect.store.evidence_log import EvidenceLog
 from xmpp_connect.store.groups import GroupRecords
 from xmpp_connect.store.held_requests import HeldRequests
@@ -31,5 +33,7 @@ class SqlStore(
     HeldRequests,
     TimerTable,
     IntakeProgress,
+    ChainAudit,
+    Erasure,
 ):
     """Every store operation (the EvidenceStore interface), as SQL with ``?`` placeholders."""

@@ -1,0 +1,89 @@
+"""Chaining evidence rows as they are appended: each row gets its entry hash and the tenant's chain hash.
+
+The chain follows feed order. Appends already take the ``evidence_feed`` counter row (locked until commit),
+so the tenant's previous row, read after taking it, is the one committed last: the chain adds no lock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any
+
+from xmpp_connect.model.chain import (
+    CHAIN_COLUMNS,
+    CONTENT_COLUMNS,
+    GENESIS,
+    PERSONAL_COLUMNS,
+    content_digest,
+    link,
+    salted_digest,
+)
+from xmpp_connect.store.rows import EVENT_COLUMNS
+
+CHAINED_COLUMNS = EVENT_COLUMNS + CHAIN_COLUMNS
+INSERT_CHAINED = (
+    f"INSERT INTO evidence_events ({', '.join(CHAINED_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in CHAINED_COLUMNS)})"
+)
+# Where the hashed values sit in an ``event_row`` tuple: the content columns up to raw_ref, then (after the
+# raw digest) occurred_at .. notes; the chain's own values are added by ChainLinker.values.
+_INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
+_TENANT, _RAW_REF = _INDEX["tenant_id"], _INDEX["raw_ref"]
+_PERSONAL = [_INDEX[name] for name in PERSONAL_COLUMNS]
+_SPLIT = CONTENT_COLUMNS.index("raw_sha256")
+_CONTENT_FROM_ROW = [_INDEX[name] for name in CONTENT_COLUMNS[:_SPLIT]]
+_MIDDLE_FROM_ROW = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[_SPLIT + 1 : -2]))
+_HEAD = "SELECT event_id, chain_hash FROM evidence_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"
+_RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw_event_id = ?"
+
+Query = Callable[[str, Sequence[Any]], Any]
+
+
+Heads = dict[str, tuple[str | None, str]]
+"""tenant id -> (event id, chain hash) of its last chained entry."""
+
+
+class ChainLinker:
+    """Chain values for the rows of one write scope; tenant heads are read once (unless ``heads`` already
+    holds them), then advanced in memory."""
+
+    def __init__(self, query: Query, heads: Heads | None = None) -> None:
+        self._query = query
+        self.heads: Heads = dict(heads or {})
+        self._raw: dict[tuple[str, str], str | None] = {}
+
+    def values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The chain columns for an event row (``event_row`` order); call ``advance`` once it is inserted."""
+        tenant_id = row[_TENANT]
+        prev_event_id, prev_chain = self._head(tenant_id)
+        raw_ref = row[_RAW_REF]
+        raw_sha256 = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
+        salt = os.urandom(16)
+        personal = salted_digest(salt, [row[i] for i in _PERSONAL])
+        content = [row[i] for i in _CONTENT_FROM_ROW]
+        content.extend((raw_sha256, *_MIDDLE_FROM_ROW(row), prev_event_id, personal))
+        entry_hash = content_digest(content)
+        return (raw_sha256, salt.hex(), personal, prev_event_id, entry_hash, link(prev_chain, entry_hash))
+
+    def advance(self, tenant_id: str, event_id: str, chain: tuple[Any, ...]) -> None:
+        self.heads[tenant_id] = (event_id, chain[-1])
+
+    def _head(self, tenant_id: str) -> tuple[str | None, str]:
+        head = self.heads.get(tenant_id)
+        if head is None:
+            row = self._query(_HEAD, (tenant_id,)).fetchone()
+            if row is None or row["chain_hash"] is None:
+                head = (None, GENESIS)
+            else:
+                head = (row["event_id"], row["chain_hash"])
+            self.heads[tenant_id] = head
+        return head
+
+    def _raw_digest(self, tenant_id: str, raw_ref: str) -> str | None:
+        key = (tenant_id, raw_ref)
+        if key not in self._raw:
+            row = self._query(_RAW_DIGEST, key).fetchone()
+            self._raw[key] = row["content_sha256"] if row else None
+        return self._raw[key]

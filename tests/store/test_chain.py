@@ -1,0 +1,245 @@
+"""The evidence hash chain: every append extends the tenant's chain; ``verify_chain`` names the first entry
+that was changed, removed or reordered directly in the database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from chain_helpers import append_log, tamper
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from store_helpers import T0, evidence
+
+KEY = Ed25519PrivateKey.generate()
+
+
+def test_an_untouched_log_verifies_with_its_checkpoints(store, tenant):
+    ids = append_log(store, tenant)
+    store.create_checkpoint(tenant, KEY, T0)
+    append_log(store, "other-" + tenant, messages=2)  # another tenant's chain is separate
+    report = store.verify_chain(tenant, KEY.public_key())
+    assert report.ok, report.failure
+    assert (report.entries, report.checkpoints, report.head_event_id) == (len(ids), 1, ids[-1])
+    assert report.signatures_checked
+
+
+def test_a_duplicate_append_does_not_advance_the_chain(store, tenant):
+    ids = append_log(store, tenant, messages=1)
+    [event] = evidence(
+        tenant, "m0", "delivered_to_client", T0, sender="bob0@example.net/phone", stanza_id="s0"
+    )
+    assert store.append_evidence([event]).duplicates == (event.event_id,)
+    assert store.verify_chain(tenant).ok and store.verify_chain(tenant).entries == len(ids)
+
+
+def test_concurrent_writers_build_one_consistent_chain(store, tenant):
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        try:
+            for n in range(15):
+                store.append_evidence(evidence(tenant, f"w{w}-{n}", "server_acknowledged", T0))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    report = store.verify_chain(tenant)
+    assert report.ok, report.failure
+    assert report.entries == 60
+
+
+def test_a_changed_entry_is_named(store_factory, tenant):
+    store = store_factory.open()
+    ids = append_log(store, tenant)
+    tamper(
+        store_factory, [("UPDATE evidence_events SET subclass = ? WHERE event_id = ?", ("success.x", ids[3]))]
+    )
+    failure = store.verify_chain(tenant).failure
+    assert failure is not None and (failure.kind, failure.event_id) == ("changed", ids[3])
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("sender_jid", "mallory@example.net/x"), ("sender_resource", "x"),
+     ("grade_dimensions", '{"strength":"strong"}')],
+)
+def test_a_changed_sender_or_grade_is_named(store_factory, tenant, column, value):
+    """The sender (issue 11's columns) is covered through the personal digest, the grade directly."""
+    store = store_factory.open()
+    ids = append_log(store, tenant)
+    tamper(store_factory, [(f"UPDATE evidence_events SET {column} = ? WHERE event_id = ?", (value, ids[4]))])
+    failure = store.verify_chain(tenant).failure
+    assert failure is not None and (failure.kind, failure.event_id) == ("changed", ids[4])
+
+
+def test_a_changed_fact_is_named(store_factory, tenant):
+    store = store_factory.open()
+    ids = append_log(store, tenant)
+    tamper(
+        store_factory,
+        [("UPDATE evidence_events SET fact = ? WHERE event_id = ?", ('{"kind":"marker"}', ids[6]))],
+    )
+    failure = store.verify_chain(tenant).failure
+    assert failure is not None and (failure.kind, failure.event_id) == ("changed", ids[6])
+
+
+def test_a_removed_entry_is_named(store_factory, tenant):
+    store = store_factory.open()
+    ids = append_log(store, tenant)
+    tamper(store_factory, [("DELETE FROM evidence_events WHERE event_id = ?", (ids[4],))])
+    failure = store.verify_chain(tenant).failure
+    assert failure is not None and (failure.kind, failure.event_id) == ("removed", ids[4])
+
+
+def test_a_removed_last_entry_is_named_by_the_checkpoint_covering_it(store_factory, tenant):
+    store = store_factory.open()
+    ids = append_log(store, tenant)
+    store.create_checkpoint(tenant, KEY, T0)
+    tamper(store_factory, [("DELETE FROM evidence_events WHERE event_id = ?", (ids[-1],))])
+    failure = store.verify_chain(tenant, KEY.public_key()).failure
+    assert failure is not None and (failure.kind, failure.event_id) == ("removed", ids[-1])
+
+
+def test_reordered_entries_are_named(store_factory, tenant):
+    store = store_factory.open()
+    ids = append_log(store, tenant)
+    a, b = ids[2], ids[3]
+    seq = {e.event_id: e.seq for e in (store.get_event(tenant, a), store.get_event(tenant, b))}
+    tamper(
+        store_factory,
+        [
+            ("UPDATE evidence_events SET seq = ? WHERE event_id = ?", (-1, a)),
+            ("UPDATE evidence_events SET seq = ? WHERE event_id = ?", (seq[a], b)),
+            ("UPDATE evidence_events SET seq = ? WHERE event_id = ?", (seq[b], a)),
+        ],
+    )
+    failure = store.verify_chain(tenant).failure
+    assert failure is not None and (failure.kind, failure.event_id) == ("reordered", b)
+
+
+def test_a_rehashed_entry_is_caught_by_the_next_link(store_factory, tenant):
+    """Changing an entry and its entry hash breaks the chain hash stored with it."""
+    store = store_factory.open()
+    ids = append_log(store, tenant)
+    tamper(
+        store_factory, [("UPDATE evidence_events SET entry_hash = ? WHERE event_id = ?", ("ab" * 32, ids[5]))]
+    )
+    failure = store.verify_chain(tenant).failure
+    assert failure is not None and failure.event_id == ids[5]
+
+
+def test_a_forged_checkpoint_signature_is_refused(store_factory, tenant):
+    store = store_factory.open()
+    append_log(store, tenant, messages=2)
+    checkpoint = store.create_checkpoint(tenant, KEY, T0)
+    tamper(
+        store_factory,
+        [("UPDATE chain_checkpoints SET entries = ? WHERE checkpoint_id = ?", (3, checkpoint.checkpoint_id))],
+    )
+    failure = store.verify_chain(tenant, KEY.public_key()).failure
+    assert failure is not None and (failure.kind, failure.event_id) == (
+        "checkpoint",
+        checkpoint.checkpoint_id,
+    )
+    other = Ed25519PrivateKey.generate()
+    assert store.verify_chain(tenant, other.public_key()).failure.kind == "checkpoint"
+
+
+def test_purged_raw_stanzas_and_an_anonymized_participant_still_verify(store_factory, tenant):
+    """§28: the chain covers the raw stanza's digest and a salted digest of the personal columns."""
+    store = store_factory.open()
+    raw = store.record_raw(tenant, "client", "<message from='bob@example.net/phone' id='s1'/>", T0)
+    events = evidence(tenant, "m9", "delivered_to_client", T0, sender="bob@example.net/phone", stanza_id="s1")
+    stored = store.append_evidence([replace(e, raw_ref=raw.raw_event_id) for e in events]).stored
+    ids = append_log(store, tenant)
+    store.create_checkpoint(tenant, KEY, T0)
+    assert store.verify_chain(tenant).raw_checked == 1
+
+    store.purge(T0 + timedelta(days=30), timedelta(days=1), None)
+    assert store.anonymize_participant(tenant, "participant-1") > 0
+    report = store.verify_chain(tenant, KEY.public_key())
+    assert report.ok, report.failure
+    assert (report.raw_purged, report.anonymized) == (1, 5)  # m9 and messages 1, 3
+    changed = store.get_event(tenant, ids[2])
+    assert "example.net" not in str(changed.fact) and changed.participant_id.startswith("anon-")
+    assert stored[0].raw_ref == raw.raw_event_id
+
+
+def test_a_changed_raw_stanza_is_named_by_the_entry_covering_it(store_factory, tenant):
+    store = store_factory.open()
+    raw = store.record_raw(tenant, "client", "<message id='s1'/>", T0)
+    [event] = evidence(tenant, "m9", "delivered_to_client", T0)
+    store.append_evidence([replace(event, raw_ref=raw.raw_event_id)])
+    tamper(
+        store_factory,
+        [("UPDATE raw_events SET content = ? WHERE raw_event_id = ?", ("<x/>", raw.raw_event_id))],
+    )
+    failure = store.verify_chain(tenant).failure
+    assert failure is not None and (failure.kind, failure.event_id) == ("raw_changed", event.event_id)
+
+
+@pytest.mark.parametrize("rows", [0, 3])
+def test_a_checkpoint_signs_the_head_and_its_position(store, tenant, rows):
+    ids = append_log(store, tenant, messages=rows)
+    checkpoint = store.create_checkpoint(tenant, KEY, T0)
+    assert checkpoint.entries == len(ids)
+    assert checkpoint.head_event_id == (ids[-1] if ids else None)
+    assert store.list_checkpoints(tenant) == [checkpoint]
+
+
+def test_two_store_objects_appending_in_turn_keep_one_chain(store_factory, tenant):
+    """Each object remembers its last head; the other's appends in between must make it read again."""
+    first, second = store_factory.open(), store_factory.open()
+    for n in range(6):
+        writer = first if n % 2 == 0 else second
+        writer.append_evidence(evidence(tenant, f"m{n}", "server_acknowledged", T0))
+    report = first.verify_chain(tenant)
+    assert report.ok, report.failure
+    assert report.entries == 6
+
+
+def test_a_rolled_back_append_leaves_no_dangling_link(store, tenant):
+    store.append_evidence(evidence(tenant, "m0", "server_acknowledged", T0))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append_evidence(evidence(tenant, "m1", "server_acknowledged", T0))
+        raise RuntimeError("the action failed after its evidence was appended")
+    store.append_evidence(evidence(tenant, "m2", "server_acknowledged", T0))
+    report = store.verify_chain(tenant)
+    assert report.ok, report.failure
+    assert report.entries == 2
+
+
+async def test_a_rolled_back_append_inside_a_group_commit_batch(store, tenant):
+    """With group commit, SQLite hands out positions from memory and keeps them after a rollback."""
+    store.enable_group_commit(asyncio.get_running_loop())
+    try:
+        store.append_evidence(evidence(tenant, "m0", "server_acknowledged", T0))
+        with pytest.raises(RuntimeError), store.transaction():
+            store.append_evidence(evidence(tenant, "m1", "server_acknowledged", T0))
+            raise RuntimeError("rolled back")
+        store.append_evidence(evidence(tenant, "m2", "server_acknowledged", T0))
+        await store.durable()
+    finally:
+        store.disable_group_commit()
+    report = store.verify_chain(tenant)
+    assert report.ok, report.failure
+    assert report.entries == 2
+
+
+@pytest.mark.parametrize("victim", [0, 2])
+def test_an_entry_stripped_of_its_hashes_is_named(store_factory, tenant, victim):
+    """Rows from before the chain have no hashes; stripping a chained entry's hashes is not one of them."""
+    store = store_factory.open()
+    ids = append_log(store, tenant, messages=2)
+    strip = "UPDATE evidence_events SET entry_hash = NULL, chain_hash = NULL WHERE event_id = ?"
+    tamper(store_factory, [(strip, (ids[victim],))])
+    failure = store.verify_chain(tenant).failure
+    assert failure is not None and (failure.kind, failure.event_id) == ("unchained", ids[victim])
