@@ -272,6 +272,7 @@ async def test_sigkill_mid_flow_then_restart(
         status, replay = await api.act(request)
         assert status == 202 and replay["idempotent_replay"] is True
         assert replay["adapter_operation_id"] == first["adapter_operation_id"]
+        assert replay.pop("outbox_state") == "server_acked", "the answer says where the send really is"
         assert {**replay, "idempotent_replay": False} == first, "the original result, replayed"
         with pytest.raises(TimeoutError):
             await later.next_message(QUIET)

@@ -59,6 +59,7 @@ from xmpp_connect.sending.action_answers import action_outcome, action_problem
 from xmpp_connect.sending.actions import Actions, ActionSchemas, InvalidAction, Tenant, spec_dir
 from xmpp_connect.sending.intake import Intake, IntakeItem
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
+from xmpp_connect.sending.outbox import DeliveryPolicy, Outbox
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import TimerFact, TimerService
 from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor
@@ -237,6 +238,11 @@ class AdapterService:
             default_receipt_timeout=timedelta(seconds=config.timers.receipt_timeout_s),
             default_marker_timeout=timedelta(seconds=config.timers.marker_timeout_s),
         )
+        self.outbox = Outbox(store, self.classifier, self.timers, {
+            a.ref: DeliveryPolicy(a.delivery, a.while_disconnected, a.hold_while_disconnected_s)
+            for a in config.accounts
+        })
+        self.outbox.emit = self.on_native_event
         self.actions = Actions(
             store,
             self.classifier,
@@ -247,6 +253,7 @@ class AdapterService:
             timers=self.timers,
             pending=HeldRequests(store, self.timers.wake),
             capabilities=self._capability,
+            outbox=self.outbox,
         )
         self._background: list[asyncio.Task[None]] = []
         self.intake_dispatcher: IntakeDispatcher | None = None
@@ -276,6 +283,8 @@ class AdapterService:
             if tenant is not None and held is not None:
                 await self.actions.send_scheduled(_tenant(tenant), held.operation_id)
             return
+        if fired.timer == "expiry":
+            self.outbox.expired(fired.tenant_id, fired.message_id)
         self.timer_recorder(fired)
 
     async def _carry_out(self, item: IntakeItem) -> None:
@@ -319,7 +328,9 @@ class AdapterService:
             log.warning("native event for unknown account %s dropped", event.account)
             return
         with self.store.transaction():
-            self.pipelines[tenant_id].handle(event)
+            if not self.outbox.keeps_for_restart(event):
+                self.pipelines[tenant_id].handle(event)
+            self.outbox.observe(tenant_id, event)
 
     def _pipeline(self, tenant_id: str, commands: CommandTable) -> EvidencePipeline:
         recorder = ObservationRecorder(self.store, tenant_id)
@@ -362,6 +373,7 @@ class AdapterService:
                 task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background = []
+        self.outbox.stopping = True
         await asyncio.gather(*(p.stop() for p in self.providers.values()), return_exceptions=True)
         self.store.disable_group_commit()
 

@@ -31,6 +31,11 @@ DEFAULT_COMPONENT_PORT = 5347
 DEFAULT_GROUP_TIMEOUT_S = 5.0
 ACCESS_MODELS = ("open", "presence", "roster", "authorize", "whitelist")
 PUBLISHER_MODELS = ("publishers", "subscribers", "open")
+DELIVERY_MODES = ("at_least_once", "at_most_once")
+"""What the outbox does with a send the server never acked when the session is lost (first: default)."""
+WHILE_DISCONNECTED = ("hold", "refuse")
+"""What a send does while the account's stream is down: held until it comes back, or refused at once."""
+DEFAULT_HOLD_S = 300.0
 """§19 XmppPubSubNode access and publisher models a node may be created with."""
 NOT_FOR_COMPONENTS = ("password", "password_env", "password_file", "ca_certs", "require_tls", "verify_tls",
                       "rooms", "nodes", "room_join_timeout")
@@ -118,6 +123,12 @@ class AccountConfig:
     nodes: tuple[NodeConfig, ...] = ()
     room_join_timeout: float = DEFAULT_GROUP_TIMEOUT_S
     iq_timeout: float = DEFAULT_GROUP_TIMEOUT_S
+    delivery: str = DELIVERY_MODES[0]
+    """``at_least_once``: a send not acked by the server is written again after a restart or a lost session;
+    ``at_most_once``: it ends with explicit acceptance-unknown evidence instead."""
+    while_disconnected: str = WHILE_DISCONNECTED[0]
+    hold_while_disconnected_s: float = DEFAULT_HOLD_S
+    """How long a send accepted while the stream is down is held (the request's expiry bounds it too)."""
 
 
 @dataclass(frozen=True)
@@ -419,6 +430,11 @@ class _Reader:
             nodes=self.nodes(data, where),
             room_join_timeout=self.timeout(data, "room_join_timeout", where),
             iq_timeout=self.timeout(data, "iq_timeout", where),
+            delivery=self.choice(data, "delivery", where, DELIVERY_MODES),
+            while_disconnected=self.choice(data, "while_disconnected", where, WHILE_DISCONNECTED),
+            hold_while_disconnected_s=self.number(
+                data.get("hold_while_disconnected_s", DEFAULT_HOLD_S), f"{where}.hold_while_disconnected_s"
+            ),
         )
 
     def component(self, data: Mapping[str, Any], where: str) -> AccountConfig:

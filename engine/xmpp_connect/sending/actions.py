@@ -33,9 +33,11 @@ from xmpp_connect.model.evidence import (
 from xmpp_connect.policy.paths import default_policy_dir
 from xmpp_connect.providers.base import RoomJoin, XmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage, endpoint_type_of, record_for
+from xmpp_connect.sending.outbox import Outbox
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.idempotency import payload_hash
+from xmpp_connect.store.outbox import OutboxEntry
 from xmpp_connect.store.records import (
     AppendResult,
     IdempotentOperation,
@@ -261,6 +263,7 @@ class Actions:
         timers: SendTimers | None = None,
         pending: PendingSends | None = None,
         capabilities: Capabilities | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.store = store
         self.classifier = classifier
@@ -272,6 +275,9 @@ class Actions:
         self.timers = timers
         self.pending = pending
         self.capabilities = capabilities
+        self.outbox = outbox
+        if outbox is not None:
+            outbox.write = self.write_from_outbox
         self._own_facts: dict[tuple[str, tuple[tuple[str, Any], ...]], Classification] = {}
 
     def validate(self, request: Mapping[str, Any], schema: str | None = None) -> str:
@@ -311,7 +317,7 @@ class Actions:
             raise InvalidAction([("content", reason)])
         operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest)
         if operation.replayed and operation.result is not None:
-            return ActionDone({**operation.result, "idempotent_replay": True})
+            return ActionDone({**self._replayed(operation), "idempotent_replay": True})
         dispatch: Callable[[], None] | None = None
         if action_type in SYNC_ACTIONS:
             result = self._sync_action(tenant, action_type, request, operation, received_at)
@@ -367,8 +373,11 @@ class Actions:
                 )
             )
         scheduled = action_type == "notification.schedule"
+        pubsub = _endpoint_type(target, to_jid) == "pubsub_node"
+        outboxed = self.outbox is not None and not scheduled and not pubsub
+        holds = outboxed and self.outbox is not None and self.outbox.holds(account)
         reason = self._pre_send_refusal(
-            tenant, account, to_jid, render_error, request, check_stream=not scheduled
+            tenant, account, to_jid, render_error, request, check_stream=not scheduled and not holds
         )
         base = _result_base(action_type, request, op.operation_id, received_at)
         accepted = replace(ids, dedupe=_once("adapter_accepted", op.stanza_id))
@@ -418,6 +427,8 @@ class Actions:
             dispatch = partial(
                 self._dispatch, tenant.id, account, request, body or "", op.stanza_id, message_id, attempt_id
             )
+        if outboxed and self.outbox is not None:
+            dispatch = self._outboxed(tenant.id, account, request, body or "", op, received_at, ids, dispatch)
         return {
             **base,
             "accepted": True,
@@ -465,11 +476,68 @@ class Actions:
         else:
             record = replace(record_for(outbound, stanza_id, self.clock()), endpoint_type=endpoint_type)
             self._record_outbound(tenant_id, from_jid, record, "message")
-            if endpoint_type == "muc_room_jid":
-                provider.send_groupchat(outbound)
-            else:
-                provider.send_message(outbound)
+            if self.outbox is not None and self.outbox.in_flight(stanza_id):
+                # The outbox starts the timers when the stanza is written (sending/outbox.py).
+                _send_to(provider, endpoint_type, outbound)
+                return
+            _send_to(provider, endpoint_type, outbound)
         self._start_timers(tenant_id, request, outbound)
+
+    def _outboxed(
+        self,
+        tenant_id: str,
+        account: str,
+        request: Mapping[str, Any],
+        body: str,
+        op: IdempotentOperation,
+        received_at: datetime,
+        ids: EvidenceContext,
+        dispatch: Callable[[], None] | None,
+    ) -> Callable[[], None] | None:
+        """Put an accepted message send in the outbox; hand it over now only when nobody here did yet and
+        the stream is up (else it is held, and the next session writes it)."""
+        assert self.outbox is not None
+        entry = self.outbox.accept(
+            tenant_id, account, op.stanza_id, _message_id(op.operation_id), _attempt_id(op.operation_id),
+            request, body, received_at,
+        )
+        if not self.outbox.should_write(entry):
+            return None
+        if self.providers[account].health().stream_status != "connected":
+            self.outbox.hold(entry, ids)
+            return None
+        if dispatch is None:
+            return None
+        outbox, go = self.outbox, dispatch
+
+        def hand_over() -> None:
+            outbox.handed_over(entry.stanza_id)
+            go()
+
+        return hand_over
+
+    def write_from_outbox(self, entry: OutboxEntry) -> None:
+        """The outbox writes an entry's current attempt (after a restart, a lost session, a held wait)."""
+        body = entry.body or ""
+        self._dispatch(entry.tenant_id, entry.account_ref, entry.request, body, entry.stanza_id,
+                       entry.message_id, entry.attempt_id)
+
+    def _replayed(self, operation: IdempotentOperation) -> dict[str, Any]:
+        """A replay's stored result, with where the send really is (``outbox_state``); a send still only
+        accepted that nobody here is writing is carried out now."""
+        result = dict(operation.result or {})
+        if self.outbox is None or not result.get("accepted"):
+            return result
+        account = self._account_of(operation)
+        stream_up = account is not None and self.providers[account].health().stream_status == "connected"
+        entry = self.outbox.replayed(operation.tenant_id, operation.stanza_id, stream_up)
+        if entry is not None:
+            result["outbox_state"] = entry.state
+        return result
+
+    def _account_of(self, operation: IdempotentOperation) -> str | None:
+        attempt = self.store.get_attempt(operation.tenant_id, _attempt_id(operation.operation_id))
+        return attempt.account_ref if attempt is not None and attempt.account_ref in self.providers else None
 
     def _start_timers(self, tenant_id: str, request: Mapping[str, Any], outbound: OutboundMessage) -> None:
         """Receipt timeout (per request, else the configured default), optional marker timeout, expiry."""
@@ -769,6 +837,13 @@ class Actions:
             dedupe=_once("adapter_accepted", operation.stanza_id),
         )
         return build_evidence_events(self._classified({"kind": "adapter_accepted"}), ids)
+
+
+def _send_to(provider: XmppProvider, endpoint_type: str, outbound: OutboundMessage) -> None:
+    if endpoint_type == "muc_room_jid":
+        provider.send_groupchat(outbound)
+    else:
+        provider.send_message(outbound)
 
 
 def _context(
