@@ -11,12 +11,14 @@ import contextlib
 import hashlib
 import logging
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from ruamel.yaml import YAML
 from starlette.applications import Starlette
 
@@ -62,7 +64,7 @@ from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.sending.outbox import DeliveryPolicy, Outbox
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import TimerFact, TimerService
-from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor
+from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor, StoreUnavailable
 from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
 from xmpp_connect.store.postgres import PostgresStore
@@ -74,6 +76,9 @@ log = logging.getLogger(__name__)
 CORE_SOCKET = "core.sock"
 MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
 CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report"})
+STORE_FAILURES = (sqlite3.Error, psycopg.Error, StoreUnavailable)
+"""A store that cannot write (full disk, lost database): the request is answered 503, nothing is claimed
+done that the store did not keep, and a retry with the same idempotency key carries it out."""
 
 
 
@@ -121,7 +126,8 @@ class ObservationRecorder:
             dedupe=DedupeBasis(
                 kind=f"{observation.fact['kind']}:{observation.fact.get('marker', '')}",
                 sender_full_jid=sender,
-                stanza_id=(out.stanza_id if out else "") + "|" + (event.stanza_id or _raw_id(event)),
+                stanza_id=(out.stanza_id if out else "") + "|" + (event.stanza_id or _raw_id(event))
+                + _resend_suffix(out),
             ),
         )
         self.store.append_evidence(build_evidence_events(observation.classification, context))
@@ -130,6 +136,13 @@ class ObservationRecorder:
     def is_late(self, outbound: OutboundRecord) -> bool:
         """The pipeline's LateCheck: the store's timer state is the one definition of "late" (§29)."""
         return outbound.message_id is not None and self.store.is_late(self.tenant_id, outbound.message_id)
+
+
+def _resend_suffix(out: OutboundRecord | None) -> str:
+    """The outbox writes a lost stanza again as attempt ``<id>.<n>`` with the same stanza id: that attempt's
+    evidence (written, acked, answered) is its own, not a duplicate of the first attempt's."""
+    number = out.attempt_id.partition(".")[2] if out is not None and out.attempt_id else ""
+    return f"#{number}" if number else ""
 
 
 def _raw_id(event: NativeEvent) -> str:
@@ -396,9 +409,13 @@ class AdapterService:
     ) -> ActionOutcome:
         try:
             done = await self.actions.perform(_tenant(tenant), request, schema)
+            await self.store.durable()
         except (InvalidAction, IdempotencyConflict) as exc:
             raise action_problem(exc) from None
-        await self.store.durable()
+        except STORE_FAILURES as exc:
+            log.error("the store failed while performing an action (%s)", type(exc).__name__)
+            raise Problem(503, "store-unavailable", "The store could not record the request; retry it with"
+                          " the same idempotency key.", headers={"Retry-After": "1"}) from None
         return action_outcome(done.result)
 
     async def standalone_send(self, tenant: TenantConfig, kind: str, body: dict[str, Any]) -> ActionOutcome:
