@@ -376,6 +376,7 @@ class Actions:
         pubsub = _endpoint_type(target, to_jid) == "pubsub_node"
         outboxed = self.outbox is not None and not scheduled and not pubsub
         holds = outboxed and self.outbox is not None and self.outbox.holds(account)
+        holds = holds and self._may_come_back(account)
         reason = self._pre_send_refusal(
             tenant, account, to_jid, render_error, request, check_stream=not scheduled and not holds
         )
@@ -419,7 +420,7 @@ class Actions:
                 )
             )
         classification, events = self._record({"kind": "adapter_accepted"}, accepted)
-        dispatch = None
+        dispatch: Callable[[], None] | None = None
         if scheduled:
             assert self.pending is not None
             self.pending.hold(tenant.id, op.operation_id, message_id, request, _timestamp(request["send_at"]))
@@ -515,6 +516,11 @@ class Actions:
             go()
 
         return hand_over
+
+    def _may_come_back(self, account: str) -> bool:
+        """Whether a stream that is down may come back (a failed account, e.g. refused credentials, won't)."""
+        provider = self.providers.get(account)
+        return provider is not None and provider.health().stream_status != "failed"
 
     def write_from_outbox(self, entry: OutboxEntry) -> None:
         """The outbox writes an entry's current attempt (after a restart, a lost session, a held wait)."""

@@ -23,7 +23,6 @@ from xmpp_connect.store.outbox import (
     ACCEPTED,
     EXPIRED,
     NOT_SENT,
-    SERVER_ACKED,
     UNKNOWN,
     WRITTEN,
     OutboxEntry,
@@ -158,7 +157,7 @@ class Outbox:
             self._written(tenant_id, stanza_id, event)
         elif kind == "sm_ack":
             self._in_flight.discard(stanza_id)
-            self.store.outbox_advance(tenant_id, stanza_id, SERVER_ACKED, event.observed_at)
+            self.store.outbox_acked(tenant_id, stanza_id, event.observed_at)
         elif kind == "acceptance_unknown" and not self.stopping:
             self._lost(tenant_id, stanza_id)
         elif kind == "message_not_sent":
@@ -173,8 +172,8 @@ class Outbox:
         return event.kind == "message_not_sent" and event.detail.get("reason") == STOPPED
 
     def _written(self, tenant_id: str, stanza_id: str, event: NativeEvent) -> None:
-        before = self.store.outbox_advance(tenant_id, stanza_id, WRITTEN, event.observed_at)
-        if before is None or before.state != ACCEPTED:
+        entry = self.store.outbox_written(tenant_id, stanza_id, event.observed_at)
+        if entry is None:
             return
         if event.detail.get("stream_management") is False:
             # No ack will ever come on this stream: written is the last state the transport can report.
@@ -185,10 +184,10 @@ class Outbox:
             found = self.store.find_outbound(tenant_id, stanza_id=stanza_id)
             outbound = found[0] if found else None
         if outbound is not None:
-            self._start_timers(before, event.observed_at, outbound.receipt_requested, outbound.markable)
+            self._start_timers(entry, event.observed_at, outbound.receipt_requested, outbound.markable)
 
     def _start_timers(self, entry: OutboxEntry, written_at: datetime, receipt: bool, markable: bool) -> None:
-        """Receipt and marker timeouts run from the write; a hold bound no longer applies once written."""
+        """Receipt and marker timeouts run from the write (the request's expiry too, when it has one)."""
         if self.timers is None:
             return
         options = entry.request.get("options") or {}
@@ -202,8 +201,6 @@ class Outbox:
         expires = entry.request.get("expires_at")
         if isinstance(expires, str):
             self.timers.schedule_expiry(tenant_id, message_id, datetime.fromisoformat(expires))
-        else:
-            self.store.cancel_timer(tenant_id, message_id, "expiry")
 
     def _lost(self, tenant_id: str, stanza_id: str) -> None:
         """The session ended before the server acked this stanza: write it again as a new attempt of the
@@ -269,7 +266,9 @@ class Outbox:
             return
         self._in_flight.add(entry.stanza_id)
         if entry.held:
+            # Written now: the hold bound no longer applies (the request's own expiry is set at the write).
             self.store.outbox_hold(entry.tenant_id, entry.stanza_id, False)
+            self.store.cancel_timer(entry.tenant_id, entry.message_id, "expiry")
         self.write(entry)
 
     # ----------------------------------------------------------------- evidence

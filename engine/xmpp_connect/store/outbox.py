@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +22,6 @@ ACCEPTED, WRITTEN, SERVER_ACKED = "accepted", "written", "server_acked"
 UNKNOWN, EXPIRED, NOT_SENT = "unknown", "expired", "not_sent"
 OPEN_STATES = (ACCEPTED, WRITTEN)
 """States of a send the outbox still owes something (a write, or a server ack) while no end reason is set."""
-END_STATES = frozenset({SERVER_ACKED, UNKNOWN, EXPIRED, NOT_SENT})
-_RANK = {ACCEPTED: 0, WRITTEN: 1, SERVER_ACKED: 2}
 BODY_FIELD = "content"
 
 
@@ -62,12 +60,12 @@ class OutboxRecords(SqlBase):
         body_kept = not self.options.metadata_only
         request = {k: v for k, v in entry.request.items() if body_kept or k != BODY_FIELD}
         with self._write() as conn:
-            self._exec(
+            row = self._exec(
                 conn,
                 "INSERT INTO outbox (tenant_id, stanza_id, account_ref, seq, message_id, attempt_id, state,"
                 " request, body, accepted_at, writes, held, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
-                " ON CONFLICT (tenant_id, stanza_id) DO NOTHING",
+                " ON CONFLICT (tenant_id, stanza_id) DO NOTHING RETURNING seq",
                 (
                     entry.tenant_id,
                     entry.stanza_id,
@@ -82,7 +80,10 @@ class OutboxRecords(SqlBase):
                     int(entry.held),
                     to_text(self.options.clock()),
                 ),
-            )
+            ).fetchone()
+        if row is not None:
+            return replace(entry, state=ACCEPTED, request=request, body=entry.body if body_kept else None,
+                           seq=int(row["seq"]))
         found = self.outbox_entry(entry.tenant_id, entry.stanza_id)
         assert found is not None
         return found
@@ -91,28 +92,30 @@ class OutboxRecords(SqlBase):
         row = self._one("SELECT * FROM outbox WHERE tenant_id = ? AND stanza_id = ?", (tenant_id, stanza_id))
         return _entry(row) if row else None
 
-    def outbox_advance(self, tenant_id: str, stanza_id: str, state: str, at: datetime) -> OutboxEntry | None:
-        """Move an open send forward to ``written`` or ``server_acked`` (never back, never out of an end
-        state); the entry as it was before, or None when nothing moved."""
-        before = self.outbox_entry(tenant_id, stanza_id)
-        if (
-            before is None
-            or before.state not in OPEN_STATES
-            or before.ended_reason is not None
-            or _RANK[state] < _RANK[before.state]
-        ):
-            return None
-        column = "written_at" if state == WRITTEN else "acked_at"
-        writes = 1 if state == WRITTEN else 0
+    def outbox_written(self, tenant_id: str, stanza_id: str, at: datetime) -> OutboxEntry | None:
+        """``accepted`` -> ``written`` (the transport took the stanza); the entry when it moved, else None
+        (already written or acked, ended, or not in the outbox)."""
         with self._write() as conn:
-            self._exec(
+            row = self._exec(
                 conn,
-                f"UPDATE outbox SET state = ?, {column} = ?, writes = writes + ?, held = 0, updated_at = ?"
-                " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL",
-                (state, to_text(at), writes, to_text(self.options.clock()), tenant_id, stanza_id,
+                "UPDATE outbox SET state = ?, written_at = ?, writes = writes + 1, updated_at = ?"
+                " WHERE tenant_id = ? AND stanza_id = ? AND state = ? AND ended_reason IS NULL RETURNING *",
+                (WRITTEN, to_text(at), to_text(self.options.clock()), tenant_id, stanza_id, ACCEPTED),
+            ).fetchone()
+        return _entry(row) if row else None
+
+    def outbox_acked(self, tenant_id: str, stanza_id: str, at: datetime) -> bool:
+        """An open send -> ``server_acked`` (a XEP-0198 ack covers it); False when nothing moved."""
+        with self._write() as conn:
+            row = self._exec(
+                conn,
+                "UPDATE outbox SET state = ?, acked_at = ?, updated_at = ?"
+                " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL"
+                " RETURNING stanza_id",
+                (SERVER_ACKED, to_text(at), to_text(self.options.clock()), tenant_id, stanza_id,
                  *OPEN_STATES),
-            )
-        return before
+            ).fetchone()
+        return row is not None
 
     def outbox_new_attempt(self, tenant_id: str, stanza_id: str, attempt_id: str) -> None:
         """The send goes out again as ``attempt_id``: back to ``accepted`` until that attempt is written."""
