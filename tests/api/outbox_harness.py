@@ -20,6 +20,8 @@ from test_served_process import Api, ServedProcess, send
 SID_NS = "urn:xmpp:sid:0"
 WRITTEN_SCENARIOS = frozenset({"sent_to_server", "sent_to_server_final"})
 ACKED_SCENARIOS = frozenset({"server_acknowledged", "server_acknowledged_final"})
+RESTART_WAIT = 30.0
+"""A restart writes the outbox's open sends as its session starts: on a loaded machine that takes a while."""
 
 
 @dataclass
@@ -62,6 +64,7 @@ async def crash_loop(
     ``[0, kill_within)``, restart, every request again with its key. Then wait (at most ``settle`` s) until
     every accepted message arrived, and read each message's outbox state and timeline over HTTP."""
     rng = random.Random(seed)
+    served.start_wait = RESTART_WAIT
     figures = CrashLoopFigures()
     started = time.monotonic()
     requests: dict[str, dict[str, Any]] = {}
