@@ -93,8 +93,9 @@ class Outbox:
         return self.policies.get(account, DeliveryPolicy())
 
     def holds(self, account: str) -> bool:
-        """Whether a send on this account is accepted and held while the stream is down (else refused)."""
-        return self.policy(account).while_disconnected == HOLD
+        """Whether a send on this account is accepted and held while the stream is down (else refused).
+        Metadata-only mode keeps no body to write later, so it refuses."""
+        return self.policy(account).while_disconnected == HOLD and not self.store.options.metadata_only
 
     # ----------------------------------------------------------------- acceptance
 
@@ -210,12 +211,16 @@ class Outbox:
         if entry is None or entry.state not in (ACCEPTED, WRITTEN) or entry.ended_reason is not None:
             return
         if self.policy(entry.account_ref).delivery == AT_MOST_ONCE or not entry.resendable:
-            reason = "at_most_once" if entry.resendable else "body_not_kept"
-            if self.store.outbox_end(tenant_id, stanza_id, UNKNOWN, reason):
-                self._record("acceptance_unknown_final", self._ids(entry), f"{stanza_id}|{entry.attempt_id}")
+            self._end_unknown(entry, "at_most_once" if entry.resendable else "body_not_kept")
             return
         attempt_id = self._new_attempt(entry)
         self._write(replace(entry, attempt_id=attempt_id, state=ACCEPTED))
+
+    def _end_unknown(self, entry: OutboxEntry, reason: str) -> None:
+        """End a send whose acceptance stays unknown, with its explicit evidence (once per attempt)."""
+        if self.store.outbox_end(entry.tenant_id, entry.stanza_id, UNKNOWN, reason):
+            dedupe_on = f"{entry.stanza_id}|{entry.attempt_id}"
+            self._record("acceptance_unknown_final", self._ids(entry), dedupe_on)
 
     def _new_attempt(self, entry: OutboxEntry) -> str:
         """A copy of the entry's current attempt under a new id (§9.2: the same message, another attempt)."""
@@ -263,6 +268,10 @@ class Outbox:
 
     def _write(self, entry: OutboxEntry) -> None:
         if self.write is None:
+            return
+        if not entry.resendable:
+            # Metadata-only mode kept no body: a send not known to be acked cannot be written again.
+            self._end_unknown(entry, "body_not_kept")
             return
         self._in_flight.add(entry.stanza_id)
         if entry.held:
