@@ -477,11 +477,10 @@ class Actions:
         else:
             record = replace(record_for(outbound, stanza_id, self.clock()), endpoint_type=endpoint_type)
             self._record_outbound(tenant_id, from_jid, record, "message")
-            if self.outbox is not None and self.outbox.in_flight(stanza_id):
-                # The outbox starts the timers when the stanza is written (sending/outbox.py).
-                _send_to(provider, endpoint_type, outbound)
-                return
+            outboxed = self.outbox is not None and self.outbox.in_flight(stanza_id)
             _send_to(provider, endpoint_type, outbound)
+            if outboxed:
+                return  # the outbox starts its timers when the stanza is written (sending/outbox.py)
         self._start_timers(tenant_id, request, outbound)
 
     def _outboxed(
