@@ -134,9 +134,6 @@ class Outbox:
         expires = entry.request.get("expires_at")
         return min(bound, datetime.fromisoformat(expires)) if isinstance(expires, str) else bound
 
-    def where(self, tenant_id: str, stanza_id: str) -> OutboxEntry | None:
-        return self.store.outbox_entry(tenant_id, stanza_id)
-
     def replayed(self, tenant_id: str, stanza_id: str, stream_up: bool) -> OutboxEntry | None:
         """A replayed request: an entry still ``accepted`` that no one here is writing is written now (when
         the stream is up; a held one waits for the next session). Returns the entry as it stands."""
