@@ -8,9 +8,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import pytest
 from api_helpers import auth, send_request, wait_for
 from starlette.testclient import TestClient
 
+from xmpp_connect.config.settings import ConfigError, config_from_dict
 from xmpp_connect.sending.outbox import DeliveryPolicy
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.outbox import WRITTEN
@@ -165,3 +167,22 @@ def _stanzas(client: TestClient, results: list[dict[str, Any]]) -> list[str]:
 def _message_of(service: Any, request: dict[str, Any]) -> str:
     operation = idempotency.operation_id("a", request["idempotency_key"])
     return "xmppmsg_" + operation.removeprefix("xmppop_")
+
+
+def test_the_account_settings_are_read_with_their_defaults_and_checked(tmp_path: Any) -> None:
+    def account(**extra: Any) -> Any:
+        data = {"ref": "a", "provider": "sandbox", "jid": "a@sandbox.invalid/s", **extra}
+        config = config_from_dict({"accounts": [data], "tenants": [
+            {"id": "t", "token_env": "T", "accounts": ["a"]}]}, tmp_path, {"T": "token-0123456789abcdef"})
+        return config.accounts[0]
+
+    default = account()
+    assert (default.delivery, default.while_disconnected, default.hold_while_disconnected_s) == (
+        "at_least_once", "hold", 300.0)
+    chosen = account(delivery="at_most_once", while_disconnected="refuse", hold_while_disconnected_s=5)
+    assert (chosen.delivery, chosen.while_disconnected, chosen.hold_while_disconnected_s) == (
+        "at_most_once", "refuse", 5.0)
+    with pytest.raises(ConfigError, match="delivery"):
+        account(delivery="exactly_once")
+    with pytest.raises(ConfigError, match="hold_while_disconnected_s"):
+        account(hold_while_disconnected_s=0)
