@@ -157,8 +157,9 @@ def claim_result(intake_path: Path, key: str) -> tuple[bool, Any]:
 
 
 def without_replay(result: dict[str, Any]) -> dict[str, Any]:
-    """A result as the intake keeps it for replays (``idempotent_replay`` is set per answer)."""
-    return {k: v for k, v in result.items() if k != "idempotent_replay"}
+    """A result as the intake keeps it for replays (``idempotent_replay`` and ``outbox_state`` are set per
+    answer)."""
+    return {k: v for k, v in result.items() if k not in ("idempotent_replay", "outbox_state")}
 
 
 def tenant_a(config: ServiceConfig) -> TenantConfig:

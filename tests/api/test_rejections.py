@@ -6,6 +6,8 @@ import pytest
 from api_helpers import OpenApiContract, auth, send_request
 from starlette.testclient import TestClient
 
+from xmpp_connect.sending.outbox import DeliveryPolicy
+
 
 def feed_types(client: TestClient, message_id: str) -> list[str]:
     events = client.get("/adapter/events", params={"limit": 500}, headers=auth()).json()["events"]
@@ -89,7 +91,10 @@ def test_suppressed_recipient_is_refused_until_unsuppressed(client: TestClient) 
 
 
 def test_stream_unavailable_is_refused_with_the_provider_event(client: TestClient) -> None:
-    provider = client.app.state.service.providers["sandbox-a"]
+    """An account configured ``while_disconnected: refuse`` (the default holds: tests/api/test_outbox.py)."""
+    service = client.app.state.service
+    service.outbox.policies = {"sandbox-a": DeliveryPolicy(while_disconnected="refuse")}
+    provider = service.providers["sandbox-a"]
     client.portal.call(provider.stop)
     result = client.post("/adapter/actions", json=send_request("down"), headers=auth()).json()
     assert result["reason"] == "stream_unavailable"

@@ -66,6 +66,7 @@ class ServedProcess:
         self.port = free_loopback_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.start_wait = START_WAIT
 
     async def start(self) -> None:
         """Spawn the command and wait (bounded) until health shows the XMPP stream connected."""
@@ -75,14 +76,14 @@ class ServedProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, cwd=self.config_path.parent)
-        deadline = time.monotonic() + START_WAIT
+        deadline = time.monotonic() + self.start_wait
         async with self.client() as http:
             while time.monotonic() < deadline:
                 assert self.process.poll() is None, f"serve exited early:\n{self.log_text()}"
                 if await self._connected(http):
                     return
                 await asyncio.sleep(0.1)
-        raise AssertionError(f"the service did not connect within {START_WAIT}s:\n{self.log_text()}")
+        raise AssertionError(f"the service did not connect within {self.start_wait}s:\n{self.log_text()}")
 
     @staticmethod
     async def _connected(http: httpx.AsyncClient) -> bool:
@@ -272,6 +273,7 @@ async def test_sigkill_mid_flow_then_restart(
         status, replay = await api.act(request)
         assert status == 202 and replay["idempotent_replay"] is True
         assert replay["adapter_operation_id"] == first["adapter_operation_id"]
+        assert replay.pop("outbox_state") == "server_acked", "the answer says where the send really is"
         assert {**replay, "idempotent_replay": False} == first, "the original result, replayed"
         with pytest.raises(TimeoutError):
             await later.next_message(QUIET)

@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from ruamel.yaml import YAML
 from starlette.applications import Starlette
 
@@ -55,9 +57,10 @@ from xmpp_connect.sending.action_answers import action_outcome, action_problem
 from xmpp_connect.sending.actions import Actions, ActionSchemas, InvalidAction, Tenant, spec_dir
 from xmpp_connect.sending.intake import Intake, IntakeItem
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
+from xmpp_connect.sending.outbox import DeliveryPolicy, Outbox
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import TimerFact, TimerService
-from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor
+from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor, StoreUnavailable
 from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
 from xmpp_connect.store.postgres import PostgresStore
@@ -71,7 +74,9 @@ MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
 ACCOUNT_START = "xmpp-connect account start"
 CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report", ACCOUNT_START,
                                CHECKPOINT_TASK})
-
+STORE_FAILURES = (sqlite3.Error, psycopg.Error, StoreUnavailable)
+"""A store that cannot write (full disk, lost database): the request is answered 503, nothing is claimed
+done that the store did not keep, and a retry with the same idempotency key carries it out."""
 
 
 class HeldRequests:
@@ -182,6 +187,11 @@ class AdapterService(AuditService, ArchiveService):
             default_receipt_timeout=timedelta(seconds=config.timers.receipt_timeout_s),
             default_marker_timeout=timedelta(seconds=config.timers.marker_timeout_s),
         )
+        self.outbox = Outbox(store, self.classifier, self.recorder, self.timers, {
+            a.ref: DeliveryPolicy(a.delivery, a.while_disconnected, a.hold_while_disconnected_s)
+            for a in config.accounts
+        })
+        self.outbox.emit = self.on_native_event
         self.actions = Actions(
             store,
             self.classifier,
@@ -193,6 +203,7 @@ class AdapterService(AuditService, ArchiveService):
             pending=HeldRequests(store, self.timers.wake),
             capabilities=self._capability,
             recorder=self.recorder,
+            outbox=self.outbox,
         )
         self._background: list[asyncio.Task[None]] = []
         self.intake_dispatcher: IntakeDispatcher | None = None
@@ -222,6 +233,8 @@ class AdapterService(AuditService, ArchiveService):
             if tenant is not None and held is not None:
                 await self.actions.send_scheduled(_tenant(tenant), held.operation_id)
             return
+        if fired.timer == "expiry":
+            self.outbox.expired(fired.tenant_id, fired.message_id)
         self.timer_recorder(fired)
 
     async def _carry_out(self, item: IntakeItem) -> None:
@@ -266,7 +279,9 @@ class AdapterService(AuditService, ArchiveService):
             log.warning("native event for unknown account %s dropped", event.account)
             return
         with self.store.transaction():
-            self.pipelines[tenant_id].handle(event)
+            if not self.outbox.keeps_for_restart(event):
+                self.pipelines[tenant_id].handle(event)
+            self.outbox.observe(tenant_id, event)
 
     def _pipeline(self, tenant_id: str, commands: CommandTable) -> EvidencePipeline:
         sink = TenantRecorder(self.recorder, self.store, tenant_id)
@@ -347,6 +362,7 @@ class AdapterService(AuditService, ArchiveService):
                 task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background = []
+        self.outbox.stopping = True
         await asyncio.gather(*(p.stop() for p in self.providers.values()), return_exceptions=True)
         self.store.disable_group_commit()
 
@@ -371,9 +387,13 @@ class AdapterService(AuditService, ArchiveService):
     ) -> ActionOutcome:
         try:
             done = await self.actions.perform(_tenant(tenant), request, schema)
+            await self.store.durable()
         except (InvalidAction, IdempotencyConflict) as exc:
             raise action_problem(exc) from None
-        await self.store.durable()
+        except STORE_FAILURES as exc:
+            log.error("the store failed while performing an action (%s)", type(exc).__name__)
+            raise Problem(503, "store-unavailable", "The store could not record the request; retry it with"
+                          " the same idempotency key.", headers={"Retry-After": "1"}) from None
         return action_outcome(done.result)
 
     async def standalone_send(self, tenant: TenantConfig, kind: str, body: dict[str, Any]) -> ActionOutcome:

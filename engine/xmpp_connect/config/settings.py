@@ -32,6 +32,11 @@ DEFAULT_GROUP_TIMEOUT_S = 5.0
 ACCESS_MODELS = ("open", "presence", "roster", "authorize", "whitelist")
 SUBSCRIPTION_REQUESTS = ("approve_and_subscribe", "approve", "ignore")
 PUBLISHER_MODELS = ("publishers", "subscribers", "open")
+DELIVERY_MODES = ("at_least_once", "at_most_once")
+"""What the outbox does with a send the server never acked when the session is lost (first: default)."""
+WHILE_DISCONNECTED = ("hold", "refuse")
+"""What a send does while the account's stream is down: held until it comes back, or refused at once."""
+DEFAULT_HOLD_S = 300.0
 """§19 XmppPubSubNode access and publisher models a node may be created with."""
 NOT_FOR_COMPONENTS = ("password", "password_env", "password_file", "ca_certs", "require_tls", "verify_tls",
                       "rooms", "nodes", "room_join_timeout", "subscription_requests")
@@ -126,6 +131,12 @@ class AccountConfig:
     subscription_requests: str = SUBSCRIPTION_REQUESTS[0]
     """What a client account does when a contact asks for its presence (RFC 6121 §3): approve and ask back
     (then the contact's presence is visible, §15), approve only, or ignore."""
+    delivery: str = DELIVERY_MODES[0]
+    """``at_least_once``: a send not acked by the server is written again after a restart or a lost session;
+    ``at_most_once``: it ends with explicit acceptance-unknown evidence instead."""
+    while_disconnected: str = WHILE_DISCONNECTED[0]
+    hold_while_disconnected_s: float = DEFAULT_HOLD_S
+    """How long a send accepted while the stream is down is held (the request's expiry bounds it too)."""
 
 
 @dataclass(frozen=True)
@@ -451,6 +462,11 @@ class _Reader:
             room_join_timeout=self.timeout(data, "room_join_timeout", where),
             iq_timeout=self.timeout(data, "iq_timeout", where),
             subscription_requests=self.choice(data, "subscription_requests", where, SUBSCRIPTION_REQUESTS),
+            delivery=self.choice(data, "delivery", where, DELIVERY_MODES),
+            while_disconnected=self.choice(data, "while_disconnected", where, WHILE_DISCONNECTED),
+            hold_while_disconnected_s=self.number(
+                data.get("hold_while_disconnected_s", DEFAULT_HOLD_S), f"{where}.hold_while_disconnected_s"
+            ),
         )
 
     def component(self, data: Mapping[str, Any], where: str) -> AccountConfig:

@@ -157,7 +157,7 @@ class Recorder:
         event = observation.event
         sender = observation.sender or None
         kind = f"{observation.fact['kind']}:{observation.fact.get('marker', '')}"
-        about = out.stanza_id if out else ""
+        about = out.stanza_id + _resend_suffix(out) if out else ""
         own_id = event.stanza_id or _raw_id(event)
         scoped = out is not None and sender is not None and observation.fact["kind"] in SENDER_SCOPED_KINDS
         evidence = Evidence(
@@ -265,6 +265,13 @@ class TenantRecorder:
     def is_late(self, outbound: OutboundRecord) -> bool:
         """The pipeline's LateCheck: the store's timer state is the one definition of "late" (§29)."""
         return outbound.message_id is not None and self.store.is_late(self.tenant_id, outbound.message_id)
+
+
+def _resend_suffix(out: OutboundRecord) -> str:
+    """The outbox writes a lost stanza again as attempt ``<id>.<n>`` with the same stanza id: that attempt's
+    evidence (written, acked, answered) is its own, not a duplicate of the first attempt's."""
+    number = out.attempt_id.partition(".")[2] if out.attempt_id else ""
+    return f"#{number}" if number else ""
 
 
 def _detail(event: NativeEvent) -> dict[str, Any]:

@@ -128,7 +128,8 @@ class ComponentProvider:
                        detail={"reason": "stream_unavailable", "outbound": record})
             return
         self._client.send(Message(stream=self._client, xml=ET.fromstring(raw)))
-        self._emit("message_sent", raw=raw, stanza_id=record.stanza_id, detail={"outbound": record})
+        self._emit("message_sent", raw=raw, stanza_id=record.stanza_id,
+                   detail={"outbound": record, "stream_management": False})
 
     async def join_room(self, room_jid: str, nick: str, password: str | None = None, *,
                         message_id: str | None = None, attempt_id: str | None = None) -> RoomJoin:

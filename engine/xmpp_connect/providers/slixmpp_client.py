@@ -319,7 +319,10 @@ class SlixmppProvider:
             # Without stream management no ack will ever settle it: nothing to keep.
             raw = self._raw_by_id.pop(stanza_id, None)
             self._records.pop(stanza_id, None)
-        self._emit("message_sent", raw=raw, stanza_id=stanza_id, detail={"outbound": record})
+        # Emitted in the same synchronous step that hands the bytes to transport.write (slixmpp's send loop
+        # runs the 'out' filters, then writes): the outbox records "written" from this, not from queueing.
+        self._emit("message_sent", raw=raw, stanza_id=stanza_id,
+                   detail={"outbound": record, "stream_management": self._sm_active})
         return stanza
 
     def _schedule_ack_request(self) -> None:

@@ -27,9 +27,11 @@ from xmpp_connect.model.evidence import DedupeBasis, EvidenceEvent, endpoint_ref
 from xmpp_connect.policy.paths import default_policy_dir
 from xmpp_connect.providers.base import RoomJoin, XmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage, endpoint_type_of, record_for
+from xmpp_connect.sending.outbox import Outbox
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.idempotency import payload_hash
+from xmpp_connect.store.outbox import OutboxEntry
 from xmpp_connect.store.records import (
     AppendResult,
     IdempotentOperation,
@@ -254,6 +256,7 @@ class Actions:
         pending: PendingSends | None = None,
         capabilities: Capabilities | None = None,
         recorder: Recorder | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.store = store
         self.recorder = recorder or Recorder(store, classifier.policy.precedence)
@@ -266,6 +269,9 @@ class Actions:
         self.timers = timers
         self.pending = pending
         self.capabilities = capabilities
+        self.outbox = outbox
+        if outbox is not None:
+            outbox.write = self.write_from_outbox
         self._own_facts: dict[tuple[str, tuple[tuple[str, Any], ...]], Classification] = {}
 
     def validate(self, request: Mapping[str, Any], schema: str | None = None) -> str:
@@ -306,7 +312,7 @@ class Actions:
             raise InvalidAction([("content", reason)])
         operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest)
         if operation.replayed and operation.result is not None:
-            return ActionDone({**operation.result, "idempotent_replay": True})
+            return ActionDone({**self._replayed(operation), "idempotent_replay": True})
         dispatch: Callable[[], None] | None = None
         if action_type in SYNC_ACTIONS:
             result = self._sync_action(tenant, action_type, request, operation, received_at)
@@ -349,8 +355,12 @@ class Actions:
         if not op.replayed or self.store.get_message(tenant.id, message_id) is None:
             self.store.create_message(message)
         scheduled = action_type == "notification.schedule"
+        pubsub = _endpoint_type(target, to_jid) == "pubsub_node"
+        outboxed = self.outbox is not None and not scheduled and not pubsub
+        holds = outboxed and self.outbox is not None and self.outbox.holds(account)
+        holds = holds and self._may_come_back(account)
         reason = self._pre_send_refusal(
-            tenant, account, to_jid, render_error, request, check_stream=not scheduled
+            tenant, account, to_jid, render_error, request, check_stream=not scheduled and not holds
         )
         base = _result_base(action_type, request, op.operation_id, received_at)
         own = partial(_OwnEvidence, tenant.id, message, attempt_id, to_jid or None, received_at)
@@ -394,7 +404,7 @@ class Actions:
         classification, events = self._record(
             acceptance, replace(accepted, to_type=_endpoint_type(target, to_jid))
         )
-        dispatch = None
+        dispatch: Callable[[], None] | None = None
         if scheduled:
             assert self.pending is not None
             self.pending.hold(tenant.id, op.operation_id, message_id, request, _timestamp(request["send_at"]))
@@ -402,6 +412,8 @@ class Actions:
             dispatch = partial(
                 self._dispatch, tenant.id, account, request, body or "", op.stanza_id, message_id, attempt_id
             )
+        if outboxed and self.outbox is not None:
+            dispatch = self._outboxed(tenant.id, account, request, body or "", op, received_at, dispatch)
         return {
             **base,
             "accepted": True,
@@ -449,11 +461,71 @@ class Actions:
         else:
             record = replace(record_for(outbound, stanza_id, self.clock()), endpoint_type=endpoint_type)
             self._record_outbound(tenant_id, from_jid, record, "message")
-            if endpoint_type == "muc_room_jid":
-                provider.send_groupchat(outbound)
-            else:
-                provider.send_message(outbound)
+            outboxed = self.outbox is not None and self.outbox.in_flight(stanza_id)
+            _send_to(provider, endpoint_type, outbound)
+            if outboxed:
+                return  # the outbox starts its timers when the stanza is written (sending/outbox.py)
         self._start_timers(tenant_id, request, outbound)
+
+    def _outboxed(
+        self,
+        tenant_id: str,
+        account: str,
+        request: Mapping[str, Any],
+        body: str,
+        op: IdempotentOperation,
+        received_at: datetime,
+        dispatch: Callable[[], None] | None,
+    ) -> Callable[[], None] | None:
+        """Put an accepted message send in the outbox; hand it over now only when nobody here did yet and
+        the stream is up (else it is held, and the next session writes it)."""
+        assert self.outbox is not None
+        entry = self.outbox.accept(
+            tenant_id, account, op.stanza_id, _message_id(op.operation_id), _attempt_id(op.operation_id),
+            request, body, received_at,
+        )
+        if not self.outbox.should_write(entry):
+            return None
+        if self.providers[account].health().stream_status != "connected":
+            self.outbox.hold(entry)
+            return None
+        if dispatch is None:
+            return None
+        outbox, go = self.outbox, dispatch
+
+        def hand_over() -> None:
+            outbox.handed_over(entry.stanza_id)
+            go()
+
+        return hand_over
+
+    def _may_come_back(self, account: str) -> bool:
+        """Whether a stream that is down may come back (a failed account, e.g. refused credentials, won't)."""
+        provider = self.providers.get(account)
+        return provider is not None and provider.health().stream_status != "failed"
+
+    def write_from_outbox(self, entry: OutboxEntry) -> None:
+        """The outbox writes an entry's current attempt (after a restart, a lost session, a held wait)."""
+        body = entry.body or ""
+        self._dispatch(entry.tenant_id, entry.account_ref, entry.request, body, entry.stanza_id,
+                       entry.message_id, entry.attempt_id)
+
+    def _replayed(self, operation: IdempotentOperation) -> dict[str, Any]:
+        """A replay's stored result, with where the send really is (``outbox_state``); a send still only
+        accepted that nobody here is writing is carried out now."""
+        result = dict(operation.result or {})
+        if self.outbox is None or not result.get("accepted"):
+            return result
+        account = self._account_of(operation)
+        stream_up = account is not None and self.providers[account].health().stream_status == "connected"
+        entry = self.outbox.replayed(operation.tenant_id, operation.stanza_id, stream_up)
+        if entry is not None:
+            result["outbox_state"] = entry.state
+        return result
+
+    def _account_of(self, operation: IdempotentOperation) -> str | None:
+        attempt = self.store.get_attempt(operation.tenant_id, _attempt_id(operation.operation_id))
+        return attempt.account_ref if attempt is not None and attempt.account_ref in self.providers else None
 
     def _start_timers(self, tenant_id: str, request: Mapping[str, Any], outbound: OutboundMessage) -> None:
         """Receipt timeout (per request, else the configured default), optional marker timeout, expiry."""
@@ -773,6 +845,13 @@ class _OwnEvidence:
             dedupe=self.dedupe,
             message=self.message,
         )
+
+
+def _send_to(provider: XmppProvider, endpoint_type: str, outbound: OutboundMessage) -> None:
+    if endpoint_type == "muc_room_jid":
+        provider.send_groupchat(outbound)
+    else:
+        provider.send_message(outbound)
 
 
 def _message(

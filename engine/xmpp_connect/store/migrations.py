@@ -181,10 +181,24 @@ _EVIDENCE_CHAIN = (
     "CREATE INDEX chain_checkpoints_by_time ON chain_checkpoints (tenant_id, signed_at)",
 )
 
+_OUTBOX = (
+    # Each accepted message send and how far it got (spec/outbox.md); keyed by account for hand-over.
+    """CREATE TABLE outbox (
+        tenant_id TEXT NOT NULL, stanza_id TEXT NOT NULL, account_ref TEXT NOT NULL, seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL, attempt_id TEXT NOT NULL, state TEXT NOT NULL, request TEXT NOT NULL,
+        body TEXT, accepted_at TEXT NOT NULL, written_at TEXT, acked_at TEXT, ended_reason TEXT,
+        writes INTEGER NOT NULL, held INTEGER NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, stanza_id))""",
+    "CREATE INDEX outbox_open_by_account ON outbox (account_ref, state, seq)",
+    "CREATE INDEX outbox_by_message ON outbox (tenant_id, message_id)",
+    "INSERT INTO counters (name, last_value) VALUES ('outbox_order', 0)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
     Migration(3, "expected evidence per attempt", _EXPECTED_EVIDENCE),
     Migration(4, "evidence hash chain and signed checkpoints", _EVIDENCE_CHAIN),
+    Migration(6, "durable outbox", _OUTBOX),
     Migration(7, "evidence sender, grade dimensions, state event", _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT),
 )

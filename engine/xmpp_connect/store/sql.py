@@ -14,6 +14,7 @@ from xmpp_connect.store.intake_progress import IntakeProgress
 from xmpp_connect.store.messages import MessageRecords
 from xmpp_connect.store.observations import ObservationRecords
 from xmpp_connect.store.operations import IdempotentOperations
+from xmpp_connect.store.outbox import OutboxRecords
 from xmpp_connect.store.raw_events import RawEvents
 from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
 from xmpp_connect.store.timer_table import TimerTable
@@ -35,5 +36,6 @@ class SqlStore(
     IntakeProgress,
     ChainAudit,
     Erasure,
+    OutboxRecords,
 ):
     """Every store operation (the EvidenceStore interface), as SQL with ``?`` placeholders."""

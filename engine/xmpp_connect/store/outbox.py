@@ -1,0 +1,191 @@
+"""The outbox: each accepted message send and how far it got (accepted -> written -> server_acked).
+
+A row is keyed by tenant and stanza id and carries the account, so one account's outbox can be handed to
+another replica. States only move forward; an end state (``unknown``, ``expired``, ``not_sent``) is final.
+See spec/outbox.md for how the states map to the §10 attempt states.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from xmpp_connect.store.connection import SqlBase
+from xmpp_connect.store.rows import Row, to_json
+from xmpp_connect.store.timestamps import from_text, from_text_or_none, to_text
+
+OUTBOX_ORDER = "outbox_order"
+ACCEPTED, WRITTEN, SERVER_ACKED = "accepted", "written", "server_acked"
+UNKNOWN, EXPIRED, NOT_SENT = "unknown", "expired", "not_sent"
+OPEN_STATES = (ACCEPTED, WRITTEN)
+"""States of a send the outbox still owes something (a write, or a server ack) while no end reason is set."""
+BODY_FIELD = "content"
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One send in the outbox. ``request`` is the action request (without its body in metadata-only mode,
+    then ``body`` is None and the send cannot be written again after a restart); ``attempt_id`` is the
+    current attempt, ``writes`` how many attempts were handed to the transport."""
+
+    tenant_id: str
+    stanza_id: str
+    account_ref: str
+    message_id: str
+    attempt_id: str
+    state: str
+    request: Mapping[str, Any]
+    body: str | None
+    accepted_at: datetime
+    seq: int = 0
+    written_at: datetime | None = None
+    acked_at: datetime | None = None
+    ended_reason: str | None = None
+    writes: int = 0
+    held: bool = False
+
+    @property
+    def resendable(self) -> bool:
+        return self.body is not None
+
+
+class OutboxRecords(SqlBase):
+    """The outbox table."""
+
+    def outbox_accept(self, entry: OutboxEntry) -> OutboxEntry:
+        """Put an accepted send into the outbox (again: keeps the first); returns the stored entry."""
+        body_kept = not self.options.metadata_only
+        request = {k: v for k, v in entry.request.items() if body_kept or k != BODY_FIELD}
+        with self._write() as conn:
+            row = self._exec(
+                conn,
+                "INSERT INTO outbox (tenant_id, stanza_id, account_ref, seq, message_id, attempt_id, state,"
+                " request, body, accepted_at, writes, held, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+                " ON CONFLICT (tenant_id, stanza_id) DO NOTHING RETURNING seq",
+                (
+                    entry.tenant_id,
+                    entry.stanza_id,
+                    entry.account_ref,
+                    self._reserve_positions(conn, 1, OUTBOX_ORDER),
+                    entry.message_id,
+                    entry.attempt_id,
+                    ACCEPTED,
+                    to_json(request),
+                    entry.body if body_kept else None,
+                    to_text(entry.accepted_at),
+                    int(entry.held),
+                    to_text(self.options.clock()),
+                ),
+            ).fetchone()
+        if row is not None:
+            return replace(entry, state=ACCEPTED, request=request, body=entry.body if body_kept else None,
+                           seq=int(row["seq"]))
+        found = self.outbox_entry(entry.tenant_id, entry.stanza_id)
+        assert found is not None
+        return found
+
+    def outbox_entry(self, tenant_id: str, stanza_id: str) -> OutboxEntry | None:
+        row = self._one("SELECT * FROM outbox WHERE tenant_id = ? AND stanza_id = ?", (tenant_id, stanza_id))
+        return _entry(row) if row else None
+
+    def outbox_written(self, tenant_id: str, stanza_id: str, at: datetime) -> OutboxEntry | None:
+        """``accepted`` -> ``written`` (the transport took the stanza); the entry when it moved, else None
+        (already written or acked, ended, or not in the outbox)."""
+        with self._write() as conn:
+            row = self._exec(
+                conn,
+                "UPDATE outbox SET state = ?, written_at = ?, writes = writes + 1, updated_at = ?"
+                " WHERE tenant_id = ? AND stanza_id = ? AND state = ? AND ended_reason IS NULL RETURNING *",
+                (WRITTEN, to_text(at), to_text(self.options.clock()), tenant_id, stanza_id, ACCEPTED),
+            ).fetchone()
+        return _entry(row) if row else None
+
+    def outbox_acked(self, tenant_id: str, stanza_id: str, at: datetime) -> bool:
+        """An open send -> ``server_acked`` (a XEP-0198 ack covers it); False when nothing moved."""
+        with self._write() as conn:
+            row = self._exec(
+                conn,
+                "UPDATE outbox SET state = ?, acked_at = ?, updated_at = ?"
+                " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL"
+                " RETURNING stanza_id",
+                (SERVER_ACKED, to_text(at), to_text(self.options.clock()), tenant_id, stanza_id,
+                 *OPEN_STATES),
+            ).fetchone()
+        return row is not None
+
+    def outbox_new_attempt(self, tenant_id: str, stanza_id: str, attempt_id: str) -> None:
+        """The send goes out again as ``attempt_id``: back to ``accepted`` until that attempt is written."""
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "UPDATE outbox SET attempt_id = ?, state = ?, updated_at = ?"
+                " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL",
+                (attempt_id, ACCEPTED, to_text(self.options.clock()), tenant_id, stanza_id, *OPEN_STATES),
+            )
+            # Answers to the copy (receipts, markers, errors) correlate to the attempt that carried it.
+            self._exec(
+                conn,
+                "UPDATE stanzas SET attempt_id = ? WHERE tenant_id = ? AND stanza_ref = ?",
+                (attempt_id, tenant_id, stanza_id),
+            )
+
+    def outbox_hold(self, tenant_id: str, stanza_id: str, held: bool) -> None:
+        """Mark an accepted send as held while the stream is down (or no longer held)."""
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "UPDATE outbox SET held = ? WHERE tenant_id = ? AND stanza_id = ?",
+                (int(held), tenant_id, stanza_id),
+            )
+
+    def outbox_end(self, tenant_id: str, stanza_id: str, state: str, reason: str) -> bool:
+        """End an open send (``unknown``, ``expired``, ``not_sent``; ``written`` on a stream without acks);
+        False when it was not open."""
+        with self._write() as conn:
+            row = self._exec(
+                conn,
+                "UPDATE outbox SET state = ?, ended_reason = ?, held = 0, updated_at = ?"
+                " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL"
+                " RETURNING stanza_id",
+                (state, reason, to_text(self.options.clock()), tenant_id, stanza_id, *OPEN_STATES),
+            ).fetchone()
+        return row is not None
+
+    def outbox_open(self, account_ref: str, limit: int = 10_000) -> list[OutboxEntry]:
+        """The account's open sends in acceptance order (what a new session writes, or ends)."""
+        rows = self._all(
+            "SELECT * FROM outbox WHERE account_ref = ? AND state IN (?, ?) AND ended_reason IS NULL"
+            " ORDER BY seq LIMIT ?",
+            (account_ref, *OPEN_STATES, limit),
+        )
+        return [_entry(row) for row in rows]
+
+    def outbox_entry_for_message(self, tenant_id: str, message_id: str) -> OutboxEntry | None:
+        row = self._one(
+            "SELECT * FROM outbox WHERE tenant_id = ? AND message_id = ?", (tenant_id, message_id)
+        )
+        return _entry(row) if row else None
+
+
+def _entry(row: Row) -> OutboxEntry:
+    return OutboxEntry(
+        tenant_id=row["tenant_id"],
+        stanza_id=row["stanza_id"],
+        account_ref=row["account_ref"],
+        message_id=row["message_id"],
+        attempt_id=row["attempt_id"],
+        state=row["state"],
+        request=json.loads(row["request"]),
+        body=row["body"],
+        accepted_at=from_text(row["accepted_at"]),
+        seq=int(row["seq"]),
+        written_at=from_text_or_none(row["written_at"]),
+        acked_at=from_text_or_none(row["acked_at"]),
+        ended_reason=row["ended_reason"],
+        writes=int(row["writes"]),
+        held=bool(row["held"]),
+    )
