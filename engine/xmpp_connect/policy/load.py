@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from xmpp_connect.model.classification import Assessment, Conflict, Grade, Precedence, TimeoutAnswers
-from xmpp_connect.policy.crosscheck import Tables, cross_check
+from xmpp_connect.policy.crosscheck import Tables, check_invariant_names, cross_check
+from xmpp_connect.policy.invariants import build_invariants
 from xmpp_connect.policy.model import (
     BUILTIN_UNMAPPED,
     UNMAPPED,
@@ -20,6 +22,7 @@ from xmpp_connect.policy.model import (
 )
 from xmpp_connect.policy.paths import default_policy_dir, schema_dir
 from xmpp_connect.policy.problems import PolicyError, Problem
+from xmpp_connect.policy.prove import prove
 from xmpp_connect.policy.schemas import SchemaSet, load_schemas
 from xmpp_connect.policy.version import policy_version
 from xmpp_connect.policy.vocabulary import Vocabulary
@@ -27,7 +30,7 @@ from xmpp_connect.policy.yaml_source import YamlDocument, read_yaml
 
 RULES_DIR = "rules"
 MAPPINGS_DIR = "mappings"
-MAPPING_TABLES = ("scenarios", "stanza_errors", "grades", "commands", "precedence", "descriptor")
+MAPPING_TABLES = ("scenarios", "stanza_errors", "grades", "commands", "precedence", "descriptor", "invariants")
 
 
 def load_policy(root: Path | None = None) -> Policy:
@@ -56,14 +59,27 @@ def load_policy(root: Path | None = None) -> Policy:
     if any(p.severity == "error" for p in problems):
         raise PolicyError(_in_file_order(problems))
 
+    invariants_doc = mapping_docs.pop("invariants")
+    assert invariants_doc is not None
     tables = Tables(rules=tuple(d for d in rule_docs if d is not None),
                     **{name: doc for name, doc in mapping_docs.items() if doc is not None})
     problems.extend(cross_check(tables, vocabulary))
+    problems.extend(check_invariant_names(invariants_doc, tables, vocabulary))
     if any(p.severity == "error" for p in problems):
         raise PolicyError(_in_file_order(problems))
 
     files = tuple(_rel(root, p) for p in (*rule_paths, *mapping_paths.values()))
-    return _build(root, tables, vocabulary, policy_version(root, files), files, problems)
+    policy = _build(root, tables, vocabulary, policy_version(root, files), files, problems)
+    invariants = build_invariants(invariants_doc)
+    broken = prove(policy, invariants, _order_lines(tables.precedence))
+    if broken:
+        raise PolicyError(broken)
+    return replace(policy, invariants=invariants)
+
+
+def _order_lines(doc: YamlDocument) -> dict[str, str]:
+    """Each precedence `order` subclass -> `file:line` of its entry."""
+    return {subclass: f"{doc.relpath}:{doc.line(['order', j])}" for j, subclass in enumerate(doc.data["order"])}
 
 
 def _in_file_order(problems: list[Problem]) -> list[Problem]:

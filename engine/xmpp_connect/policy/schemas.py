@@ -24,6 +24,7 @@ TABLE_SCHEMAS: Mapping[str, str] = {
     "commands": "commands.schema.json",
     "precedence": "precedence.schema.json",
     "descriptor": "descriptor.schema.json",
+    "invariants": "invariants.schema.json",
 }
 FACTS_SCHEMA = "facts.schema.json"
 
