@@ -1,4 +1,4 @@
-"""The shipped policy against the scenario corpus (tests/scenarios/*.yaml), pinned by one syrupy snapshot,
+"""The shipped policy against the scenario corpus (tests/scenarios/*.yaml), pinned by one snapshot per file,
 plus the non-negotiable readings of §3/§11-§14 checked fact by fact."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from syrupy.extensions.json import JSONSnapshotExtension
 
 from xmpp_connect.app.cli import main
 from xmpp_connect.evidence.classify import Classifier
@@ -74,9 +75,12 @@ def test_every_rule_and_scenario_is_reached_by_a_case(report: CoverageReport) ->
     assert (report.unreached_rules, report.unreached_scenarios) == ((), ())
 
 
-def test_corpus_outputs_are_pinned(report: CoverageReport, snapshot: Any) -> None:
-    outputs = {o.case.name: _pinned(o.classification) for o in report.outcomes if o.classification}
-    assert outputs == snapshot
+@pytest.mark.parametrize("corpus_file", sorted(p.name for p in CORPUS.glob("*.yaml")))
+def test_corpus_outputs_are_pinned(report: CoverageReport, snapshot: Any, corpus_file: str) -> None:
+    """One JSON snapshot per corpus file (__snapshots__/test_corpus/), small enough to review when it changes."""
+    outputs = {o.case.name: _pinned(o.classification) for o in report.outcomes
+               if o.classification and o.case.source.split(":")[0] == corpus_file}
+    assert outputs == snapshot.use_extension(JSONSnapshotExtension)
 
 
 def test_classifications_carry_the_policy_version(report: CoverageReport, policy: Policy) -> None:

@@ -90,14 +90,20 @@ def test_coverage_lists_misses_and_unreached(capsys: pytest.CaptureFixture[str],
     (corpus / "99_wrong.yaml").write_text(
         "- name: sm_ack_is_not_delivery\n"
         "  fact: {kind: sm_ack}\n"
-        "  expect: {scenario: delivered_to_client}\n"
+        "  expect: {scenario: delivered_to_client, subclass: success.delivered_to_client,\n"
+        "           events: [notification.endpoint.accepted], grade: delivery_receipt,\n"
+        "           attempt_state: delivered_to_client}\n"
     )
     code, out, _ = _run(capsys, "rules", "coverage", "--policy", str(FIXTURE_POLICY), "--corpus", str(corpus))
     assert code == 1
     lines = out.splitlines()
     assert lines[0] == "10 cases, 1 differ from `expect`"
-    assert lines[1] == ("  99_wrong.yaml:1: sm_ack_is_not_delivery: scenario 'server_acknowledged', "
-                        "expected 'delivered_to_client'")
+    assert lines[1] == (
+        "  99_wrong.yaml:1: sm_ack_is_not_delivery: scenario 'server_acknowledged', expected "
+        "'delivered_to_client'; subclass 'undef.server_acknowledged_only', expected 'success.delivered_to_client'; "
+        "events ['notification.attempt.accepted_by_provider'], expected ['notification.endpoint.accepted']; "
+        "grade 'server_acceptance', expected 'delivery_receipt'; attempt_state 'server_acknowledged', expected "
+        "'delivered_to_client'")
     assert "  markers.displayed" in lines
     assert "  stanza_error.gone" in lines
     assert "  receipts.from_addressee" not in lines

@@ -1,10 +1,11 @@
 """The scenario corpus (tests/scenarios/*.yaml): named cases, each a fact or a stanza with its context,
-and the scenario (and optionally the rule) the policy must give it."""
+the scenario (and optionally the rule) the policy must give it, and the outputs that scenario must carry
+(assessment subclass, events, grade, attempt state), so that a changed output is a difference too."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from xmpp_connect.policy.problems import PolicyError, Problem
 from xmpp_connect.policy.yaml_source import YamlDocument, read_yaml
 
 CASE_KEYS = frozenset({"name", "spec", "description", "fact", "stanza", "context", "expect"})
+OUTPUT_KEYS = ("subclass", "events", "grade", "attempt_state")
+EXPECT_KEYS = frozenset({"scenario", "rule", *OUTPUT_KEYS})
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class CorpusCase:
     spec: tuple[str, ...]
     expect_scenario: str
     expect_rule: str | None = None
+    expect_outputs: Mapping[str, Any] = field(default_factory=dict)
     fact: Mapping[str, Any] | None = None
     stanza: str | None = None
     context: Mapping[str, Any] | None = None
@@ -91,8 +95,11 @@ def _case_problem(entry: Any) -> str | None:
     expect = entry.get("expect")
     if not isinstance(expect, dict) or not isinstance(expect.get("scenario"), str):
         return f"case {entry['name']!r}: `expect.scenario` is required"
-    if set(expect) - {"scenario", "rule"}:
-        return f"case {entry['name']!r}: `expect` takes only `scenario` and `rule`"
+    if set(expect) - EXPECT_KEYS:
+        return f"case {entry['name']!r}: `expect` takes only {', '.join(sorted(EXPECT_KEYS))}"
+    missing = [key for key in OUTPUT_KEYS if key not in expect]
+    if missing:
+        return f"case {entry['name']!r}: `expect` must pin the outputs {', '.join(missing)}"
     return None
 
 
@@ -104,6 +111,7 @@ def _case(doc: YamlDocument, index: int, entry: Mapping[str, Any]) -> CorpusCase
         spec=(spec,) if isinstance(spec, str) else tuple(spec),
         expect_scenario=entry["expect"]["scenario"],
         expect_rule=entry["expect"].get("rule"),
+        expect_outputs=freeze({key: entry["expect"][key] for key in OUTPUT_KEYS}),
         fact=freeze(entry["fact"]) if "fact" in entry else None,
         stanza=entry.get("stanza"),
         context=freeze(entry["context"]) if "context" in entry else None,

@@ -49,7 +49,21 @@ def run_case(case: CorpusCase, classify: Classify, commands: CommandTable) -> Ca
         problems.append(f"scenario {classification.scenario!r}, expected {case.expect_scenario!r}")
     if case.expect_rule is not None and classification.rule_id != case.expect_rule:
         problems.append(f"rule {classification.rule_id!r}, expected {case.expect_rule!r}")
+    got = case_outputs(classification)
+    for key, expected in thaw(case.expect_outputs).items():
+        if got[key] != expected:
+            problems.append(f"{key} {got[key]!r}, expected {expected!r}")
     return CaseOutcome(case, classification, "; ".join(problems) or None)
+
+
+def case_outputs(classification: Classification) -> dict[str, Any]:
+    """The outputs a corpus case pins: assessment subclass, events, grade id, attempt state."""
+    return {
+        "subclass": classification.assessment.subclass,
+        "events": list(classification.events),
+        "grade": classification.grade.id if classification.grade is not None else None,
+        "attempt_state": classification.attempt_state,
+    }
 
 
 def run_corpus(policy: Policy, cases: Sequence[CorpusCase], classify: Classify) -> CoverageReport:
