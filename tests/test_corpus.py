@@ -77,7 +77,7 @@ def test_every_rule_and_scenario_is_reached_by_a_case(report: CoverageReport) ->
 
 @pytest.mark.parametrize("corpus_file", sorted(p.name for p in CORPUS.glob("*.yaml")))
 def test_corpus_outputs_are_pinned(report: CoverageReport, snapshot: Any, corpus_file: str) -> None:
-    """One JSON snapshot per corpus file (__snapshots__/test_corpus/), small enough to review when it changes."""
+    """One JSON snapshot per corpus file (__snapshots__/test_corpus/): small enough to review on a change."""
     outputs = {o.case.name: _pinned(o.classification) for o in report.outcomes
                if o.classification and o.case.source.split(":")[0] == corpus_file}
     assert outputs == snapshot.use_extension(JSONSnapshotExtension)

@@ -100,10 +100,10 @@ def test_coverage_lists_misses_and_unreached(capsys: pytest.CaptureFixture[str],
     assert lines[0] == "10 cases, 1 differ from `expect`"
     assert lines[1] == (
         "  99_wrong.yaml:1: sm_ack_is_not_delivery: scenario 'server_acknowledged', expected "
-        "'delivered_to_client'; subclass 'undef.server_acknowledged_only', expected 'success.delivered_to_client'; "
-        "events ['notification.attempt.accepted_by_provider'], expected ['notification.endpoint.accepted']; "
-        "grade 'server_acceptance', expected 'delivery_receipt'; attempt_state 'server_acknowledged', expected "
-        "'delivered_to_client'")
+        "'delivered_to_client'; subclass 'undef.server_acknowledged_only', expected "
+        "'success.delivered_to_client'; events ['notification.attempt.accepted_by_provider'], expected "
+        "['notification.endpoint.accepted']; grade 'server_acceptance', expected 'delivery_receipt'; "
+        "attempt_state 'server_acknowledged', expected 'delivered_to_client'")
     assert "  markers.displayed" in lines
     assert "  stanza_error.gone" in lines
     assert "  receipts.from_addressee" not in lines

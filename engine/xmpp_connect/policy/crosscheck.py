@@ -231,8 +231,8 @@ def _check_commands(tables: Tables, vocabulary: Vocabulary) -> Iterator[Problem]
 
 
 def check_invariant_names(doc: YamlDocument, tables: Tables, vocabulary: Vocabulary) -> Iterator[Problem]:
-    """Invariant premises must use the vocabulary (error); an output name the policy does not know is a warning
-    (it may be a typo, or an output this policy never produces)."""
+    """Invariant premises must use the vocabulary (error); an output name the policy does not know is a
+    warning (it may be a typo, or an output this policy never produces)."""
     known = {
         "subclasses": set(tables.precedence.data["order"]),
         "grades": set(tables.grades.data),
@@ -251,6 +251,6 @@ def check_invariant_names(doc: YamlDocument, tables: Tables, vocabulary: Vocabul
         for key, names in invariant.get("never", {}).items():
             for j, name in enumerate(names):
                 if key in known and name not in known[key]:
-                    yield doc.problem([*at, "never", key, j],
-                                      f"invariant {invariant['id']!r}: {name!r} is not one of this policy's "
-                                      f"{key} (the invariant cannot be broken through it)", severity="warning")
+                    message = (f"invariant {invariant['id']!r}: {name!r} is not one of this policy's {key} "
+                               "(the invariant cannot be broken through it)")
+                    yield doc.problem([*at, "never", key, j], message, severity="warning")

@@ -21,7 +21,7 @@ OUTPUT_KEYS = ("categories", "subclasses", "events", "grades", "attempt_states")
 
 @dataclass(frozen=True)
 class Forbidden:
-    """Outputs a scenario must not have; `event_words` are whole words (split on `.` and `_`) of event types."""
+    """Outputs a scenario must not have; `event_words`: whole words (split on `.` and `_`) of event types."""
 
     categories: frozenset[str] = frozenset()
     subclasses: frozenset[str] = frozenset()

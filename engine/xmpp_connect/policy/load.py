@@ -30,14 +30,18 @@ from xmpp_connect.policy.yaml_source import YamlDocument, read_yaml
 
 RULES_DIR = "rules"
 MAPPINGS_DIR = "mappings"
-MAPPING_TABLES = ("scenarios", "stanza_errors", "grades", "commands", "precedence", "descriptor", "invariants")
+MAPPING_TABLES = (
+    "scenarios", "stanza_errors", "grades", "commands", "precedence", "descriptor", "invariants",
+)
 
 
-def load_policy(root: Path | None = None) -> Policy:
+def load_policy(root: Path | None = None, check_invariants: bool = True) -> Policy:
     """Load the policy under `root` (default: the packaged or checkout tables).
 
     Raises PolicyError listing every problem as `file:line: message`. Cross-table checks run only once
-    every file parses and fits its schema (they rely on the shapes the schemas guarantee).
+    every file parses and fits its schema (they rely on the shapes the schemas guarantee); the invariants
+    (mappings/invariants.yaml) are then proven over every fact. `check_invariants=False` skips that proof:
+    only to examine a broken policy (tests, `rules diff` of a rejected change), never to serve one.
     """
     root = Path(root) if root is not None else default_policy_dir()
     schemas = load_schemas(schema_dir(root))
@@ -71,7 +75,7 @@ def load_policy(root: Path | None = None) -> Policy:
     files = tuple(_rel(root, p) for p in (*rule_paths, *mapping_paths.values()))
     policy = _build(root, tables, vocabulary, policy_version(root, files), files, problems)
     invariants = build_invariants(invariants_doc)
-    broken = prove(policy, invariants, _order_lines(tables.precedence))
+    broken = prove(policy, invariants, _order_lines(tables.precedence)) if check_invariants else []
     if broken:
         raise PolicyError(broken)
     return replace(policy, invariants=invariants)
@@ -79,7 +83,8 @@ def load_policy(root: Path | None = None) -> Policy:
 
 def _order_lines(doc: YamlDocument) -> dict[str, str]:
     """Each precedence `order` subclass -> `file:line` of its entry."""
-    return {subclass: f"{doc.relpath}:{doc.line(['order', j])}" for j, subclass in enumerate(doc.data["order"])}
+    order = doc.data["order"]
+    return {subclass: f"{doc.relpath}:{doc.line(['order', j])}" for j, subclass in enumerate(order)}
 
 
 def _in_file_order(problems: list[Problem]) -> list[Problem]:

@@ -1,9 +1,9 @@
 """Prove a policy's invariants over every fact the vocabulary allows; each failure names a counterexample.
 
-For a `never` invariant: for every rule whose scenario has a forbidden output, search for a fact that satisfies
-the premise and that this rule is the first to match. For `ranks_below`: collect the scenarios each premise can
-reach (with a witness fact each) and compare their ranks in precedence `order`. The search is exhaustive over
-the finite domains (symbolic.py), so "no problem" means no fact at all breaks the invariant.
+For a `never` invariant: for every rule whose scenario has a forbidden output, search for a fact that
+satisfies the premise and that this rule is the first to match. For `ranks_below`: collect the scenarios
+each premise can reach (with a witness fact each) and compare their ranks in precedence `order`. The search
+is exhaustive over the finite domains (symbolic.py), so "no problem" means no fact at all breaks it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ class Reach:
     fact: Mapping[str, Any]
 
 
-def prove(policy: Policy, invariants: tuple[Invariant, ...], precedence_line: Mapping[str, str]) -> list[Problem]:
+def prove(policy: Policy, invariants: tuple[Invariant, ...],
+          precedence_line: Mapping[str, str]) -> list[Problem]:
     """Every invariant a policy breaks, as problems located at the rule (or precedence entry) that breaks it.
 
     `precedence_line` maps a subclass to the `file:line` of its entry in precedence `order`.
@@ -91,7 +92,8 @@ def _ranks_below(policy: Policy, compiled: CompiledRules, invariant: Invariant,
 def _origin(reach: Reach) -> str:
     if reach.rule is None:
         return "no rule (unmapped)"
-    return f"rule {reach.rule.id} ({reach.rule.source}) via scenario {reach.scenario.id} ({reach.scenario.source})"
+    rule, scenario = reach.rule, reach.scenario
+    return f"rule {rule.id} ({rule.source}) via scenario {scenario.id} ({scenario.source})"
 
 
 def _problem(invariant: Invariant, reach: Reach, what: str) -> Problem:

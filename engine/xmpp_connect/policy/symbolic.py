@@ -1,10 +1,11 @@
 """Rule patterns as sets of facts, decided exactly over the vocabulary's finite domains.
 
-Every fact field has a finite domain: its enum values or {true, false}, plus ABSENT ("not known"). A field with
-an open type (string, number) gets the values the policy mentions plus one stand-in for "any other value", which
-is exact for the grammar's tests (equality, in, not, not_in, exists). A pattern becomes a union of cubes (one
-allowed-value set per field); `reachable` searches for a fact that a rule matches, that no earlier rule matches
-(first match wins) and that satisfies a premise. The search is complete: no witness means no fact at all.
+Every fact field has a finite domain: its enum values or {true, false}, plus ABSENT ("not known"). A field
+with an open type (string, number) gets the values the policy mentions plus one stand-in for "any other
+value", which is exact for the grammar's tests (equality, in, not, not_in, exists). A pattern becomes a
+union of cubes (one allowed-value set per field); `witness` searches for a fact that a rule matches, that no
+earlier rule matches (first match wins) and that satisfies a premise. The search is complete: no witness
+means no such fact at all.
 """
 
 from __future__ import annotations
