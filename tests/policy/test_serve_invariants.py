@@ -82,7 +82,8 @@ def _spawn(command: list[str], cwd: Path, spawned: list[subprocess.Popen[bytes]]
     return process
 
 
-def test_serve_refuses_the_overclaiming_policy(tmp_path: Path, spawned: list[subprocess.Popen[bytes]]) -> None:
+def test_serve_refuses_the_overclaiming_policy(tmp_path: Path,
+                                               spawned: list[subprocess.Popen[bytes]]) -> None:
     command, cwd = _setup(tmp_path, overclaim=True)
     process = _spawn(command, cwd, spawned)
     try:
