@@ -18,6 +18,7 @@ from xmpp_connect.app.cli import main
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.corpus import CorpusCase, load_corpus
 from xmpp_connect.evidence.coverage import CoverageReport, run_corpus
+from xmpp_connect.evidence.traceability import traceability_markdown
 from xmpp_connect.model.classification import Classification
 from xmpp_connect.policy import Policy, PolicyError, load_policy
 from xmpp_connect.policy.paths import default_corpus_dir, default_policy_dir
@@ -270,3 +271,15 @@ def test_reload_200_times_swaps_policy_without_leaking(policy: Policy, report: C
         assert (result.scenario, result.policy_version) == (other_scenario, "0" * 16)
     # without freeing the old ruleset this grew ~350 KiB per reload
     assert grown < 16 * 1024, f"RSS grew {grown} KiB over 200 reloads"
+
+
+def test_committed_traceability_is_generated_from_the_current_tables_and_corpus(
+        policy: Policy, report: CoverageReport) -> None:
+    committed = (ROOT / "spec" / "traceability.md").read_text(encoding="utf-8")
+    assert committed == traceability_markdown(policy, report), (
+        "spec/traceability.md is stale: run `xmpp-connect rules traceability --output spec/traceability.md`"
+    )
+    for rule in policy.rules:
+        assert f"| `{rule.id}` | {rule.source.rsplit(':', 1)[0]} |" in committed
+    for outcome in report.outcomes:
+        assert f"`{outcome.case.name}`" in committed

@@ -1,5 +1,5 @@
 """Run the corpus through a classifier: which cases differ from `expect`, which rules and scenarios no case
-reaches."""
+reaches; and, between two policy versions, which case changes which output (`rules diff`)."""
 
 from __future__ import annotations
 
@@ -76,3 +76,41 @@ def run_corpus(policy: Policy, cases: Sequence[CorpusCase], classify: Classify) 
         unreached_rules=tuple(rule.id for rule in policy.rules if rule.id not in fired_rules),
         unreached_scenarios=tuple(s for s in policy.scenarios if s not in fired_scenarios),
     )
+
+
+DIFF_FIELDS = ("scenario", "rule", "category", "subclass", "confidence", "events", "grade", "attempt_state",
+               "retryable", "dead_letter")
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    """One corpus case whose outputs differ between two policies: field -> (old, new)."""
+
+    case: CorpusCase
+    changes: tuple[tuple[str, Any, Any], ...]
+
+
+def diff_outputs(old: CoverageReport, new: CoverageReport) -> tuple[CaseChange, ...]:
+    """The cases (same corpus, same order) whose classification differs, field by field."""
+    changed = []
+    for before, after in zip(old.outcomes, new.outcomes, strict=True):
+        a, b = _diffable(before), _diffable(after)
+        fields = tuple((name, a.get(name), b.get(name)) for name in DIFF_FIELDS if a.get(name) != b.get(name))
+        if fields:
+            changed.append(CaseChange(before.case, fields))
+    return tuple(changed)
+
+
+def _diffable(outcome: CaseOutcome) -> dict[str, Any]:
+    c = outcome.classification
+    if c is None:
+        return {"scenario": f"(not classified: {outcome.problem})"}
+    return {
+        "scenario": c.scenario,
+        "rule": c.rule_id,
+        "category": c.assessment.category,
+        "confidence": c.assessment.confidence,
+        "retryable": c.retryable,
+        "dead_letter": c.dead_letter,
+        **case_outputs(c),
+    }

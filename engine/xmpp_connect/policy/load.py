@@ -30,6 +30,7 @@ from xmpp_connect.policy.yaml_source import YamlDocument, read_yaml
 
 RULES_DIR = "rules"
 MAPPINGS_DIR = "mappings"
+INVARIANTS = "invariants"
 MAPPING_TABLES = (
     "scenarios", "stanza_errors", "grades", "commands", "precedence", "descriptor", "invariants",
 )
@@ -41,10 +42,11 @@ def load_policy(root: Path | None = None, check_invariants: bool = True) -> Poli
     Raises PolicyError listing every problem as `file:line: message`. Cross-table checks run only once
     every file parses and fits its schema (they rely on the shapes the schemas guarantee); the invariants
     (mappings/invariants.yaml) are then proven over every fact. `check_invariants=False` skips that proof:
-    only to examine a broken policy (tests, `rules diff` of a rejected change), never to serve one.
+    only to examine a broken or older policy (tests, `rules diff`), never to serve one; such a policy may
+    also lack mappings/invariants.yaml.
     """
     root = Path(root) if root is not None else default_policy_dir()
-    schemas = load_schemas(schema_dir(root))
+    schemas = load_schemas(schema_dir(root), default_policy_dir() / "spec")
     vocabulary = Vocabulary.from_schema(schemas.facts)
     problems: list[Problem] = []
     rule_paths = sorted((root / RULES_DIR).glob("*.yaml"))
@@ -54,7 +56,7 @@ def load_policy(root: Path | None = None, check_invariants: bool = True) -> Poli
     for name in sorted(set(mapping_paths) - set(MAPPING_TABLES)):
         problems.append(Problem(_rel(root, mapping_paths[name]), None, "unknown table, ignored", "warning"))
     for name in MAPPING_TABLES:
-        if name not in mapping_paths:
+        if name not in mapping_paths and (check_invariants or name != INVARIANTS):
             problems.append(Problem(f"{MAPPINGS_DIR}/{name}.yaml", None, "required table is missing"))
 
     rule_docs = [_read(root, path, "rules", schemas, problems) for path in rule_paths]
@@ -63,18 +65,18 @@ def load_policy(root: Path | None = None, check_invariants: bool = True) -> Poli
     if any(p.severity == "error" for p in problems):
         raise PolicyError(_in_file_order(problems))
 
-    invariants_doc = mapping_docs.pop("invariants")
-    assert invariants_doc is not None
+    invariants_doc = mapping_docs.pop(INVARIANTS, None)
     tables = Tables(rules=tuple(d for d in rule_docs if d is not None),
                     **{name: doc for name, doc in mapping_docs.items() if doc is not None})
     problems.extend(cross_check(tables, vocabulary))
-    problems.extend(check_invariant_names(invariants_doc, tables, vocabulary))
+    if invariants_doc is not None:
+        problems.extend(check_invariant_names(invariants_doc, tables, vocabulary))
     if any(p.severity == "error" for p in problems):
         raise PolicyError(_in_file_order(problems))
 
     files = tuple(_rel(root, p) for p in (*rule_paths, *mapping_paths.values()))
     policy = _build(root, tables, vocabulary, policy_version(root, files), files, problems)
-    invariants = build_invariants(invariants_doc)
+    invariants = build_invariants(invariants_doc) if invariants_doc is not None else ()
     broken = prove(policy, invariants, _order_lines(tables.precedence)) if check_invariants else []
     if broken:
         raise PolicyError(broken)
