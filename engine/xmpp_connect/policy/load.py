@@ -141,7 +141,7 @@ def _build(root: Path, tables: Tables, vocabulary: Vocabulary, version: str, fil
 
 
 def _build_rules(docs: tuple[YamlDocument, ...]) -> tuple[Rule, ...]:
-    rules = []
+    rules: list[Rule] = []
     for doc in docs:
         for i, entry in enumerate(doc.data):
             spec = entry["spec"]
@@ -200,6 +200,8 @@ def _precedence(data: Mapping[str, Any]) -> Precedence:
     )
     interpretations = data.get("interpretations", {})
     return Precedence(
+        confidence_order=tuple(data["confidence_order"]),
+        no_evidence=Assessment(**data["no_evidence"]),
         order=tuple(data["order"]),
         conflicts=conflicts,
         interpretations=MappingProxyType(dict(interpretations.get("by_subclass", {}))),
