@@ -16,6 +16,7 @@ from xmpp_connect.app.cli import main
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.policy import PolicyError, load_policy
 from xmpp_connect.policy.paths import default_policy_dir
+from xmpp_connect.policy.symbolic import CompiledRules
 from xmpp_connect.policy.yaml_source import read_yaml
 
 ROOT = default_policy_dir()
@@ -239,3 +240,20 @@ def test_the_issues_overclaim_edit_is_refused_by_rules_check(tmp_path: Path,
     assert f"via scenario server_acknowledged (mappings/scenarios.yaml:{scenario_line}) gives subclass " \
            "success.delivered_to_client" in err
     assert 'counterexample fact: {"kind": "sm_ack"}' in err
+
+
+def test_every_witness_is_classified_by_its_rule_under_durable_rules() -> None:
+    """The solver's first-match reasoning agrees with the engine: for every shipped rule it finds a fact
+    (every rule is reachable: the corpus reaches each one), and the durable engine picks that rule for it;
+    a fact no rule matches is found only if the engine leaves it unmapped."""
+    policy = load_policy()
+    compiled = CompiledRules.build(policy.rules, policy.vocabulary)
+    with Classifier(policy) as classifier:
+        for index, rule in enumerate(policy.rules):
+            fact = compiled.witness(index, {})
+            assert fact is not None, f"{rule.id} ({rule.source}) is shadowed by earlier rules"
+            assert classifier.classify(fact).rule_id == rule.id, (rule.id, fact)
+        for kind in sorted(policy.vocabulary.fields["kind"].values or ()):
+            unmatched = compiled.unmatched_witness({"kind": kind})
+            if unmatched is not None:
+                assert classifier.classify(unmatched).scenario == "unmapped", unmatched

@@ -59,11 +59,20 @@ def reachable(policy: Policy, compiled: CompiledRules, premise: Mapping[str, Any
 
 
 def _never(policy: Policy, compiled: CompiledRules, invariant: Invariant) -> Iterator[Problem]:
+    """Only rules whose scenario has a forbidden output are searched (most invariants touch few rules)."""
     assert invariant.never is not None
-    for reach in reachable(policy, compiled, invariant.when):
-        broken = invariant.never.broken_by(reach.scenario)
+    for index, rule in enumerate(policy.rules):
+        scenario = policy.scenario(rule.scenario)
+        broken = invariant.never.broken_by(scenario)
         if broken:
-            yield _problem(invariant, reach, f"gives {', '.join(broken)}")
+            fact = compiled.witness(index, invariant.when)
+            if fact is not None:
+                yield _problem(invariant, Reach(scenario, rule, fact), f"gives {', '.join(broken)}")
+    broken = invariant.never.broken_by(BUILTIN_UNMAPPED)
+    if broken:
+        fact = compiled.unmatched_witness(invariant.when)
+        if fact is not None:
+            yield _problem(invariant, Reach(BUILTIN_UNMAPPED, None, fact), f"gives {', '.join(broken)}")
 
 
 def _ranks_below(policy: Policy, compiled: CompiledRules, invariant: Invariant,
