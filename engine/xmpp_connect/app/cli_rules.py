@@ -1,5 +1,5 @@
-"""`xmpp-connect rules check | explain | coverage | diff | report | traceability`: the policy author's and
-auditor's tools over the tables (rules/, mappings/) and the scenario corpus."""
+"""`xmpp-connect rules check | explain | coverage | diff | replay | report | traceability`: the policy
+author's and auditor's tools over the tables (rules/, mappings/), the scenario corpus and stored evidence."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xmpp_connect.config.settings import default_config, load_config
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.corpus import CorpusCase, load_corpus
 from xmpp_connect.evidence.coverage import CaseChange, CoverageReport, diff_outputs, run_corpus
+from xmpp_connect.evidence.replay import Replay, replay
 from xmpp_connect.evidence.traceability import traceability_markdown
 from xmpp_connect.facts.build import fact_from_xml
 from xmpp_connect.model.correlation import context_from_dict
@@ -60,6 +62,15 @@ def add_commands(subparsers: Any) -> None:
     diff.add_argument("new", type=Path, metavar="NEW_DIR", help="the proposed policy")
     _corpus_option(diff)
     diff.set_defaults(handler=_diff)
+
+    what_if = actions.add_parser("replay", help="re-assess a stored message's evidence under another policy")
+    what_if.add_argument("--message", required=True, metavar="ID", help="the xmpp_message_id")
+    what_if.add_argument("--policy", type=Path, metavar="DIR",
+                         help="the policy to replay under (default: the service's own)")
+    what_if.add_argument("--config", type=Path, help="service config (YAML); default: the embedded sandbox")
+    what_if.add_argument("--data-dir", type=Path, default=Path("data"), help="data directory of the default")
+    what_if.add_argument("--tenant", metavar="ID", help="the message's tenant (default: the only one)")
+    what_if.set_defaults(handler=_replay)
 
     report = actions.add_parser("report", help="the whole policy as Markdown")
     _policy_option(report)
@@ -177,6 +188,52 @@ def _diff(args: argparse.Namespace) -> int:
         for problem in broken:
             print(f"  {problem}")
     return EXIT_FINDINGS if changes or broken else EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from xmpp_connect.app.service import open_store
+
+    config = load_config(args.config) if args.config else default_config(args.data_dir)
+    tenants = [t.id for t in config.tenants]
+    tenant = args.tenant or (tenants[0] if len(tenants) == 1 else None)
+    if tenant not in tenants:
+        print(f"error: name the tenant with --tenant (one of {', '.join(tenants)})", file=sys.stderr)
+        return EXIT_USAGE
+    stored_policy = load_policy(config.policy_dir)
+    policy = load_policy(args.policy) if args.policy is not None else stored_policy
+    store = open_store(config)
+    try:
+        events = store.evidence_for_message(tenant, args.message)
+    finally:
+        store.close()
+    if not events:
+        print(f"error: no evidence for message {args.message!r} of tenant {tenant!r}", file=sys.stderr)
+        return EXIT_USAGE
+    with Classifier(policy) as classifier:
+        result = replay(args.message, events, stored_policy, policy, classifier.classify)
+    print(_replay_text(result))
+    changed = result.stored.to_dict() | {"policy_version": None} != result.replayed.to_dict() | {
+        "policy_version": None}
+    return EXIT_FINDINGS if changed else EXIT_OK
+
+
+def _replay_text(result: Replay) -> str:
+    lines = [f"timeline: stored (policy {result.stored.policy_version}) | replayed (policy "
+             f"{result.replayed.policy_version})"]
+    for entry in result.entries:
+        stored, again = entry.stored, entry.replayed
+        left = f"{stored.event_type} {stored.scenario} {stored.assessment.subclass}"
+        right = "(kept as stored: no usable fact)" if again is None else (
+            "same" if (again.scenario, again.assessment) == (stored.scenario, stored.assessment)
+            else f"{again.scenario} {again.assessment.subclass} ({again.assessment.confidence})")
+        lines.append(f"  {stored.occurred_at.isoformat()} {left} | {right}")
+    lines.append("assessment:")
+    for name in ("category", "subclass", "confidence", "strongest_signal", "conflict",
+                 "recommended_coordination_interpretation"):
+        before, after = getattr(result.stored, name), getattr(result.replayed, name)
+        mark = "" if before == after else "   <- changes"
+        lines.append(f"  {name}: {before} | {after}{mark}")
+    return "\n".join(lines)
 
 
 def _change_text(change: CaseChange) -> str:
