@@ -1,22 +1,26 @@
 """The running service refuses a policy that breaks an invariant: `xmpp-connect serve` on a copy of the tables
 with the issue's overclaim edit (the SM-ack scenario pointed at success.delivered_to_client) exits with the
 counterexample and never listens; on the intact copy it serves, and the same send to the sandbox's
-no-receipts recipient is graded server acknowledgement only, not delivery."""
+no-receipts recipient is graded server acknowledgement only, not delivery. On SIGHUP it reloads a changed
+policy that passes (new evidence carries the new version) and keeps running on the old one otherwise."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.paths import default_policy_dir
 
 ROOT = default_policy_dir()
@@ -156,3 +160,65 @@ def _send(to: str) -> dict[str, object]:
         "idempotency_key": "case_inv:participant_inv:xmpp:inv-1",
         "requested_at": "2026-01-01T12:00:00Z",
     }
+
+
+def test_sighup_reloads_a_policy_that_passes_and_refuses_one_that_overclaims(
+        tmp_path: Path, spawned: list[subprocess.Popen[bytes]]) -> None:
+    command, cwd = _setup(tmp_path, overclaim=False)
+    policy = tmp_path / "policy"
+    first = load_policy(policy).version
+    log_path = tmp_path / "serve.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, env={**os.environ, TOKEN_ENV: TOKEN}, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+    spawned.append(process)
+    base = f"http://127.0.0.1:{command[-1]}"
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5) as http:
+        _wait_serving(http, process)
+        assert _acked_entry(http, "sighup-1")["policy_version"] == first
+
+        scenarios = policy / "mappings" / "scenarios.yaml"
+        text = scenarios.read_text(encoding="utf-8")
+        scenarios.write_text(text.replace(SERVER_ACK_OLD, SERVER_ACK_OLD.replace("high}", "medium}")))
+        second = load_policy(policy).version
+        process.send_signal(signal.SIGHUP)
+        _wait_logged(log_path, f"policy reloaded: {first} -> {second}")
+        ack = _acked_entry(http, "sighup-2")
+        assert (ack["policy_version"], ack["assessment"]["confidence"]) == (second, "medium")
+
+        text = scenarios.read_text(encoding="utf-8")
+        overclaim = SERVER_ACK_OLD.replace("high}", "medium}")
+        scenarios.write_text(text.replace(overclaim, SERVER_ACK_NEW), encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        _wait_logged(log_path, f"policy reload refused, keeping {second}")
+        assert "breaks invariant server_acceptance_is_not_delivery" in log_path.read_text(errors="replace")
+        ack = _acked_entry(http, "sighup-3")
+        assert ack["policy_version"] == second
+        assert ack["assessment"]["subclass"] == "undef.server_acknowledged_only"
+        assert process.poll() is None, "a refused reload leaves the service running"
+
+
+def _acked_entry(http: httpx.Client, key: str) -> dict[str, Any]:
+    """Send to the no-receipts recipient; its server-ack timeline entry (bounded wait)."""
+    request = _send("no-receipts@sandbox.invalid")
+    request.update(request_id=f"req-{key}", idempotency_key=f"case_inv:participant_inv:xmpp:{key}")
+    response = http.post("/adapter/actions", json=request)
+    assert response.status_code == 202, response.text
+    message_id = response.json()["xmpp_message_id"]
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        entries = http.get(f"/adapter/messages/{message_id}/timeline").json().get("entries", [])
+        for entry in entries:
+            if entry["attempt_state"] == "server_acknowledged":
+                return dict(entry)
+        time.sleep(0.05)
+    raise AssertionError(f"no server ack for {message_id} within {WAIT}s")
+
+
+def _wait_logged(log_path: Path, text: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if text in log_path.read_text(encoding="utf-8", errors="replace"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} not logged within {WAIT}s:\n{log_path.read_text(errors='replace')}")

@@ -24,6 +24,7 @@ from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
+from xmpp_connect.app.policy_reload import reload_on_sighup
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
@@ -624,6 +625,7 @@ def run(
     if not config_path:
         log.info("embedded sandbox service; bearer token in %s", config.data_dir / "default-tenant.token")
     service = AdapterService(config, open_store(config))
+    reload_on_sighup(service)
     host, port = host or config.host, port or config.port
     if not api_workers:
         uvicorn.run(build_app(service), host=host, port=port, log_level="info", access_log=False)
