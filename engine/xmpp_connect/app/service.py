@@ -542,7 +542,7 @@ class AdapterService:
     def endpoint_quality(self, tenant: TenantConfig, endpoint_id: str) -> dict[str, Any] | None:
         if "@" not in endpoint_id and not endpoint_id.startswith("ep_"):
             return None
-        quality = self.store.endpoint_quality(tenant.id, endpoint_id)
+        quality = self.store.endpoint_quality(tenant.id, endpoint_id, self.policy.quality_signals)
         return _plain(asdict(quality))
 
     def presence(self, tenant: TenantConfig, jid: str) -> dict[str, Any] | None:

@@ -254,3 +254,19 @@ def check_invariant_names(doc: YamlDocument, tables: Tables, vocabulary: Vocabul
                     message = (f"invariant {invariant['id']!r}: {name!r} is not one of this policy's {key} "
                                "(the invariant cannot be broken through it)")
                     yield doc.problem([*at, "never", key, j], message, severity="warning")
+
+
+def check_quality_names(doc: YamlDocument, tables: Tables, vocabulary: Vocabulary) -> Iterator[Problem]:
+    """A §25 signal naming a subclass, grade or fact kind unknown to the policy matches nothing (warning)."""
+    kinds = vocabulary.fields[KIND_FIELD].values if KIND_FIELD in vocabulary.fields else None
+    known = {
+        "subclasses": set(tables.precedence.data["order"]),
+        "grades": set(tables.grades.data),
+        "fact_kinds": set(kinds or ()),
+    }
+    for signal, entry in doc.data.items():
+        for key, names in entry.items():
+            for j, name in enumerate(names):
+                if key in known and name not in known[key]:
+                    message = f"quality signal {signal!r}: {name!r} is not one of this policy's {key}"
+                    yield doc.problem([signal, key, j], message, severity="warning")

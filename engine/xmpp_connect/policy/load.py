@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from xmpp_connect.model.classification import Assessment, Conflict, Grade, Precedence, TimeoutAnswers
-from xmpp_connect.policy.crosscheck import Tables, check_invariant_names, cross_check
+from xmpp_connect.model.quality import QualitySignals, Signal
+from xmpp_connect.policy.crosscheck import Tables, check_invariant_names, check_quality_names, cross_check
 from xmpp_connect.policy.invariants import build_invariants
 from xmpp_connect.policy.model import (
     BUILTIN_UNMAPPED,
@@ -31,8 +32,9 @@ from xmpp_connect.policy.yaml_source import YamlDocument, read_yaml
 RULES_DIR = "rules"
 MAPPINGS_DIR = "mappings"
 INVARIANTS = "invariants"
+QUALITY = "quality"
 MAPPING_TABLES = (
-    "scenarios", "stanza_errors", "grades", "commands", "precedence", "descriptor", "invariants",
+    "scenarios", "stanza_errors", "grades", "commands", "precedence", "descriptor", "invariants", "quality",
 )
 
 
@@ -66,16 +68,20 @@ def load_policy(root: Path | None = None, check_invariants: bool = True) -> Poli
         raise PolicyError(_in_file_order(problems))
 
     invariants_doc = mapping_docs.pop(INVARIANTS, None)
+    quality_doc = mapping_docs.pop(QUALITY)
+    assert quality_doc is not None
     tables = Tables(rules=tuple(d for d in rule_docs if d is not None),
                     **{name: doc for name, doc in mapping_docs.items() if doc is not None})
     problems.extend(cross_check(tables, vocabulary))
     if invariants_doc is not None:
         problems.extend(check_invariant_names(invariants_doc, tables, vocabulary))
+    problems.extend(check_quality_names(quality_doc, tables, vocabulary))
     if any(p.severity == "error" for p in problems):
         raise PolicyError(_in_file_order(problems))
 
     files = tuple(_rel(root, p) for p in (*rule_paths, *mapping_paths.values()))
     policy = _build(root, tables, vocabulary, policy_version(root, files), files, problems)
+    policy = replace(policy, quality_signals=_quality(quality_doc.data))
     invariants = build_invariants(invariants_doc) if invariants_doc is not None else ()
     broken = prove(policy, invariants, _order_lines(tables.precedence)) if check_invariants else []
     if broken:
@@ -135,6 +141,7 @@ def _build(root: Path, tables: Tables, vocabulary: Vocabulary, version: str, fil
         precedence=_precedence(tables.precedence.data),
         descriptor=freeze(tables.descriptor.data),
         vocabulary=vocabulary,
+        quality_signals=_quality({}),
         files=files,
         warnings=tuple(str(p) for p in problems if p.severity == "warning"),
     )
@@ -171,6 +178,21 @@ def _scenario(scenario_id: str, entry: Mapping[str, Any], relpath: str, line: in
         scope=entry.get("scope", "message"),
         source=f"{relpath}:{line}",
     )
+
+
+def _quality(data: Mapping[str, Any]) -> QualitySignals:
+    """mappings/quality.yaml as signal sets (an absent signal matches nothing)."""
+
+    def signal(name: str) -> Signal:
+        entry = data.get(name, {})
+        return Signal(
+            subclasses=frozenset(entry.get("subclasses", ())),
+            grades=frozenset(entry.get("grades", ())),
+            fact_kinds=frozenset(entry.get("fact_kinds", ())),
+            scenario_prefixes=tuple(entry.get("scenario_prefixes", ())),
+        )
+
+    return QualitySignals(*(signal(f.name) for f in fields(QualitySignals)))
 
 
 def _grade(key: str, entry: Mapping[str, Any]) -> Grade:

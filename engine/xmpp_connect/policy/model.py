@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from xmpp_connect.model.classification import Assessment, Grade, Precedence
+from xmpp_connect.model.quality import QualitySignals
 from xmpp_connect.policy.vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class Policy:
     precedence: Precedence
     descriptor: Mapping[str, Any]
     vocabulary: Vocabulary
+    quality_signals: QualitySignals
     files: tuple[str, ...] = ()
     invariants: tuple[Invariant, ...] = ()
     warnings: tuple[str, ...] = field(default=())

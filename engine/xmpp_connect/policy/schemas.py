@@ -25,6 +25,7 @@ TABLE_SCHEMAS: Mapping[str, str] = {
     "precedence": "precedence.schema.json",
     "descriptor": "descriptor.schema.json",
     "invariants": "invariants.schema.json",
+    "quality": "quality.schema.json",
 }
 FACTS_SCHEMA = "facts.schema.json"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from xmpp_connect.model.evidence import endpoint_ref
+from xmpp_connect.model.quality import QualitySignals
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.quality import EndpointQuality, endpoint_quality
 from xmpp_connect.store.records import (
@@ -110,7 +111,7 @@ class EndpointRecords(SqlBase):
         rows = self._all("SELECT * FROM suppressions WHERE tenant_id = ? ORDER BY bare_jid", (tenant_id,))
         return [suppression_from_row(row) for row in rows]
 
-    def endpoint_quality(self, tenant_id: str, jid: str) -> EndpointQuality:
+    def endpoint_quality(self, tenant_id: str, jid: str, signals: QualitySignals) -> EndpointQuality:
         """§25 quality of the endpoint behind a JID, from its evidence log, presence and suppression."""
         ref = endpoint_ref(tenant_id, jid)
         suppression = self.suppression(tenant_id, jid)
@@ -119,5 +120,6 @@ class EndpointRecords(SqlBase):
             self.evidence_for_endpoint(tenant_id, ref),
             self.presence(tenant_id, jid),
             suppression.state if suppression else "active",
+            signals,
             self.presence_history(tenant_id, jid),
         )
