@@ -16,8 +16,8 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 from xmpp_connect.app.cli import main
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.corpus import CorpusCase, load_corpus
-from xmpp_connect.evidence.coverage import CoverageReport, run_corpus
+from xmpp_connect.evidence.corpus import CorpusCase, load_corpus, load_sequences
+from xmpp_connect.evidence.coverage import CoverageReport, run_corpus, run_sequences
 from xmpp_connect.evidence.traceability import traceability_markdown
 from xmpp_connect.model.classification import Classification
 from xmpp_connect.policy import Policy, PolicyError, load_policy
@@ -189,7 +189,17 @@ def test_rules_coverage_passes_on_the_shipped_corpus(capsys: pytest.CaptureFixtu
     assert main(["rules", "coverage"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("cases, 0 differ from `expect`")
-    assert lines[1:] == ["0 rules no case reaches", "0 scenarios no case reaches"]
+    assert lines[1:3] == ["0 rules no case reaches", "0 scenarios no case reaches"]
+    assert re.fullmatch(r"\d+ sequences, 0 differ from `expect`", lines[3]), lines
+    assert lines[4:] == []
+
+
+def test_every_sequence_gives_its_expected_message_assessment(policy: Policy, classifier: Classifier) -> None:
+    sequences = load_sequences(CORPUS)
+    names = {c.name for c in sequences}
+    assert {"temporary_error_then_receipt_timeout", "chat_states_after_server_ack"} <= names
+    outcomes = run_sequences(policy, sequences, classifier.classify)
+    assert [(o.case.name, o.problem) for o in outcomes if o.problem] == []
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_diff_names_each_case_and_output_that_changes(tmp_path: Path,
     assert lines[0].endswith(" cases, 1 change")
     assert lines[1].startswith("  12_3_recipient_resource.yaml:")
     assert lines[1].endswith(': subclass "undef.offline_stored" -> "undef.offline_delivery_unknown"')
-    assert len(lines) == 2
+    assert len(lines) == 3 and lines[2].endswith(" sequences, 0 change the message's assessment")
 
 
 def test_diff_of_the_overclaim_shows_the_changed_cases_and_the_broken_invariant(
@@ -86,3 +86,27 @@ def test_diff_reads_an_older_policy_without_invariants(tmp_path: Path,
     assert code == 0, out
     assert main(["rules", "check", "--policy", str(old)]) == 1
     assert "mappings/invariants.yaml: required table is missing" in capsys.readouterr().err
+
+
+def test_diff_shows_a_precedence_change_through_the_sequences(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The chat-state defect put back (presence above server acceptance): no single-fact case changes, the
+    sequences show the message lifted to success, and the broken invariant is named."""
+    new = _copy(tmp_path, "new")
+    precedence = new / "mappings" / "precedence.yaml"
+    text = precedence.read_text(encoding="utf-8")
+    last = "  - undef.sent_to_server_only\n"
+    text = text.replace(last + "  - success.presence_observed\n", last)
+    text = text.replace("  - undef.pubsub_publication_only\n",
+                        "  - success.presence_observed\n  - undef.pubsub_publication_only\n")
+    precedence.write_text(text, encoding="utf-8")
+    code, out, _ = _run(capsys, "rules", "diff", str(ROOT), str(new))
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].endswith(" cases, 0 change")
+    assert lines[1].endswith(" sequences, 2 change the message's assessment")
+    for name in ("chat_states_after_server_ack", "presence_after_server_ack"):
+        lifted = ('"subclass": "undef.server_acknowledged_only"} -> {"category": "success", '
+                  '"subclass": "success.presence_observed"}')
+        assert any(name in line and lifted in line for line in lines[2:4]), lines
+    assert "breaks invariant presence_and_chat_state_never_lift_a_message_to_success" in out

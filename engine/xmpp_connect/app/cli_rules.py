@@ -12,8 +12,16 @@ from typing import Any
 
 from xmpp_connect.config.settings import default_config, load_config
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.corpus import CorpusCase, load_corpus
-from xmpp_connect.evidence.coverage import CaseChange, CoverageReport, diff_outputs, run_corpus
+from xmpp_connect.evidence.corpus import CorpusCase, SequenceCase, load_corpus, load_sequences
+from xmpp_connect.evidence.coverage import (
+    CaseChange,
+    CoverageReport,
+    SequenceOutcome,
+    diff_outputs,
+    diff_sequences,
+    run_corpus,
+    run_sequences,
+)
 from xmpp_connect.evidence.replay import Replay, replay
 from xmpp_connect.evidence.traceability import traceability_markdown
 from xmpp_connect.facts.build import fact_from_xml
@@ -157,8 +165,18 @@ def _run(policy: Policy, cases: tuple[CorpusCase, ...]) -> CoverageReport:
 def _coverage(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
     report = _run(policy, load_corpus(args.corpus))
+    sequences = _run_sequences(policy, load_sequences(args.corpus))
+    missed = [o for o in sequences if o.problem is not None]
     print(_coverage_text(report))
-    return EXIT_OK if report.ok else EXIT_FINDINGS
+    print(f"{len(sequences)} sequences, {len(missed)} differ from `expect`")
+    for outcome in missed:
+        print(f"  {outcome.case.source}: {outcome.case.name}: {outcome.problem}")
+    return EXIT_OK if report.ok and not missed else EXIT_FINDINGS
+
+
+def _run_sequences(policy: Policy, cases: tuple[SequenceCase, ...]) -> tuple[SequenceOutcome, ...]:
+    with Classifier(policy) as classifier:
+        return run_sequences(policy, cases, classifier.classify)
 
 
 def _coverage_text(report: CoverageReport) -> str:
@@ -182,12 +200,17 @@ def _diff(args: argparse.Namespace) -> int:
           f"{len(changes)} change")
     for change in changes:
         print(_change_text(change))
+    sequences = load_sequences(args.corpus)
+    moved = diff_sequences(_run_sequences(old, sequences), _run_sequences(new, sequences))
+    print(f"{len(sequences)} sequences, {len(moved)} change the message's assessment")
+    for move in moved:
+        print(f"  {move.case.source}: {move.case.name}: {_value(move.old)} -> {_value(move.new)}")
     broken = prove(new, new.invariants, {})
     if broken:
         print(f"{len(broken)} invariant violations in NEW_DIR (it would not load; see `rules check`):")
         for problem in broken:
             print(f"  {problem}")
-    return EXIT_FINDINGS if changes or broken else EXIT_OK
+    return EXIT_FINDINGS if changes or moved or broken else EXIT_OK
 
 
 def _replay(args: argparse.Namespace) -> int:

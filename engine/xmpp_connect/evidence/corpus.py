@@ -116,3 +116,60 @@ def _case(doc: YamlDocument, index: int, entry: Mapping[str, Any]) -> CorpusCase
         stanza=entry.get("stanza"),
         context=freeze(entry["context"]) if "context" in entry else None,
     )
+
+
+SEQUENCES_DIR = "sequences"
+SEQUENCE_KEYS = frozenset({"name", "spec", "description", "sequence", "expect"})
+SEQUENCE_EXPECT_KEYS = frozenset({"category", "subclass"})
+
+
+@dataclass(frozen=True)
+class SequenceCase:
+    """The facts one message's log receives, in arrival order, and the message's assessment (§11)."""
+
+    name: str
+    source: str
+    spec: tuple[str, ...]
+    facts: tuple[Mapping[str, Any], ...]
+    expect: Mapping[str, str]
+
+
+def load_sequences(directory: Path) -> tuple[SequenceCase, ...]:
+    """Every case of `directory`/sequences/*.yaml (none when that directory does not exist)."""
+    cases: list[SequenceCase] = []
+    problems: list[Problem] = []
+    for path in sorted((Path(directory) / SEQUENCES_DIR).glob("*.yaml")):
+        doc = read_yaml(path, f"{SEQUENCES_DIR}/{path.name}")
+        if isinstance(doc, Problem):
+            problems.append(doc)
+            continue
+        for i, entry in enumerate(doc.data if isinstance(doc.data, list) else [None]):
+            problem = _sequence_problem(entry)
+            if problem is not None:
+                problems.append(doc.problem([i], problem))
+                continue
+            spec = entry.get("spec", ())
+            cases.append(SequenceCase(
+                name=entry["name"],
+                source=f"{doc.relpath}:{doc.line([i])}",
+                spec=(spec,) if isinstance(spec, str) else tuple(spec),
+                facts=tuple(freeze(fact) for fact in entry["sequence"]),
+                expect=freeze(entry["expect"]),
+            ))
+    if problems:
+        raise PolicyError(problems)
+    return tuple(cases)
+
+
+def _sequence_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return "a sequence case is a mapping with a `name`"
+    if set(entry) - SEQUENCE_KEYS:
+        return f"case {entry['name']!r}: unknown keys {sorted(set(entry) - SEQUENCE_KEYS)}"
+    facts = entry.get("sequence")
+    if not isinstance(facts, list) or not facts or not all(isinstance(f, dict) for f in facts):
+        return f"case {entry['name']!r}: `sequence` is a non-empty list of facts"
+    expect = entry.get("expect")
+    if not isinstance(expect, dict) or set(expect) != SEQUENCE_EXPECT_KEYS:
+        return f"case {entry['name']!r}: `expect` is {{category, subclass}} of the message's assessment"
+    return None

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from xmpp_connect.evidence.corpus import CorpusCase
-from xmpp_connect.model.classification import Classification
+from xmpp_connect.evidence import lifecycle
+from xmpp_connect.evidence.corpus import CorpusCase, SequenceCase
+from xmpp_connect.model.classification import Classification, Precedence
+from xmpp_connect.model.evidence import EvidenceContext, EvidenceEvent, build_evidence_events
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.model import Policy, thaw
 
 Classify = Callable[[Mapping[str, Any]], Classification]
+_SEQUENCE_START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -114,3 +118,49 @@ def _diffable(outcome: CaseOutcome) -> dict[str, Any]:
         "dead_letter": c.dead_letter,
         **case_outputs(c),
     }
+
+
+@dataclass(frozen=True)
+class SequenceOutcome:
+    """A sequence case's message assessment (None if a fact could not be classified) and how it missed."""
+
+    case: SequenceCase
+    assessment: Mapping[str, str] | None
+    problem: str | None
+
+
+def run_sequence(case: SequenceCase, classify: Classify, precedence: Precedence,
+                 version: str) -> SequenceOutcome:
+    """Classify each fact, log it one second after the previous one, and assess the message (§11)."""
+    events: list[EvidenceEvent] = []
+    try:
+        for i, fact in enumerate(case.facts):
+            context = EvidenceContext(tenant_id="corpus", observed_at=_SEQUENCE_START + timedelta(seconds=i),
+                                      message_id=case.name)
+            events.extend(build_evidence_events(classify(thaw(fact)), context))
+    except ValueError as exc:
+        return SequenceOutcome(case, None, f"not classified: {exc}")
+    result = lifecycle.assess(case.name, events, precedence, version)
+    got = {"category": result.category, "subclass": result.subclass}
+    problems = [f"{key} {got[key]!r}, expected {value!r}"
+                for key, value in case.expect.items() if got[key] != value]
+    return SequenceOutcome(case, got, "; ".join(problems) or None)
+
+
+def run_sequences(policy: Policy, cases: Sequence[SequenceCase],
+                  classify: Classify) -> tuple[SequenceOutcome, ...]:
+    return tuple(run_sequence(case, classify, policy.precedence, policy.version) for case in cases)
+
+
+def diff_sequences(old: Sequence[SequenceOutcome],
+                   new: Sequence[SequenceOutcome]) -> tuple[SequenceChange, ...]:
+    """The sequence cases whose message assessment differs between two policies."""
+    return tuple(SequenceChange(a.case, a.assessment, b.assessment)
+                 for a, b in zip(old, new, strict=True) if a.assessment != b.assessment)
+
+
+@dataclass(frozen=True)
+class SequenceChange:
+    case: SequenceCase
+    old: Mapping[str, str] | None
+    new: Mapping[str, str] | None
