@@ -1,4 +1,4 @@
-"""The shipped policy against the scenario corpus (tests/scenarios/*.yaml), pinned by one syrupy snapshot,
+"""The shipped policy against the scenario corpus (tests/scenarios/*.yaml), pinned by one snapshot per file,
 plus the non-negotiable readings of §3/§11-§14 checked fact by fact."""
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from syrupy.extensions.json import JSONSnapshotExtension
 
 from xmpp_connect.app.cli import main
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.corpus import CorpusCase, load_corpus
-from xmpp_connect.evidence.coverage import CoverageReport, run_corpus
+from xmpp_connect.evidence.corpus import CorpusCase, load_corpus, load_sequences
+from xmpp_connect.evidence.coverage import CoverageReport, run_corpus, run_sequences
+from xmpp_connect.evidence.traceability import traceability_markdown
 from xmpp_connect.model.classification import Classification
 from xmpp_connect.policy import Policy, PolicyError, load_policy
 from xmpp_connect.policy.paths import default_corpus_dir, default_policy_dir
@@ -74,9 +76,12 @@ def test_every_rule_and_scenario_is_reached_by_a_case(report: CoverageReport) ->
     assert (report.unreached_rules, report.unreached_scenarios) == ((), ())
 
 
-def test_corpus_outputs_are_pinned(report: CoverageReport, snapshot: Any) -> None:
-    outputs = {o.case.name: _pinned(o.classification) for o in report.outcomes if o.classification}
-    assert outputs == snapshot
+@pytest.mark.parametrize("corpus_file", sorted(p.name for p in CORPUS.glob("*.yaml")))
+def test_corpus_outputs_are_pinned(report: CoverageReport, snapshot: Any, corpus_file: str) -> None:
+    """One JSON snapshot per corpus file (__snapshots__/test_corpus/): small enough to review on a change."""
+    outputs = {o.case.name: _pinned(o.classification) for o in report.outcomes
+               if o.classification and o.case.source.split(":")[0] == corpus_file}
+    assert outputs == snapshot.use_extension(JSONSnapshotExtension)
 
 
 def test_classifications_carry_the_policy_version(report: CoverageReport, policy: Policy) -> None:
@@ -184,7 +189,17 @@ def test_rules_coverage_passes_on_the_shipped_corpus(capsys: pytest.CaptureFixtu
     assert main(["rules", "coverage"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("cases, 0 differ from `expect`")
-    assert lines[1:] == ["0 rules no case reaches", "0 scenarios no case reaches"]
+    assert lines[1:3] == ["0 rules no case reaches", "0 scenarios no case reaches"]
+    assert re.fullmatch(r"\d+ sequences, 0 differ from `expect`", lines[3]), lines
+    assert lines[4:] == []
+
+
+def test_every_sequence_gives_its_expected_message_assessment(policy: Policy, classifier: Classifier) -> None:
+    sequences = load_sequences(CORPUS)
+    names = {c.name for c in sequences}
+    assert {"temporary_error_then_receipt_timeout", "chat_states_after_server_ack"} <= names
+    outcomes = run_sequences(policy, sequences, classifier.classify)
+    assert [(o.case.name, o.problem) for o in outcomes if o.problem] == []
 
 
 @pytest.fixture
@@ -266,3 +281,15 @@ def test_reload_200_times_swaps_policy_without_leaking(policy: Policy, report: C
         assert (result.scenario, result.policy_version) == (other_scenario, "0" * 16)
     # without freeing the old ruleset this grew ~350 KiB per reload
     assert grown < 16 * 1024, f"RSS grew {grown} KiB over 200 reloads"
+
+
+def test_committed_traceability_is_generated_from_the_current_tables_and_corpus(
+        policy: Policy, report: CoverageReport) -> None:
+    committed = (ROOT / "spec" / "traceability.md").read_text(encoding="utf-8")
+    assert committed == traceability_markdown(policy, report), (
+        "spec/traceability.md is stale: run `xmpp-connect rules traceability --output spec/traceability.md`"
+    )
+    for rule in policy.rules:
+        assert f"| `{rule.id}` | {rule.source.rsplit(':', 1)[0]} |" in committed
+    for outcome in report.outcomes:
+        assert f"`{outcome.case.name}`" in committed

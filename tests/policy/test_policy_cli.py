@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,8 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 def test_check_passes_with_a_summary(capsys: pytest.CaptureFixture[str], fixture_policy: Policy) -> None:
     code, out, err = _run(capsys, "rules", "check", "--policy", str(FIXTURE_POLICY))
     assert code == 0
-    assert out == (f"policy {fixture_policy.version} OK: 35 rules, 36 scenarios (23 stanza errors), "
-                   "8 grades, 0 warnings\n")
+    assert re.fullmatch(rf"policy {fixture_policy.version} OK: 35 rules, 36 scenarios \(23 stanza errors\), "
+                        r"8 grades, 2 invariants proven over every fact, 0 warnings \(\d+ ms\)\n", out), out
     assert err == ""
 
 
@@ -90,14 +91,20 @@ def test_coverage_lists_misses_and_unreached(capsys: pytest.CaptureFixture[str],
     (corpus / "99_wrong.yaml").write_text(
         "- name: sm_ack_is_not_delivery\n"
         "  fact: {kind: sm_ack}\n"
-        "  expect: {scenario: delivered_to_client}\n"
+        "  expect: {scenario: delivered_to_client, subclass: success.delivered_to_client,\n"
+        "           events: [notification.endpoint.accepted], grade: delivery_receipt,\n"
+        "           attempt_state: delivered_to_client}\n"
     )
     code, out, _ = _run(capsys, "rules", "coverage", "--policy", str(FIXTURE_POLICY), "--corpus", str(corpus))
     assert code == 1
     lines = out.splitlines()
     assert lines[0] == "10 cases, 1 differ from `expect`"
-    assert lines[1] == ("  99_wrong.yaml:1: sm_ack_is_not_delivery: scenario 'server_acknowledged', "
-                        "expected 'delivered_to_client'")
+    assert lines[1] == (
+        "  99_wrong.yaml:1: sm_ack_is_not_delivery: scenario 'server_acknowledged', expected "
+        "'delivered_to_client'; subclass 'undef.server_acknowledged_only', expected "
+        "'success.delivered_to_client'; events ['notification.attempt.accepted_by_provider'], expected "
+        "['notification.endpoint.accepted']; grade 'server_acceptance', expected 'delivery_receipt'; "
+        "attempt_state 'server_acknowledged', expected 'delivered_to_client'")
     assert "  markers.displayed" in lines
     assert "  stanza_error.gone" in lines
     assert "  receipts.from_addressee" not in lines

@@ -5,8 +5,11 @@ from __future__ import annotations
 from store_helpers import T0, evidence, minutes
 
 from xmpp_connect.model.evidence import endpoint_ref
+from xmpp_connect.policy.load import load_policy
 from xmpp_connect.store.migrations import MIGRATIONS, Migration
 from xmpp_connect.store.records import PresenceState
+
+SIGNALS = load_policy().quality_signals
 
 
 def test_dead_letters_are_kept_with_reason_and_paged(store_factory, tenant):
@@ -37,7 +40,7 @@ def test_dead_letters_are_kept_with_reason_and_paged(store_factory, tenant):
 def test_endpoint_quality_follows_the_log(store, tenant):
     jid = "bob@example.net"
     ref = endpoint_ref(tenant, jid)
-    empty = store.endpoint_quality(tenant, jid)
+    empty = store.endpoint_quality(tenant, jid, SIGNALS)
     assert (empty.jid_valid, empty.server_reachable, empty.last_delivery_receipt_at) == (None, None, None)
 
     store.append_evidence(
@@ -55,7 +58,7 @@ def test_endpoint_quality_follows_the_log(store, tenant):
     store.record_presence(PresenceState(tenant, jid, "available", T0, "phone", subscription_state="both"))
     store.suppress(tenant, jid)
 
-    quality = store.endpoint_quality(tenant, "Bob@example.net/phone")
+    quality = store.endpoint_quality(tenant, "Bob@example.net/phone", SIGNALS)
     assert quality.endpoint_ref == ref
     assert quality.last_delivery_receipt_at == T0
     assert quality.last_displayed_marker_at == T0 + minutes(1)

@@ -29,6 +29,7 @@ from xmpp_connect.app.account_status import CONNECTED, AccountStatuses
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
 from xmpp_connect.app.archive_service import ArchiveService
 from xmpp_connect.app.audit_service import CHECKPOINT_TASK, AuditService
+from xmpp_connect.app.policy_reload import reload_on_sighup
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
@@ -550,10 +551,11 @@ class AdapterService(AuditService, ArchiveService):
 
     def endpoint_quality(self, tenant: TenantConfig, endpoint_id: str) -> dict[str, Any] | None:
         """§25 by the API's own ``ep_`` reference or by JID; None for a reference no endpoint has."""
+        signals = self.policy.quality_signals
         if endpoint_id.startswith("ep_"):
-            quality = self.store.endpoint_quality_by_ref(tenant.id, endpoint_id)
+            quality = self.store.endpoint_quality_by_ref(tenant.id, endpoint_id, signals)
         elif "@" in endpoint_id:
-            quality = self.store.endpoint_quality(tenant.id, endpoint_id)
+            quality = self.store.endpoint_quality(tenant.id, endpoint_id, signals)
         else:
             return None
         return None if quality is None else _plain(asdict(quality))
@@ -692,6 +694,7 @@ def run(
     if not config_path:
         log.info("embedded sandbox service; bearer token in %s", config.data_dir / "default-tenant.token")
     service = AdapterService(config, open_store(config))
+    reload_on_sighup(service)
     host, port = host or config.host, port or config.port
     if not api_workers:
         uvicorn.run(build_app(service), host=host, port=port, log_level="info", access_log=False)

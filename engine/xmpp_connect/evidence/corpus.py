@@ -1,10 +1,11 @@
 """The scenario corpus (tests/scenarios/*.yaml): named cases, each a fact or a stanza with its context,
-and the scenario (and optionally the rule) the policy must give it."""
+the scenario (and optionally the rule) the policy must give it, and the outputs that scenario must carry
+(assessment subclass, events, grade, attempt state), so that a changed output is a difference too."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from xmpp_connect.policy.problems import PolicyError, Problem
 from xmpp_connect.policy.yaml_source import YamlDocument, read_yaml
 
 CASE_KEYS = frozenset({"name", "spec", "description", "fact", "stanza", "context", "expect"})
+OUTPUT_KEYS = ("subclass", "events", "grade", "attempt_state")
+EXPECT_KEYS = frozenset({"scenario", "rule", *OUTPUT_KEYS})
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class CorpusCase:
     spec: tuple[str, ...]
     expect_scenario: str
     expect_rule: str | None = None
+    expect_outputs: Mapping[str, Any] = field(default_factory=dict)
     fact: Mapping[str, Any] | None = None
     stanza: str | None = None
     context: Mapping[str, Any] | None = None
@@ -91,8 +95,11 @@ def _case_problem(entry: Any) -> str | None:
     expect = entry.get("expect")
     if not isinstance(expect, dict) or not isinstance(expect.get("scenario"), str):
         return f"case {entry['name']!r}: `expect.scenario` is required"
-    if set(expect) - {"scenario", "rule"}:
-        return f"case {entry['name']!r}: `expect` takes only `scenario` and `rule`"
+    if set(expect) - EXPECT_KEYS:
+        return f"case {entry['name']!r}: `expect` takes only {', '.join(sorted(EXPECT_KEYS))}"
+    missing = [key for key in OUTPUT_KEYS if key not in expect]
+    if missing:
+        return f"case {entry['name']!r}: `expect` must pin the outputs {', '.join(missing)}"
     return None
 
 
@@ -104,7 +111,65 @@ def _case(doc: YamlDocument, index: int, entry: Mapping[str, Any]) -> CorpusCase
         spec=(spec,) if isinstance(spec, str) else tuple(spec),
         expect_scenario=entry["expect"]["scenario"],
         expect_rule=entry["expect"].get("rule"),
+        expect_outputs=freeze({key: entry["expect"][key] for key in OUTPUT_KEYS}),
         fact=freeze(entry["fact"]) if "fact" in entry else None,
         stanza=entry.get("stanza"),
         context=freeze(entry["context"]) if "context" in entry else None,
     )
+
+
+SEQUENCES_DIR = "sequences"
+SEQUENCE_KEYS = frozenset({"name", "spec", "description", "sequence", "expect"})
+SEQUENCE_EXPECT_KEYS = frozenset({"category", "subclass"})
+
+
+@dataclass(frozen=True)
+class SequenceCase:
+    """The facts one message's log receives, in arrival order, and the message's assessment (§11)."""
+
+    name: str
+    source: str
+    spec: tuple[str, ...]
+    facts: tuple[Mapping[str, Any], ...]
+    expect: Mapping[str, str]
+
+
+def load_sequences(directory: Path) -> tuple[SequenceCase, ...]:
+    """Every case of `directory`/sequences/*.yaml (none when that directory does not exist)."""
+    cases: list[SequenceCase] = []
+    problems: list[Problem] = []
+    for path in sorted((Path(directory) / SEQUENCES_DIR).glob("*.yaml")):
+        doc = read_yaml(path, f"{SEQUENCES_DIR}/{path.name}")
+        if isinstance(doc, Problem):
+            problems.append(doc)
+            continue
+        for i, entry in enumerate(doc.data if isinstance(doc.data, list) else [None]):
+            problem = _sequence_problem(entry)
+            if problem is not None:
+                problems.append(doc.problem([i], problem))
+                continue
+            spec = entry.get("spec", ())
+            cases.append(SequenceCase(
+                name=entry["name"],
+                source=f"{doc.relpath}:{doc.line([i])}",
+                spec=(spec,) if isinstance(spec, str) else tuple(spec),
+                facts=tuple(freeze(fact) for fact in entry["sequence"]),
+                expect=freeze(entry["expect"]),
+            ))
+    if problems:
+        raise PolicyError(problems)
+    return tuple(cases)
+
+
+def _sequence_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return "a sequence case is a mapping with a `name`"
+    if set(entry) - SEQUENCE_KEYS:
+        return f"case {entry['name']!r}: unknown keys {sorted(set(entry) - SEQUENCE_KEYS)}"
+    facts = entry.get("sequence")
+    if not isinstance(facts, list) or not facts or not all(isinstance(f, dict) for f in facts):
+        return f"case {entry['name']!r}: `sequence` is a non-empty list of facts"
+    expect = entry.get("expect")
+    if not isinstance(expect, dict) or set(expect) != SEQUENCE_EXPECT_KEYS:
+        return f"case {entry['name']!r}: `expect` is {{category, subclass}} of the message's assessment"
+    return None

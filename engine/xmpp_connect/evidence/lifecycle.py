@@ -14,10 +14,7 @@ from typing import Any
 from xmpp_connect.model.classification import Conflict, Precedence
 from xmpp_connect.model.evidence import EvidenceEvent
 
-PENDING_SUBCLASS = "undef.pending"
-_CONFIDENCE_RANK = {"high": 0, "medium": 1, "low": 2}
 _SUMMARY_LIMIT = 50
-
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,7 @@ def strongest(events: Sequence[EvidenceEvent], precedence: Precedence) -> Eviden
         events,
         key=lambda e: (
             precedence.rank(e.assessment.subclass),
-            _CONFIDENCE_RANK.get(e.assessment.confidence, 3),
+            precedence.confidence_rank(e.assessment.confidence),
             e.occurred_at,
             e.seq or 0,
         ),
@@ -74,22 +71,23 @@ def assess(
     policy_version: str,
     participant_id: str | None = None,
 ) -> XmppEvidenceAssessment:
-    """The message's assessment from its log alone. No evidence yet: ``undef.pending``."""
+    """The message's assessment from its log alone; with no evidence yet, precedence `no_evidence`."""
     entries = timeline(
         e for e in events if participant_id is None or e.participant_id in (None, participant_id)
     )
     best = strongest(entries, precedence)
     summary = _summary(entries)
     if best is None:
+        pending = precedence.no_evidence
         return XmppEvidenceAssessment(
             message_id,
             participant_id,
-            "undef",
-            PENDING_SUBCLASS,
-            "low",
+            pending.category,
+            pending.subclass,
+            pending.confidence,
             None,
             summary,
-            precedence.interpretation("undef", PENDING_SUBCLASS),
+            precedence.interpretation(pending.category, pending.subclass),
             policy_version,
         )
     conflict = _conflict({e.assessment.subclass for e in entries}, precedence.conflicts)

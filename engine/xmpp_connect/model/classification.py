@@ -90,6 +90,15 @@ class Precedence:
     interpretations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     category_interpretations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     timeouts_answered_by: Mapping[str, TimeoutAnswers] = field(default_factory=lambda: MappingProxyType({}))
+    confidence_order: tuple[str, ...] = ("high", "medium", "low")
+    no_evidence: Assessment = Assessment("undef", "undef.pending", "low")
+
+    def confidence_rank(self, confidence: str) -> int:
+        """Lower is stronger; an unknown confidence ranks below every listed one."""
+        try:
+            return self.confidence_order.index(confidence)
+        except ValueError:
+            return len(self.confidence_order)
 
     def interpretation(self, category: str, subclass: str) -> str | None:
         """The recommended coordination interpretation of an assessment, None when the table has none."""

@@ -228,3 +228,45 @@ def _check_commands(tables: Tables, vocabulary: Vocabulary) -> Iterator[Problem]
         CommandTable.from_mapping(doc.data)
     except ValueError as exc:
         yield doc.problem([], str(exc))
+
+
+def check_invariant_names(doc: YamlDocument, tables: Tables, vocabulary: Vocabulary) -> Iterator[Problem]:
+    """Invariant premises must use the vocabulary (error); an output name the policy does not know is a
+    warning (it may be a typo, or an output this policy never produces)."""
+    known = {
+        "subclasses": set(tables.precedence.data["order"]),
+        "grades": set(tables.grades.data),
+        "events": set(tables.descriptor.data.get("emitted_event_types", ())),
+    }
+    first_seen: dict[str, int] = {}
+    for i, invariant in enumerate(doc.data["invariants"]):
+        at: list[str | int] = ["invariants", i]
+        if invariant["id"] in first_seen:
+            yield doc.problem([*at, "id"], f"duplicate invariant id {invariant['id']!r} "
+                                           f"(first at line {first_seen[invariant['id']]})")
+        first_seen.setdefault(invariant["id"], doc.line([*at, "id"]))
+        for key in ("when", "ranks_below"):
+            if key in invariant:
+                yield from _check_pattern(doc, [*at, key], invariant[key], vocabulary)
+        for key, names in invariant.get("never", {}).items():
+            for j, name in enumerate(names):
+                if key in known and name not in known[key]:
+                    message = (f"invariant {invariant['id']!r}: {name!r} is not one of this policy's {key} "
+                               "(the invariant cannot be broken through it)")
+                    yield doc.problem([*at, "never", key, j], message, severity="warning")
+
+
+def check_quality_names(doc: YamlDocument, tables: Tables, vocabulary: Vocabulary) -> Iterator[Problem]:
+    """A §25 signal naming a subclass, grade or fact kind unknown to the policy matches nothing (warning)."""
+    kinds = vocabulary.fields[KIND_FIELD].values if KIND_FIELD in vocabulary.fields else None
+    known = {
+        "subclasses": set(tables.precedence.data["order"]),
+        "grades": set(tables.grades.data),
+        "fact_kinds": set(kinds or ()),
+    }
+    for signal, entry in doc.data.items():
+        for key, names in entry.items():
+            for j, name in enumerate(names):
+                if key in known and name not in known[key]:
+                    message = f"quality signal {signal!r}: {name!r} is not one of this policy's {key}"
+                    yield doc.problem([signal, key, j], message, severity="warning")

@@ -6,10 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xmpp_connect.model.classification import Assessment, Grade, Precedence
+from xmpp_connect.model.quality import QualitySignals
 from xmpp_connect.policy.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from xmpp_connect.policy.invariants import Invariant
 
 UNMAPPED = "unmapped"
 STANZA_ERROR_PREFIX = "stanza_error."
@@ -87,7 +91,9 @@ class Policy:
     precedence: Precedence
     descriptor: Mapping[str, Any]
     vocabulary: Vocabulary
+    quality_signals: QualitySignals
     files: tuple[str, ...] = ()
+    invariants: tuple[Invariant, ...] = ()
     warnings: tuple[str, ...] = field(default=())
 
     def scenario(self, scenario_id: str) -> Scenario:

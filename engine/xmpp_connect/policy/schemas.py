@@ -24,6 +24,8 @@ TABLE_SCHEMAS: Mapping[str, str] = {
     "commands": "commands.schema.json",
     "precedence": "precedence.schema.json",
     "descriptor": "descriptor.schema.json",
+    "invariants": "invariants.schema.json",
+    "quality": "quality.schema.json",
 }
 FACTS_SCHEMA = "facts.schema.json"
 
@@ -43,9 +45,10 @@ class SchemaSet:
         return [doc.problem(_error_path(error), _error_message(error)) for error in errors]
 
 
-def load_schemas(directory: Path) -> SchemaSet:
-    """Read every table schema and the facts schema from `directory`, resolving refs between them."""
-    contents = {name: json.loads((directory / name).read_text(encoding="utf-8"))
+def load_schemas(directory: Path, fallback: Path | None = None) -> SchemaSet:
+    """Read every table schema and the facts schema from `directory`, resolving refs between them; a schema
+    `directory` lacks (an older policy's spec/, e.g. before invariants) is read from `fallback`."""
+    contents = {name: json.loads(_schema_path(directory, fallback, name).read_text(encoding="utf-8"))
                 for name in (*TABLE_SCHEMAS.values(), FACTS_SCHEMA)}
     registry: Registry = Registry().with_resources(
         (schema["$id"], Resource.from_contents(schema)) for schema in contents.values()
@@ -53,6 +56,11 @@ def load_schemas(directory: Path) -> SchemaSet:
     validators = {table: Draft202012Validator(contents[name], registry=registry)
                   for table, name in TABLE_SCHEMAS.items()}
     return SchemaSet(validators, contents[FACTS_SCHEMA])
+
+
+def _schema_path(directory: Path, fallback: Path | None, name: str) -> Path:
+    own = directory / name
+    return fallback / name if fallback is not None and not own.is_file() else own
 
 
 def _error_path(error: ValidationError) -> list[str | int]:

@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from xmpp_connect.model.evidence import EvidenceEvent, endpoint_ref
+from xmpp_connect.model.quality import QualitySignals
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.quality import EndpointQuality, endpoint_quality
 from xmpp_connect.store.records import (
@@ -139,7 +140,7 @@ class EndpointRecords(SqlBase):
         rows = self._all("SELECT * FROM suppressions WHERE tenant_id = ? ORDER BY bare_jid", (tenant_id,))
         return [suppression_from_row(row) for row in rows]
 
-    def endpoint_quality(self, tenant_id: str, jid: str) -> EndpointQuality:
+    def endpoint_quality(self, tenant_id: str, jid: str, signals: QualitySignals) -> EndpointQuality:
         """§25 quality of the endpoint behind a JID, from its evidence log, presence and suppression."""
         if jid.startswith("ep_"):
             raise ValueError("an endpoint reference is not a JID: use endpoint_quality_by_ref")
@@ -150,10 +151,13 @@ class EndpointRecords(SqlBase):
             self.evidence_for_endpoint(tenant_id, ref),
             self.presence(tenant_id, jid),
             suppression.state if suppression else "active",
+            signals,
             self.presence_history(tenant_id, jid),
         )
 
-    def endpoint_quality_by_ref(self, tenant_id: str, ref: str) -> EndpointQuality | None:
+    def endpoint_quality_by_ref(
+        self, tenant_id: str, ref: str, signals: QualitySignals
+    ) -> EndpointQuality | None:
         """§25 quality of the endpoint with this ``ep_`` reference; None when no endpoint has it."""
         endpoint = self.get_endpoint(tenant_id, ref)
-        return None if endpoint is None else self.endpoint_quality(tenant_id, endpoint.jid)
+        return None if endpoint is None else self.endpoint_quality(tenant_id, endpoint.jid, signals)

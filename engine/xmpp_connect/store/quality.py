@@ -9,22 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from xmpp_connect.model.evidence import EvidenceEvent
+from xmpp_connect.model.quality import QualitySignals
 from xmpp_connect.store.records import PresenceState
-
-_DELIVERED = frozenset({"success.delivered_to_client"})
-_DISPLAYED = frozenset({"success.displayed_by_client"})
-_INVALID = frozenset({"fail.invalid_jid"})
-_UNREACHABLE = frozenset({"fail.remote_server_unreachable"})
-_REPLY_KINDS = frozenset({"inbound_message", "muc_message"})
-_REMOTE_POSITIVE = frozenset(
-    {
-        "success.delivered_to_client",
-        "success.displayed_by_client",
-        "success.acknowledged_by_client",
-        "success.reply_received",
-        "undef.reply_identity_uncertain",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -57,15 +43,17 @@ def endpoint_quality(
     events: Sequence[EvidenceEvent],
     presence: Sequence[PresenceState],
     suppression_state: str,
+    signals: QualitySignals,
     presence_history: Sequence[PresenceState] = (),
 ) -> EndpointQuality:
     """Summarise what the log says about one endpoint; the latest evidence decides reachability.
     ``presence`` is the current presence per resource; ``presence_history`` (what retention kept) adds
-    earlier availability changes to the last_presence_* times."""
+    earlier availability changes to the last_presence_* times. ``signals`` (mappings/quality.yaml) say
+    which evidence counts as which §25 signal."""
     message_events = [e for e in events if e.scope != "health"]
-    last_positive = _latest(e for e in message_events if e.assessment.subclass in _REMOTE_POSITIVE)
-    last_unreachable = _latest(e for e in message_events if e.assessment.subclass in _UNREACHABLE)
-    invalid = _latest(e for e in message_events if e.assessment.subclass in _INVALID)
+    last_positive = _latest(e for e in message_events if signals.reached.matches(e))
+    last_unreachable = _latest(e for e in message_events if signals.unreachable.matches(e))
+    invalid = _latest(e for e in message_events if signals.invalid_jid.matches(e))
     subscriptions = {p.subscription_state for p in presence} - {"unknown"}
     subscription = next(iter(subscriptions)) if len(subscriptions) == 1 else "unknown"
     seen = [*presence, *presence_history]
@@ -78,18 +66,10 @@ def endpoint_quality(
         subscription_state=subscription,
         last_presence_available_at=_latest_presence(p for p in seen if p.availability != "unavailable"),
         last_presence_unavailable_at=_latest_presence(p for p in seen if p.availability == "unavailable"),
-        last_delivery_receipt_at=_latest(
-            e for e in message_events if e.assessment.subclass in _DELIVERED or e.grade == "delivery_receipt"
-        ),
-        last_displayed_marker_at=_latest(
-            e for e in message_events if e.assessment.subclass in _DISPLAYED or e.grade == "displayed_marker"
-        ),
-        last_reply_at=_latest(e for e in message_events if e.fact.get("kind") in _REPLY_KINDS),
-        last_stanza_error_at=_latest(
-            e
-            for e in message_events
-            if e.fact.get("kind") == "stanza_error" or e.scenario.startswith("stanza_error.")
-        ),
+        last_delivery_receipt_at=_latest(e for e in message_events if signals.delivery_receipt.matches(e)),
+        last_displayed_marker_at=_latest(e for e in message_events if signals.displayed_marker.matches(e)),
+        last_reply_at=_latest(e for e in message_events if signals.reply.matches(e)),
+        last_stanza_error_at=_latest(e for e in message_events if signals.stanza_error.matches(e)),
         suppression_state=suppression_state,
     )
 
