@@ -51,9 +51,9 @@ from xmpp_connect.sending.intake import Intake
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.store.sqlite import SqliteStore
 
-WAIT = 5.0
-START_WAIT = 20.0
-EXIT_WAIT = 5.0
+WAIT = 30.0
+START_WAIT = 60.0
+EXIT_WAIT = 30.0
 HEALTH_REFRESH = 0.25
 """Longer than CoreHealth's re-read interval."""
 ACCEPTED = "notification.attempt.accepted_by_adapter"
@@ -362,7 +362,7 @@ class ServedWithWorkers:
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}",
-                                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+                                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=WAIT)
 
     def children(self) -> list[int]:
         """Live child processes of the core (its API worker; multiprocessing's resource tracker)."""

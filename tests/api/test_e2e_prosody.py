@@ -22,7 +22,7 @@ from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.prosody
-WAIT = 8.0
+WAIT = 30.0
 TOKEN = "e2e-token-5d2c9a"
 CONFIG = """\
 data_dir: data

@@ -27,9 +27,9 @@ pytestmark = pytest.mark.prosody
 TOKEN = "served-token-81c4e7"
 TOKEN_ENV = "XC_SERVED_TOKEN"
 PASSWORD_ENV = "XC_SERVED_PASSWORD"
-START_WAIT = 10.0
-WAIT = 8.0
-EXIT_WAIT = 5.0
+START_WAIT = 60.0
+WAIT = 30.0
+EXIT_WAIT = 30.0
 CONFIG = """\
 data_dir: data
 storage: {{kind: sqlite, path: store.sqlite3}}
@@ -92,7 +92,8 @@ class ServedProcess:
         return bool(accounts) and all(a.get("stream_status") == "connected" for a in accounts)
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        return httpx.AsyncClient(base_url=self.base, headers=auth, timeout=WAIT)
 
     def kill(self) -> None:
         """SIGKILL: no lifespan shutdown, no stream close, no final commit."""

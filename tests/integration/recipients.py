@@ -16,7 +16,7 @@ MARKERS_NS = "urn:xmpp:chat-markers:0"
 REPLY_NS = "urn:xmpp:reply:0"
 MUC_NS = "http://jabber.org/protocol/muc"
 MUC_USER_NS = "http://jabber.org/protocol/muc#user"
-WAIT = 5.0
+WAIT = 30.0
 
 
 @dataclass(frozen=True)
