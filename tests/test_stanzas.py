@@ -1,6 +1,5 @@
 """Stanza parsing: real Prosody/slixmpp stanza shapes, and hostile XML refused quickly."""
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -177,10 +176,10 @@ def test_payload_in_a_foreign_namespace_is_not_read_as_body() -> None:
 
 
 def _rejected_quickly(raw: str | bytes, reason: str) -> None:
-    started = time.perf_counter()
+    """Quickly: the reason shows that the check which refused it ran before any expansion or full parse
+    (a duration would depend on the machine's load; a parser that hangs fails on the per-test timeout)."""
     with pytest.raises(StanzaRejected, match=reason) as caught:
         parse_stanza(raw)
-    assert time.perf_counter() - started < 1.0
     assert caught.value.reason
 
 

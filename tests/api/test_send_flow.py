@@ -83,7 +83,11 @@ def test_idempotent_resend_returns_the_original_operation_and_sends_nothing(clie
     assert replay.status_code == 202
     assert replay.json()["adapter_operation_id"] == first["adapter_operation_id"]
     assert replay.json()["idempotent_replay"] is True
-    wait_for(lambda: False, timeout=0.1)
+    # A later send to the same recipient, through to its receipt: had the replay sent a stanza, the
+    # sandbox would have answered it first (answers come in the order of the sends).
+    later = client.post("/adapter/actions", json=send_request("n3-later"), headers=auth()).json()
+    later_id = later["xmpp_message_id"]
+    assert wait_for(lambda: "notification.endpoint.accepted" in timeline_types(client, later_id))
     assert timeline_types(client, message_id) == before
 
     changed = send_request("n3", content={"body": "something else"})

@@ -21,7 +21,7 @@ from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 from xmpp_connect.xmpp.stanzas import parse_stanza
 
-WAIT = 5.0
+WAIT = 30.0
 
 
 class AdapterUnderTest:

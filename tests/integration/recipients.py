@@ -16,7 +16,7 @@ MARKERS_NS = "urn:xmpp:chat-markers:0"
 REPLY_NS = "urn:xmpp:reply:0"
 MUC_NS = "http://jabber.org/protocol/muc"
 MUC_USER_NS = "http://jabber.org/protocol/muc#user"
-WAIT = 5.0
+WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,12 @@ class Recipient:
         """Log out cleanly (the server then stores messages for this account offline)."""
         if self.client.transport is not None:
             await asyncio.wait_for(self.client.disconnect(wait=1.0), WAIT)
+
+    async def round_trip(self) -> None:
+        """Ask the server something and wait for the answer: by then the server has handled everything
+        this client sent before (it handles a session's stanzas in order), e.g. an automatic receipt."""
+        domain = self.user.jid.partition("@")[2]
+        await self.client.plugin["xep_0030"].get_info(jid=domain, timeout=WAIT)
 
     async def next_message(self, timeout: float = WAIT) -> Message:
         return await asyncio.wait_for(self.messages.get(), timeout)

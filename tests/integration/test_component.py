@@ -19,7 +19,7 @@ from xmpp_connect.providers.base import Feature
 from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 
-WAIT = 5.0
+WAIT = 30.0
 
 
 async def _first(observations: list[Observation], kind: str, stanza_id: str) -> Observation:

@@ -8,18 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from native_rulesets import NativeRulesets
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.policy import Policy
-from xmpp_connect.policy.engine import RuleEngine
+from xmpp_connect.policy.engine import SID, RuleEngine
 
 SM_ACK = {"kind": "sm_ack", "correlated": True}
-
-
-def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def _other_policy(policy: Policy) -> Policy:
@@ -29,23 +23,23 @@ def _other_policy(policy: Policy) -> Policy:
     return dataclasses.replace(policy, rules=rules, version="f" * 16)
 
 
-def test_reload_switches_policy_and_does_not_leak(fixture_policy: Policy) -> None:
+def test_reload_switches_policy_and_does_not_leak(
+    fixture_policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # not deleting the old ruleset leaked ~700 KB per reload (bench/policy_memory.py prints the RSS)
+    rulesets = NativeRulesets(monkeypatch)
     other = _other_policy(fixture_policy)
     with Classifier(fixture_policy) as classifier:
         assert classifier.classify(SM_ACK).scenario == "server_acknowledged"
-        for _ in range(20):
-            classifier.reload(other)
-            classifier.reload(fixture_policy)
-        before = _rss_kib()
         for _ in range(100):
             classifier.reload(other)
             classifier.reload(fixture_policy)
-        grown = _rss_kib() - before
+        assert len(rulesets.live) == 1, "each reload frees the ruleset it replaces"
         classifier.reload(other)
         result = classifier.classify(SM_ACK)
         assert (result.scenario, result.policy_version) == ("sent_to_server", "f" * 16)
-    # not deleting the old ruleset leaked ~700 KB per reload (200 reloads: ~140 MB)
-    assert grown < 8 * 1024, f"RSS grew {grown} KiB over 200 reloads"
+    assert rulesets.created == 202
+    assert (rulesets.live, rulesets.unknown_deletes) == (set(), 0), "close frees the last one, once"
 
 
 def test_classifications_stay_consistent_while_reloading_from_threads(fixture_policy: Policy) -> None:
@@ -90,17 +84,21 @@ def test_engine_starts_no_threads(fixture_policy: Policy) -> None:
 def test_steady_classification_keeps_no_state(fixture_policy: Policy) -> None:
     receipt = {"kind": "receipt", "correlated": True, "sender_is_addressee": True}
     facts = [SM_ACK, {"kind": "presence"}, receipt]
-    with Classifier(fixture_policy) as classifier:
+    # durable keeps ~9 KB per stored fact or pending event (bench/policy_memory.py prints the RSS)
+    engine = RuleEngine(fixture_policy)
+    try:
+        loaded = engine._current()
+        for fact in facts:
+            engine.first_match(fact)
+        state = loaded.host.get_state(loaded.ruleset, SID)
         for _ in range(1000):
             for fact in facts:
-                classifier.classify(fact)
-        before = _rss_kib()
-        for _ in range(5000):
-            for fact in facts:
-                classifier.classify(fact)
-        grown = _rss_kib() - before
-    # durable keeps ~9 KB per stored fact or pending event: 15,000 of them would be ~130 MB
-    assert grown < 2 * 1024, f"RSS grew {grown} KiB over 15,000 classifications"
+                engine.first_match(fact)
+        assert loaded.host.get_facts(loaded.ruleset, SID) == [], "no fact is left stored"
+        assert loaded.host.get_pending_events(loaded.ruleset, SID) == [], "no event is left pending"
+        assert loaded.host.get_state(loaded.ruleset, SID) == state
+    finally:
+        engine.close()
 
 
 def test_only_the_engine_module_imports_durable() -> None:
