@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -22,8 +24,17 @@ from starlette.applications import Starlette
 
 from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
+from xmpp_connect.api.metrics_route import metrics_route
 from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
+from xmpp_connect.app.logging_setup import setup_logging
+from xmpp_connect.app.metrics import (
+    EvidenceCounter,
+    StateGauges,
+    count_send,
+    prepare_worker_metrics,
+    renderer,
+)
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
@@ -61,6 +72,7 @@ from xmpp_connect.sending.intake import Intake, IntakeItem
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import TimerFact, TimerService
+from xmpp_connect.sending.webhooks.subscriptions import Webhooks
 from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor
 from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
@@ -72,7 +84,9 @@ from xmpp_connect.xmpp.jids import bare
 log = logging.getLogger(__name__)
 CORE_SOCKET = "core.sock"
 MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
-CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report"})
+CANCELLED_ON_STOP = frozenset(
+    {"xmpp-connect retention purge", "xmpp-connect health report", "xmpp-connect evidence metrics"}
+)
 
 
 
@@ -250,6 +264,7 @@ class AdapterService:
         )
         self._background: list[asyncio.Task[None]] = []
         self.intake_dispatcher: IntakeDispatcher | None = None
+        self.webhooks = Webhooks(config, store)
         self._health_report: Path | None = None
 
     def _provider(self, account: AccountConfig) -> XmppProvider:
@@ -285,9 +300,10 @@ class AdapterService:
             log.error("intake request for a tenant no longer configured operation_id=%s", item.operation_id)
             return
         try:
-            await self.actions.perform(
+            done = await self.actions.perform(
                 _tenant(tenant), item.request, accepted_at=item.received_at
             )
+            count_send(done.result)
         except (InvalidAction, IdempotencyConflict) as exc:
             log.error("intake request refused by the core operation_id=%s (%s)", item.operation_id,
                       type(exc).__name__)
@@ -321,6 +337,27 @@ class AdapterService:
         with self.store.transaction():
             self.pipelines[tenant_id].handle(event)
 
+    def render_metrics(self) -> bytes:
+        """The Prometheus exposition (``GET /metrics``), or empty when metrics are turned off."""
+        if not self.config.metrics.enabled:
+            return b""
+        return self._metrics()
+
+    @functools.cached_property
+    def _metrics(self) -> Callable[[], bytes]:
+        def intake_backlog() -> int | None:
+            dispatcher = self.intake_dispatcher
+            return None if dispatcher is None else dispatcher.intake.backlog(dispatcher.position)
+
+        return renderer(
+            StateGauges(
+                self.store,
+                lambda: {ref: p.health().stream_status for ref, p in self.providers.items()},
+                intake_backlog,
+                self.webhooks.backlog,
+            )
+        )
+
     def _pipeline(self, tenant_id: str, commands: CommandTable) -> EvidencePipeline:
         recorder = ObservationRecorder(self.store, tenant_id)
         return EvidencePipeline(
@@ -346,7 +383,9 @@ class AdapterService:
         self._background = [
             asyncio.create_task(self.timers.run(), name="xmpp-connect timers"),
             asyncio.create_task(self._purge_periodically(), name="xmpp-connect retention purge"),
+            asyncio.create_task(EvidenceCounter(self.store).run(), name="xmpp-connect evidence metrics"),
         ]
+        await self.webhooks.start()
         if self.intake_dispatcher is not None:
             self._background += [
                 asyncio.create_task(self.intake_dispatcher.run(), name="xmpp-connect intake"),
@@ -354,6 +393,7 @@ class AdapterService:
             ]
 
     async def stop(self) -> None:
+        await self.webhooks.stop()
         self.timers.stop()
         if self.intake_dispatcher is not None:
             self.intake_dispatcher.stop()
@@ -387,6 +427,7 @@ class AdapterService:
         except (InvalidAction, IdempotencyConflict) as exc:
             raise action_problem(exc) from None
         await self.store.durable()
+        count_send(done.result)
         return action_outcome(done.result)
 
     async def standalone_send(self, tenant: TenantConfig, kind: str, body: dict[str, Any]) -> ActionOutcome:
@@ -590,18 +631,48 @@ def open_store(config: ServiceConfig) -> SqlStore:
     return SqliteStore(config.storage.path, options)
 
 
+class MetricsPort:
+    """``GET /metrics`` on its own port (``metrics.port``), served from a thread with its own loop."""
+
+    def __init__(self, service: AdapterService) -> None:
+        import uvicorn
+
+        config = service.config
+        assert config.metrics.port is not None
+        app = Starlette(routes=[metrics_route(service.render_metrics, config.metrics.token)])
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=config.host, port=config.metrics.port, log_config=None, access_log=False)
+        )
+        self.thread = threading.Thread(target=self.server.run, name="xmpp-connect metrics", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
 def build_app(service: AdapterService) -> Starlette:
     """The app; its lifespan starts and stops the providers."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await service.start()
+        metrics = MetricsPort(service) if service.config.metrics.port is not None else None
         try:
             yield
         finally:
+            if metrics is not None:
+                metrics.stop()
             await service.stop()
 
-    app = create_app(service.config, service, openapi_document(), lifespan=lifespan)
+    app = create_app(
+        service.config,
+        service,
+        openapi_document(),
+        lifespan=lifespan,
+        webhooks=service.webhooks,
+        render_metrics=service.render_metrics if service.config.metrics.port is None else None,
+    )
     app.state.service = service
     return app
 
@@ -612,6 +683,7 @@ def run(
     host: str | None = None,
     port: int | None = None,
     api_workers: int = 0,
+    log_format: str | None = None,
 ) -> None:
     """Run the HTTP service: the config file's accounts and tenants, or the embedded sandbox default.
 
@@ -620,15 +692,16 @@ def run(
     import uvicorn
 
     config = load_config(config_path) if config_path else default_config(data_dir)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(log_format or config.logging.format)
     if not config_path:
         log.info("embedded sandbox service; bearer token in %s", config.data_dir / "default-tenant.token")
     service = AdapterService(config, open_store(config))
     host, port = host or config.host, port or config.port
     if not api_workers:
-        uvicorn.run(build_app(service), host=host, port=port, log_level="info", access_log=False)
+        uvicorn.run(build_app(service), host=host, port=port, log_config=None, access_log=False)
         return
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_worker_metrics(config.data_dir)
     service.take_intake(Intake(config.data_dir / INTAKE_FILE), config.data_dir / HEALTH_FILE)
     core_socket = config.data_dir / CORE_SOCKET
     core_socket.unlink(missing_ok=True)
@@ -637,7 +710,7 @@ def run(
     workers.start()
     log.info("core on %s; %d API worker(s) on %s:%d", core_socket, api_workers, host, port)
     try:
-        uvicorn.run(build_app(service), uds=str(core_socket), log_level="info", access_log=False)
+        uvicorn.run(build_app(service), uds=str(core_socket), log_config=None, access_log=False)
     finally:
         workers.stop()
         listener.close()

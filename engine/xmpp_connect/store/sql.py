@@ -6,6 +6,7 @@ from xmpp_connect.store.connection import StoreOptions
 from xmpp_connect.store.dead_letters import DeadLetters
 from xmpp_connect.store.endpoints import EndpointRecords
 from xmpp_connect.store.evidence_log import EvidenceLog
+from xmpp_connect.store.figures import OperationalFigures
 from xmpp_connect.store.groups import GroupRecords
 from xmpp_connect.store.held_requests import HeldRequests
 from xmpp_connect.store.intake_progress import IntakeProgress
@@ -15,6 +16,7 @@ from xmpp_connect.store.operations import IdempotentOperations
 from xmpp_connect.store.raw_events import RawEvents
 from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
 from xmpp_connect.store.timer_table import TimerTable
+from xmpp_connect.store.webhooks import WebhookRecords
 
 __all__ = ["EVENT_COLUMNS", "SqlStore", "StoreOptions", "event_row"]
 
@@ -31,5 +33,7 @@ class SqlStore(
     HeldRequests,
     TimerTable,
     IntakeProgress,
+    WebhookRecords,
+    OperationalFigures,
 ):
     """Every store operation (the EvidenceStore interface), as SQL with ``?`` placeholders."""
