@@ -57,7 +57,8 @@ class JsonFormatter(logging.Formatter):
         if request_id:
             out["request_id"] = request_id
         for key, value in ID_FIELDS.findall(message):
-            out.setdefault(key, value)
+            if value != "None":
+                out.setdefault(key, value)
         for key in STRUCTURED_EXTRAS:
             if hasattr(record, key):
                 out[key] = getattr(record, key)
@@ -77,4 +78,5 @@ def setup_logging(log_format: str = "text", level: int = logging.INFO, stream: A
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for chatty in ("httpx", "httpcore"):  # a line per webhook or forwarded request, with its URL
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -37,12 +37,16 @@ def prepare_worker_metrics(data_dir: Path) -> Path:
     return directory
 
 
-def count_send(result: dict[str, Any]) -> None:
-    """One answered send: accepted (or scheduled) or refused with its reason."""
-    state = result.get("action_state")
-    if state in ("accepted", "scheduled"):
-        SENDS.labels("accepted", "").inc()
-    elif state == "refused":
+def count_send(result: dict[str, Any], acceptance: bool = True) -> None:
+    """One answered action: accepted (or scheduled) or refused with its reason; a replay of an idempotency
+    key is not counted again. ``acceptance`` False: the send was counted as accepted by the API worker that
+    queued it, only a refusal when the core carries it out counts here."""
+    if result.get("idempotent_replay") or result.get("action_type") == "notification.cancel":
+        return
+    if result.get("accepted"):
+        if acceptance:
+            SENDS.labels("accepted", "").inc()
+    else:
         SENDS.labels("refused", str(result.get("reason") or "unknown")).inc()
 
 

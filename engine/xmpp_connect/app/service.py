@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from xmpp_connect.app.metrics import (
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
+    LoggingConfig,
     ServiceConfig,
     TenantConfig,
     default_config,
@@ -303,7 +304,7 @@ class AdapterService:
             done = await self.actions.perform(
                 _tenant(tenant), item.request, accepted_at=item.received_at
             )
-            count_send(done.result)
+            count_send(done.result, acceptance=False)
         except (InvalidAction, IdempotencyConflict) as exc:
             log.error("intake request refused by the core operation_id=%s (%s)", item.operation_id,
                       type(exc).__name__)
@@ -692,6 +693,8 @@ def run(
     import uvicorn
 
     config = load_config(config_path) if config_path else default_config(data_dir)
+    if log_format is not None:
+        config = replace(config, logging=LoggingConfig(format=log_format))
     setup_logging(log_format or config.logging.format)
     if not config_path:
         log.info("embedded sandbox service; bearer token in %s", config.data_dir / "default-tenant.token")
