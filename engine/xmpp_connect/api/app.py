@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from xmpp_connect.api.auth import TenantAuth
 from xmpp_connect.api.backend import AdapterBackend
+from xmpp_connect.api.docs_route import docs_routes
 from xmpp_connect.api.limits import RateLimiter
 from xmpp_connect.api.metrics_route import metrics_route
 from xmpp_connect.api.observability import RequestObserver
@@ -31,12 +32,15 @@ def create_app(
     webhooks: WebhookBackend | None = None,
     render_metrics: Callable[[], bytes] | None = None,
 ) -> Starlette:
-    """The HTTP API over ``backend``; ``openapi`` is served as /openapi.json without authentication. With
+    """The HTTP API over ``backend``; ``openapi`` is served as /openapi.json and rendered at /docs, without
+    authentication. With
     ``webhooks``, the subscription endpoints; with ``render_metrics``, ``GET /metrics`` on this port."""
     auth = TenantAuth(config.tenants)
     limiter = RateLimiter(config.limits.rate_per_second, config.limits.burst)
     endpoints = Endpoints(backend, auth, limiter, config.limits.max_body_bytes)
-    routes: list[BaseRoute] = [Route("/openapi.json", openapi_json_route(openapi)), *endpoints.routes()]
+    routes: list[BaseRoute] = [
+        Route("/openapi.json", openapi_json_route(openapi)), *docs_routes(), *endpoints.routes()
+    ]
     if webhooks is not None:
         routes += WebhookEndpoints(webhooks, auth, limiter, config.limits.max_body_bytes).routes()
     if render_metrics is not None:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from starlette.applications import Starlette
 
 from xmpp_connect.api.app import create_app
@@ -35,6 +34,7 @@ from xmpp_connect.app.metrics import (
     prepare_worker_metrics,
     renderer,
 )
+from xmpp_connect.app.openapi import openapi_document
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
@@ -68,7 +68,7 @@ from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
 from xmpp_connect.providers.sandbox import SandboxNetwork, SandboxProvider, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
-from xmpp_connect.sending.actions import Actions, ActionSchemas, InvalidAction, Tenant, spec_dir
+from xmpp_connect.sending.actions import Actions, ActionSchemas, InvalidAction, Tenant
 from xmpp_connect.sending.intake import Intake, IntakeItem
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.sending.templates import TemplateStore
@@ -613,12 +613,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
-
-
-def openapi_document() -> dict[str, Any]:
-    """spec/openapi.yaml as a dict (served at /openapi.json)."""
-    path = spec_dir() / "openapi.yaml"
-    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
 
 
 def open_store(config: ServiceConfig) -> SqlStore:

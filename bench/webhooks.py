@@ -1,0 +1,153 @@
+"""Webhook push while 1,000 sends with receipts run: delivery rate and lag, beside the same run without a
+subscription (send throughput must not drop by more than 10%).
+
+Starts ``xmpp-connect serve`` (sandbox provider, SQLite) twice: once without a webhook subscription, once with
+a config-file subscription to a receiver on loopback (uvicorn in a thread of this process, answering 204).
+Each run sends ``--sends`` notifications to ``delivered@sandbox.invalid`` (server ack and XEP-0184 receipt)
+over ``--concurrency`` connections and waits for every receipt. Prints accepted sends/s and receipts/s of
+both runs, and for the subscribed one the events delivered per second (first send to last delivery) and the
+lag from an event's ``recorded_at`` to the receiver's 2xx (p50, p99).
+
+    .venv/bin/python bench/webhooks.py [--sends 1000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import uvicorn
+from api import SANDBOX_RECIPIENT, await_receipts, drive, free_port, service
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-32-bytes!!!").decode()
+
+
+@dataclass
+class Receiver:
+    """Records when each event arrived and when it had been recorded."""
+
+    arrivals: list[tuple[float, float]] = field(default_factory=list)
+
+    async def hook(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        recorded = datetime.fromisoformat(body["data"]["recorded_at"]).timestamp()
+        self.arrivals.append((time.time(), recorded))
+        return Response(status_code=204)
+
+    def serve(self, port: int) -> uvicorn.Server:
+        app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.05)
+        return server
+
+
+def write_config(directory: Path, hook_port: int | None) -> Path:
+    hooks = (
+        f", webhooks: [{{id: engine, url: 'http://127.0.0.1:{hook_port}/hook', secret_env: XC_BENCH_HOOK}}]"
+        if hook_port else ""
+    )
+    lines = [
+        f"data_dir: {directory}",
+        f"storage: {{kind: sqlite, path: {directory / 'bench.sqlite3'}}}",
+        "limits: {rate_per_second: 1000000, burst: 1000000}",
+        "timers: {receipt_timeout_s: 300}",
+        f"accounts: [{{ref: bench, provider: sandbox, jid: 'bench@sandbox.invalid/bench'}}]",
+        f"tenants: [{{id: bench, token_env: XC_BENCH_TOKEN, accounts: [bench]{hooks}}}]",
+    ]
+    path = directory / "bench.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Run:
+    sends_per_s: float
+    receipts_per_s: float
+    deliveries: int = 0
+    delivered_per_s: float = 0.0
+    lag_p50: float = 0.0
+    lag_p99: float = 0.0
+
+
+def one_run(sends: int, concurrency: int, subscribed: bool) -> Run:
+    receiver = Receiver()
+    hook_port = free_port() if subscribed else None
+    server = receiver.serve(hook_port) if hook_port else None
+    with tempfile.TemporaryDirectory() as tmp:
+        config = write_config(Path(tmp), hook_port)
+        with service(config, {"XC_BENCH_HOOK": SECRET}) as (base, port, _pid):
+            skipped = len(receiver.arrivals)
+            load = asyncio.run(drive(port, sends, concurrency, SANDBOX_RECIPIENT))
+            found = asyncio.run(await_receipts(base, sends, timeout=300))
+            if len(found) < sends:
+                raise SystemExit(f"only {len(found)} of {sends} receipts")
+            last_receipt = max(found)
+            expected = 0
+            if subscribed:
+                expected = asyncio.run(_feed_size(base))
+                deadline = time.monotonic() + 300
+                while len(receiver.arrivals) - skipped < expected and time.monotonic() < deadline:
+                    time.sleep(0.1)
+    if server is not None:
+        server.should_exit = True
+    run = Run(load.accepted / load.elapsed, len(found) / (last_receipt - load.started_at))
+    if not subscribed:
+        return run
+    arrivals = receiver.arrivals[skipped:]
+    lags = sorted(arrived - recorded for arrived, recorded in arrivals)
+    last = max(arrived for arrived, _ in arrivals)
+    return Run(
+        run.sends_per_s, run.receipts_per_s, len(arrivals), len(arrivals) / (last - load.started_at),
+        statistics.median(lags), lags[int(0.99 * (len(lags) - 1))],
+    )
+
+
+async def _feed_size(base: str) -> int:
+    """Events in the feed after the sends (the subscription started at the feed's end before them)."""
+    import httpx
+    from api import auth_header
+
+    count, cursor = 0, None
+    async with httpx.AsyncClient(base_url=base, headers=auth_header(), timeout=30) as client:
+        while True:
+            params: dict[str, str | int] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+            page = (await client.get("/adapter/events", params=params)).json()
+            count += sum(1 for e in page["events"] if e["xmpp_message_id"])
+            if not page["events"]:
+                return count
+            cursor = page["next_cursor"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sends", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    plain = one_run(args.sends, args.concurrency, subscribed=False)
+    pushed = one_run(args.sends, args.concurrency, subscribed=True)
+    print(f"{args.sends} sends to {SANDBOX_RECIPIENT}, {args.concurrency} connections")
+    print(f"{'':24}{'sends/s':>10}{'receipts/s':>12}")
+    print(f"{'no subscription':24}{plain.sends_per_s:>10.0f}{plain.receipts_per_s:>12.0f}")
+    print(f"{'one subscription':24}{pushed.sends_per_s:>10.0f}{pushed.receipts_per_s:>12.0f}")
+    print(f"send throughput with push: {100 * pushed.sends_per_s / plain.sends_per_s:.0f}% of without")
+    print(f"webhook: {pushed.deliveries} events delivered, {pushed.delivered_per_s:.0f}/s from the first send; "
+          f"lag recorded -> 2xx p50 {1000 * pushed.lag_p50:.0f} ms, p99 {1000 * pushed.lag_p99:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
