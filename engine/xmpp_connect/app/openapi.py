@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 
 from xmpp_connect.sending.actions import ActionSchemas, spec_dir
 
+STANDALONE_REQUEST_ID = "standalone:"
 STANDALONE_BODIES: dict[str, tuple[str, tuple[str, ...], Mapping[str, Any]]] = {
     # name: (action schema, fields the service fills in, extra body fields)
     "XmppSendBody": ("xmpp.send", ("action_type",), {}),
@@ -29,11 +30,16 @@ STANDALONE_BODIES: dict[str, tuple[str, tuple[str, ...], Mapping[str, Any]]] = {
 }
 
 
-def _body(schema: Mapping[str, Any], filled: Iterable[str], extra: Mapping[str, Any]) -> dict[str, Any]:
+def _body(
+    schema: Mapping[str, Any], filled: Iterable[str], extra: Mapping[str, Any], request_id: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The caller's part of a standalone request: its request_id defaults to ``standalone:<idempotency_key>``,
+    so the key must also make a valid request id."""
     body = copy.deepcopy(dict(schema))
     filled = set(filled)
     body["required"] = [name for name in body.get("required", []) if name not in filled]
-    body["properties"] = {**body.get("properties", {}), **extra}
+    key_rule = {**request_id, "maxLength": request_id["maxLength"] - len(STANDALONE_REQUEST_ID)}
+    body["properties"] = {**body.get("properties", {}), **extra, "idempotency_key": key_rule}
     return body
 
 
@@ -49,5 +55,5 @@ def openapi_document() -> dict[str, Any]:
     }
     schemas.update(actions)
     for name, (base, filled, extra) in STANDALONE_BODIES.items():
-        schemas[name] = _body(actions[base], filled, extra)
+        schemas[name] = _body(actions[base], filled, extra, actions["xmpp.send"]["properties"]["request_id"])
     return doc

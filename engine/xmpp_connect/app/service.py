@@ -459,9 +459,12 @@ class AdapterService:
         """A raw stanza from an external bridge (e.g. Prosody mod_rest) for one of the tenant's accounts."""
         account = payload.get("account", tenant.default_account)
         raw = payload.get("raw")
+        if isinstance(account, str) and account not in tenant.accounts:
+            raise Problem(404, "not-found", "No such account for this tenant.",
+                          [FieldError("account", "not an account of this tenant")])
         errors = []
-        if not isinstance(account, str) or account not in tenant.accounts:
-            errors.append(FieldError("account", "not an account of this tenant"))
+        if not isinstance(account, str):
+            errors.append(FieldError("account", "an account ref is required"))
         if not isinstance(raw, str) or not raw.strip():
             errors.append(FieldError("raw", "a stanza as an XML string is required"))
         if errors:
