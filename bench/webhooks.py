@@ -25,26 +25,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import uvicorn
-from api import SANDBOX_RECIPIENT, await_receipts, drive, free_port, service
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from api import SANDBOX_RECIPIENT, auth_header, await_receipts, drive, free_port, service
 
 SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-32-bytes!!!").decode()
 
 
 @dataclass
 class Receiver:
-    """Records when each event arrived and when it had been recorded."""
+    """Records when each event of a message arrived and when it had been recorded."""
 
     arrivals: list[tuple[float, float]] = field(default_factory=list)
 
     async def hook(self, request: Request) -> Response:
         body = json.loads(await request.body())
-        recorded = datetime.fromisoformat(body["data"]["recorded_at"]).timestamp()
-        self.arrivals.append((time.time(), recorded))
+        if body["data"]["xmpp_message_id"]:
+            recorded = datetime.fromisoformat(body["data"]["recorded_at"]).timestamp()
+            self.arrivals.append((time.time(), recorded))
         return Response(status_code=204)
 
     def serve(self, port: int) -> uvicorn.Server:
@@ -66,7 +69,7 @@ def write_config(directory: Path, hook_port: int | None) -> Path:
         f"storage: {{kind: sqlite, path: {directory / 'bench.sqlite3'}}}",
         "limits: {rate_per_second: 1000000, burst: 1000000}",
         "timers: {receipt_timeout_s: 300}",
-        f"accounts: [{{ref: bench, provider: sandbox, jid: 'bench@sandbox.invalid/bench'}}]",
+        "accounts: [{ref: bench, provider: sandbox, jid: 'bench@sandbox.invalid/bench'}]",
         f"tenants: [{{id: bench, token_env: XC_BENCH_TOKEN, accounts: [bench]{hooks}}}]",
     ]
     path = directory / "bench.yaml"
@@ -118,10 +121,7 @@ def one_run(sends: int, concurrency: int, subscribed: bool) -> Run:
 
 
 async def _feed_size(base: str) -> int:
-    """Events in the feed after the sends (the subscription started at the feed's end before them)."""
-    import httpx
-    from api import auth_header
-
+    """The sends' events in the feed (the receiver counts the same: events of a message)."""
     count, cursor = 0, None
     async with httpx.AsyncClient(base_url=base, headers=auth_header(), timeout=30) as client:
         while True:
@@ -145,8 +145,8 @@ def main() -> None:
     print(f"{'no subscription':24}{plain.sends_per_s:>10.0f}{plain.receipts_per_s:>12.0f}")
     print(f"{'one subscription':24}{pushed.sends_per_s:>10.0f}{pushed.receipts_per_s:>12.0f}")
     print(f"send throughput with push: {100 * pushed.sends_per_s / plain.sends_per_s:.0f}% of without")
-    print(f"webhook: {pushed.deliveries} events delivered, {pushed.delivered_per_s:.0f}/s from the first send; "
-          f"lag recorded -> 2xx p50 {1000 * pushed.lag_p50:.0f} ms, p99 {1000 * pushed.lag_p99:.0f} ms")
+    print(f"webhook: {pushed.deliveries} events delivered, {pushed.delivered_per_s:.0f}/s from first send")
+    print(f"lag recorded -> 2xx: p50 {1000 * pushed.lag_p50:.0f} ms, p99 {1000 * pushed.lag_p99:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from api_helpers import TOKENS, auth, send_request, wait_for
 from prometheus_client.parser import text_string_to_metric_families
+from test_api_workers import ServedWithWorkers
 from test_webhooks import DELIVERED, make_config, running
 from webhook_receiver import free_port
 
@@ -55,6 +59,7 @@ def test_a_send_and_its_receipt_show_in_the_metrics(tmp_path: Path) -> None:
     assert value(after, latency, route="/adapter/actions", method="POST", status="202") >= 1
     assert value(after, latency, route="/metrics", method="GET", status="200") >= 1
     assert value(after, "xmpp_connect_stream_state", account="sandbox-a", state="connected") == 1
+    assert value(after, "xmpp_connect_stream_events_total", account="sandbox-a", kind="stream_connected") >= 1
     assert ("xmpp_connect_timers_pending", ()) in after
     assert ("xmpp_connect_held_requests", ()) in after
 
@@ -83,3 +88,38 @@ def test_metrics_on_their_own_port(tmp_path: Path) -> None:
 
         text = wait_for(scraped, timeout=10.0)
     assert text and "xmpp_connect_stream_state" in text
+
+
+@pytest.fixture
+async def with_worker(tmp_path: Path) -> AsyncIterator[ServedWithWorkers]:
+    process = ServedWithWorkers(tmp_path)
+    try:
+        await process.start()
+        yield process
+    finally:
+        process.stop()
+
+
+async def test_with_an_api_worker_its_counts_are_merged_into_the_cores_metrics(
+    with_worker: ServedWithWorkers,
+) -> None:
+    """A send the worker accepts is counted in the worker's process, its receipt in the core's: one scrape
+    (answered by the core through the worker) shows both, each series once."""
+    async with with_worker.client() as http:
+        response = await http.post("/adapter/actions", json=send_request("w1", "delivered@sandbox.invalid"))
+        assert response.status_code == 202, response.text
+        assert with_worker.intake_claim(send_request("w1")["idempotency_key"])[0], "the worker accepted it"
+
+        async def counted() -> dict[Any, float]:
+            while True:
+                text = (await http.get("/metrics")).text
+                samples = scrape(text)
+                if value(samples, EVIDENCE, **RECEIPT) >= 1:
+                    return samples
+                await asyncio.sleep(0.1)
+
+        samples = await asyncio.wait_for(counted(), 30)
+    assert value(samples, "xmpp_connect_sends_total", outcome="accepted", reason="") == 1
+    assert value(samples, "xmpp_connect_http_request_duration_seconds_count", route="/adapter/actions",
+                 method="POST", status="202") == 1
+    assert (with_worker.data_dir / "metrics").is_dir()

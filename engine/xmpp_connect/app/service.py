@@ -58,6 +58,7 @@ from xmpp_connect.model.evidence import (
     build_evidence_events,
     endpoint_ref,
 )
+from xmpp_connect.model.metrics import STREAM_EVENTS
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
@@ -335,6 +336,8 @@ class AdapterService:
         if tenant_id is None:
             log.warning("native event for unknown account %s dropped", event.account)
             return
+        if event.kind.startswith("stream_"):
+            STREAM_EVENTS.labels(event.account, event.kind).inc()
         with self.store.transaction():
             self.pipelines[tenant_id].handle(event)
 

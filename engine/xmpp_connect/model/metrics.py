@@ -20,6 +20,12 @@ EVIDENCE_EVENTS = Counter(
     PREFIX + "evidence_events", "Evidence events recorded, by normalized type and assessment.",
     ["event_type", "category", "subclass"],
 )
+STREAM_EVENTS = Counter(
+    PREFIX + "stream_events",
+    "XMPP stream events per account: stream_connected (the first connect and every reconnect), "
+    "stream_disconnected, stream_error.",
+    ["account", "kind"],
+)
 WEBHOOK_DELIVERIES = Counter(
     PREFIX + "webhook_deliveries",
     "Webhook delivery attempts by outcome: delivered, retried (timeout, 5xx, connection), dead.",
