@@ -2,7 +2,7 @@
 subscription (send throughput must not drop by more than 10%).
 
 Starts ``xmpp-connect serve`` (sandbox provider, SQLite) twice: once without a webhook subscription, once with
-a config-file subscription to a receiver on loopback (uvicorn in a thread of this process, answering 204).
+a config-file subscription to a receiver on loopback (aiohttp's server in its own process, answering 204).
 Each run sends ``--sends`` notifications to ``delivered@sandbox.invalid`` (server ack and XEP-0184 receipt)
 over ``--concurrency`` connections and waits for every receipt. Prints accepted sends/s and receipts/s of
 both runs, and for the subscribed one the events delivered per second (first send to last delivery) and the
@@ -17,46 +17,64 @@ import argparse
 import asyncio
 import base64
 import json
+import multiprocessing
 import statistics
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from aiohttp import web
 
 from api import SANDBOX_RECIPIENT, auth_header, await_receipts, drive, free_port, service
 
 SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-32-bytes!!!").decode()
 
 
-@dataclass
+def receive(port: int) -> None:
+    """The receiver, in its own process so it never competes with the load generator: aiohttp's server,
+    204 to every POST; GET /arrivals lists (arrived, recorded_at) of each event of a message."""
+    arrivals: list[tuple[float, float]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        data = json.loads(await request.read())["data"]
+        if data["xmpp_message_id"]:
+            arrivals.append((time.time(), datetime.fromisoformat(data["recorded_at"]).timestamp()))
+        return web.Response(status=204)
+
+    async def listed(_request: web.Request) -> web.Response:
+        return web.json_response(arrivals)
+
+    app = web.Application()
+    app.add_routes([web.post("/hook", hook), web.get("/arrivals", listed)])
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
 class Receiver:
-    """Records when each event of a message arrived and when it had been recorded."""
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = multiprocessing.get_context("spawn").Process(target=receive, args=(self.port,))
+        self.process.start()
+        deadline = time.monotonic() + 30
+        while not self._answers():
+            if time.monotonic() > deadline:
+                raise SystemExit("the receiver did not start")
+            time.sleep(0.1)
 
-    arrivals: list[tuple[float, float]] = field(default_factory=list)
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/arrivals").status_code == 200
+        except httpx.TransportError:
+            return False
 
-    async def hook(self, request: Request) -> Response:
-        body = json.loads(await request.body())
-        if body["data"]["xmpp_message_id"]:
-            recorded = datetime.fromisoformat(body["data"]["recorded_at"]).timestamp()
-            self.arrivals.append((time.time(), recorded))
-        return Response(status_code=204)
+    def arrivals(self) -> list[tuple[float, float]]:
+        return [tuple(a) for a in httpx.get(f"http://127.0.0.1:{self.port}/arrivals", timeout=30).json()]
 
-    def serve(self, port: int) -> uvicorn.Server:
-        app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
-        return server
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(timeout=10)
 
 
 def write_config(directory: Path, hook_port: int | None) -> Path:
@@ -88,30 +106,26 @@ class Run:
 
 
 def one_run(sends: int, concurrency: int, subscribed: bool) -> Run:
-    receiver = Receiver()
-    hook_port = free_port() if subscribed else None
-    server = receiver.serve(hook_port) if hook_port else None
+    receiver = Receiver() if subscribed else None
+    arrivals: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        config = write_config(Path(tmp), hook_port)
+        config = write_config(Path(tmp), receiver.port if receiver else None)
         with service(config, {"XC_BENCH_HOOK": SECRET}) as (base, port, _pid):
-            skipped = len(receiver.arrivals)
             load = asyncio.run(drive(port, sends, concurrency, SANDBOX_RECIPIENT))
             found = asyncio.run(await_receipts(base, sends, timeout=300))
             if len(found) < sends:
                 raise SystemExit(f"only {len(found)} of {sends} receipts")
             last_receipt = max(found)
             expected = 0
-            if subscribed:
+            if receiver is not None:
                 expected = asyncio.run(_feed_size(base))
                 deadline = time.monotonic() + 300
-                while len(receiver.arrivals) - skipped < expected and time.monotonic() < deadline:
-                    time.sleep(0.1)
-    if server is not None:
-        server.should_exit = True
+                while len(arrivals := receiver.arrivals()) < expected and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                receiver.stop()
     run = Run(load.accepted / load.elapsed, len(found) / (last_receipt - load.started_at))
-    if not subscribed:
+    if not arrivals:
         return run
-    arrivals = receiver.arrivals[skipped:]
     lags = sorted(arrived - recorded for arrived, recorded in arrivals)
     last = max(arrived for arrived, _ in arrivals)
     return Run(

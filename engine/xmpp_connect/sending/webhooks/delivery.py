@@ -1,9 +1,12 @@
-"""One subscription's delivery loop: the tenant's feed after the stored position, one event at a time, each
+"""One subscription's delivery loop: the tenant's feed after the stored position, a page at a time, each event
 signed per Standard Webhooks and retried until the receiver takes it or the schedule runs out.
 
-Events go out in feed order, so every message's events reach the receiver in order. The loop runs as its own
-task with its own HTTP client: a slow or dead receiver holds up only its own subscription, never sending,
-evidence recording or another subscription."""
+Within a page, the events of one message go out one after another in feed order (so a receiver sees each
+message's events in order), different messages' events concurrently (up to ``concurrency`` requests). The
+position moves past a page once every event in it is delivered or dead, so a restart delivers the page
+again (at least once; ``webhook-id`` tells repeats). The loop runs as its own task with its own HTTP client:
+a slow or dead receiver holds up only its own subscription, never sending, evidence recording or another
+subscription."""
 
 from __future__ import annotations
 
@@ -11,11 +14,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
 from standardwebhooks import Webhook
 
 from xmpp_connect.model.evidence import EvidenceEvent
@@ -71,18 +74,24 @@ class SubscriptionDelivery:
         secret: Callable[[], str],
         retry: RetryPolicy,
         poll_interval: float = 0.2,
+        concurrency: int = 16,
     ) -> None:
         self.store = store
         self.subscription = subscription
         self.secret = secret
         self.retry = retry
         self.poll_interval = poll_interval
+        self.concurrency = concurrency
 
     async def run(self) -> None:
         sub = self.subscription
         stored = self.store.get_webhook(sub.tenant_id, sub.subscription_id)
         position = stored.position if stored else sub.position
-        async with httpx.AsyncClient(timeout=self.retry.timeout, follow_redirects=False) as client:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.concurrency),
+            timeout=aiohttp.ClientTimeout(total=self.retry.timeout),
+        )
+        async with session as client:
             while True:
                 page = await asyncio.to_thread(
                     self.store.events_page,
@@ -94,13 +103,25 @@ class SubscriptionDelivery:
                 if not page.events:
                     await asyncio.sleep(self.poll_interval)
                     continue
-                for event in page.events:
-                    await self._deliver(client, event)
-                    assert event.seq is not None
-                    position = event.seq
-                    self.store.advance_webhook(sub.tenant_id, sub.subscription_id, position)
+                await self._deliver_page(client, page.events)
+                position = page.events[-1].seq or position
+                self.store.advance_webhook(sub.tenant_id, sub.subscription_id, position)
 
-    async def _deliver(self, client: httpx.AsyncClient, event: EvidenceEvent) -> None:
+    async def _deliver_page(self, client: aiohttp.ClientSession, events: Sequence[EvidenceEvent]) -> None:
+        """Each message's events in order; messages side by side, at most ``concurrency`` at once."""
+        chains: dict[str, list[EvidenceEvent]] = {}
+        for event in events:
+            chains.setdefault(event.message_id or event.event_id, []).append(event)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def chain(ordered: list[EvidenceEvent]) -> None:
+            async with slots:
+                for event in ordered:
+                    await self._deliver(client, event)
+
+        await asyncio.gather(*(chain(ordered) for ordered in chains.values()))
+
+    async def _deliver(self, client: aiohttp.ClientSession, event: EvidenceEvent) -> None:
         """POST until delivered, refused (a final 4xx or 3xx: redirects are not followed) or given up."""
         sub = self.subscription
         started = time.monotonic()
@@ -125,7 +146,7 @@ class SubscriptionDelivery:
             )
             await asyncio.sleep(delay)
 
-    async def _post(self, client: httpx.AsyncClient, event: EvidenceEvent) -> Attempt:
+    async def _post(self, client: aiohttp.ClientSession, event: EvidenceEvent) -> Attempt:
         body = payload(event)
         now = datetime.now(UTC)
         headers = {
@@ -136,12 +157,15 @@ class SubscriptionDelivery:
             "webhook-signature": Webhook(self.secret()).sign(event.event_id, now, body),
         }
         try:
-            response = await client.post(self.subscription.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+            async with client.post(
+                self.subscription.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                await response.read()
+                return Attempt(response.status, response.headers.get("retry-after"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("webhook attempt failed subscription=%s event_id=%s (%s)",
                      self.subscription.subscription_id, event.event_id, type(exc).__name__)
             return Attempt(None)
-        return Attempt(response.status_code, response.headers.get("retry-after"))
 
     def _dead(self, event: EvidenceEvent, attempts: int, last: Attempt) -> None:
         sub = self.subscription

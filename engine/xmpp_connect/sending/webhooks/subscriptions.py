@@ -36,15 +36,18 @@ class Webhooks:
 
     def __init__(
         self, config: ServiceConfig, store: SqlStore, retry: RetryPolicy | None = None,
-        poll_interval: float = 0.2,
+        poll_interval: float = 0.2, concurrency: int = 16,
     ) -> None:
         self.config = config
         self.store = store
         self.retry = retry or RetryPolicy(give_up_after=config.webhooks.give_up_after_s)
         self.poll_interval = poll_interval
+        self.concurrency = concurrency
         self._config_secrets = {
             (t.id, w.id): w.secret for t in config.tenants for w in t.webhooks
         }
+        self._api_secrets: dict[tuple[str, str], str] = {}
+        """Secrets of API-created subscriptions, read from the store once (signing must not query it)."""
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._running = False
 
@@ -103,7 +106,7 @@ class Webhooks:
         while True:
             delivery = SubscriptionDelivery(
                 self.store, sub, lambda: self._secret(sub.tenant_id, sub.subscription_id), self.retry,
-                self.poll_interval,
+                self.poll_interval, self.concurrency,
             )
             try:
                 await delivery.run()
@@ -118,10 +121,13 @@ class Webhooks:
         configured = self._config_secrets.get((tenant_id, subscription_id))
         if configured is not None:
             return configured.reveal()
-        sub = self.store.get_webhook(tenant_id, subscription_id)
-        if sub is None or sub.secret is None:
-            raise LookupError("the subscription is gone")
-        return sub.secret
+        key = (tenant_id, subscription_id)
+        if key not in self._api_secrets:
+            sub = self.store.get_webhook(tenant_id, subscription_id)
+            if sub is None or sub.secret is None:
+                raise LookupError("the subscription is gone")
+            self._api_secrets[key] = sub.secret
+        return self._api_secrets[key]
 
     # -- the API -----------------------------------------------------------------------------------
 
@@ -165,6 +171,7 @@ class Webhooks:
     def delete(self, tenant: TenantConfig, subscription_id: str) -> None:
         self._api_owned(tenant, subscription_id)
         self._stop_task((tenant.id, subscription_id))
+        self._api_secrets.pop((tenant.id, subscription_id), None)
         self.store.delete_webhook(tenant.id, subscription_id)
         log.info("webhook subscription deleted tenant=%s subscription=%s", tenant.id, subscription_id)
 
@@ -173,6 +180,7 @@ class Webhooks:
         sub = self._api_owned(tenant, subscription_id)
         secret = new_secret()
         self.store.set_webhook_secret(tenant.id, subscription_id, secret)
+        self._api_secrets[(tenant.id, subscription_id)] = secret
         log.info("webhook secret rotated tenant=%s subscription=%s", tenant.id, subscription_id)
         return {**_view(sub), "secret": secret}
 
