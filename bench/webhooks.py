@@ -3,12 +3,13 @@ subscription (send throughput must not drop by more than 10%).
 
 Starts ``xmpp-connect serve`` (sandbox provider, SQLite) twice: once without a webhook subscription, once with
 a config-file subscription to a receiver on loopback (aiohttp's server in its own process, answering 204).
-Each run sends ``--sends`` notifications to ``delivered@sandbox.invalid`` (server ack and XEP-0184 receipt)
-over ``--concurrency`` connections and waits for every receipt. Prints accepted sends/s and receipts/s of
-both runs, and for the subscribed one the events delivered per second (first send to last delivery) and the
-lag from an event's ``recorded_at`` to the receiver's 2xx (p50, p99).
+The two alternate ``--pairs`` times (the machine's load drifts). Each run sends ``--sends`` notifications to
+``delivered@sandbox.invalid`` (server ack and XEP-0184 receipt) over ``--concurrency`` connections and waits
+for every receipt. Prints accepted sends/s, the service's CPU per send while accepting them, receipts/s, and
+for the subscribed run the events delivered per second (first send to last delivery) and the lag from an
+event's ``recorded_at`` to the receiver's 2xx (p50, p99).
 
-    .venv/bin/python bench/webhooks.py [--sends 1000] [--concurrency 16]
+    .venv/bin/python bench/webhooks.py [--sends 1000] [--concurrency 16] [--pairs 3]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import httpx
 from aiohttp import web
 
-from api import SANDBOX_RECIPIENT, auth_header, await_receipts, drive, free_port, service
+from api import SANDBOX_RECIPIENT, auth_header, await_receipts, drive, free_port, process_cpu, service
 
 SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-32-bytes!!!").decode()
 
@@ -99,6 +100,9 @@ def write_config(directory: Path, hook_port: int | None) -> Path:
 class Run:
     sends_per_s: float
     receipts_per_s: float
+    cpu_ms_per_send: float
+    """The service process's CPU (user + system) while the sends were accepted, per send: robust to the
+    machine's load, unlike the rates."""
     deliveries: int = 0
     delivered_per_s: float = 0.0
     lag_p50: float = 0.0
@@ -110,8 +114,10 @@ def one_run(sends: int, concurrency: int, subscribed: bool) -> Run:
     arrivals: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         config = write_config(Path(tmp), receiver.port if receiver else None)
-        with service(config, {"XC_BENCH_HOOK": SECRET}) as (base, port, _pid):
+        with service(config, {"XC_BENCH_HOOK": SECRET}) as (base, port, pid):
+            before = process_cpu(pid)["core"]
             load = asyncio.run(drive(port, sends, concurrency, SANDBOX_RECIPIENT))
+            cpu = process_cpu(pid)["core"] - before
             found = asyncio.run(await_receipts(base, sends, timeout=300))
             if len(found) < sends:
                 raise SystemExit(f"only {len(found)} of {sends} receipts")
@@ -123,13 +129,14 @@ def one_run(sends: int, concurrency: int, subscribed: bool) -> Run:
                 while len(arrivals := receiver.arrivals()) < expected and time.monotonic() < deadline:
                     time.sleep(0.5)
                 receiver.stop()
-    run = Run(load.accepted / load.elapsed, len(found) / (last_receipt - load.started_at))
+    run = Run(load.accepted / load.elapsed, len(found) / (last_receipt - load.started_at), 1000 * cpu / sends)
     if not arrivals:
         return run
     lags = sorted(arrived - recorded for arrived, recorded in arrivals)
     last = max(arrived for arrived, _ in arrivals)
     return Run(
-        run.sends_per_s, run.receipts_per_s, len(arrivals), len(arrivals) / (last - load.started_at),
+        run.sends_per_s, run.receipts_per_s, run.cpu_ms_per_send, len(arrivals),
+        len(arrivals) / (last - load.started_at),
         statistics.median(lags), lags[int(0.99 * (len(lags) - 1))],
     )
 
@@ -151,16 +158,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sends", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--pairs", type=int, default=3, help="alternating runs without/with a subscription")
     args = parser.parse_args()
-    plain = one_run(args.sends, args.concurrency, subscribed=False)
-    pushed = one_run(args.sends, args.concurrency, subscribed=True)
-    print(f"{args.sends} sends to {SANDBOX_RECIPIENT}, {args.concurrency} connections")
-    print(f"{'':24}{'sends/s':>10}{'receipts/s':>12}")
-    print(f"{'no subscription':24}{plain.sends_per_s:>10.0f}{plain.receipts_per_s:>12.0f}")
-    print(f"{'one subscription':24}{pushed.sends_per_s:>10.0f}{pushed.receipts_per_s:>12.0f}")
-    print(f"send throughput with push: {100 * pushed.sends_per_s / plain.sends_per_s:.0f}% of without")
-    print(f"webhook: {pushed.deliveries} events delivered, {pushed.delivered_per_s:.0f}/s from first send")
-    print(f"lag recorded -> 2xx: p50 {1000 * pushed.lag_p50:.0f} ms, p99 {1000 * pushed.lag_p99:.0f} ms")
+    print(f"{args.sends} sends to {SANDBOX_RECIPIENT}, {args.concurrency} connections, {args.pairs} pairs")
+    columns = (("sends/s", 9), ("cpu/send", 10), ("receipts/s", 12), ("events/s", 10), ("lag p50", 10),
+               ("lag p99", 10))
+    print(" " * 18 + "".join(f"{name:>{width}}" for name, width in columns))
+    ratios, cpu_ratios = [], []
+    for _ in range(args.pairs):
+        plain = one_run(args.sends, args.concurrency, subscribed=False)
+        pushed = one_run(args.sends, args.concurrency, subscribed=True)
+        ratios.append(pushed.sends_per_s / plain.sends_per_s)
+        cpu_ratios.append(pushed.cpu_ms_per_send / plain.cpu_ms_per_send)
+        for name, run in (("no subscription", plain), ("one subscription", pushed)):
+            print(f"{name:18}{run.sends_per_s:>9.0f}{run.cpu_ms_per_send:>8.2f}ms", end="")
+            print(f"{run.receipts_per_s:>12.0f}", end="")
+            print(f"{run.delivered_per_s:>10.0f}{1000 * run.lag_p50:>8.0f}ms{1000 * run.lag_p99:>8.0f}ms"
+                  if run.deliveries else "")
+    print(f"with push, medians of the pairs: send rate {100 * statistics.median(ratios):.0f}%, "
+          f"service CPU per accepted send {100 * statistics.median(cpu_ratios):.0f}% of without")
 
 
 if __name__ == "__main__":

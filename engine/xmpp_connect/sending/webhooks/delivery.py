@@ -33,6 +33,25 @@ PAGE = 200
 RETRIED_4XX = frozenset({408, 429})
 """Request Timeout and Too Many Requests say "later", like a 5xx; every other 4xx is final."""
 USER_AGENT = "xmpp-connect-webhooks"
+BUSY_ITERATION_S = 0.001
+"""A loop iteration slower than this: requests, stanzas or evidence are being handled, deliveries wait."""
+BACK_OFF_S = 0.02
+LONGEST_WAIT_S = 1.0
+"""However busy the loop, a delivery waits no longer than this: the push falls behind, it does not stop."""
+
+
+async def yield_to_foreground() -> None:
+    """Webhook delivery runs at background priority on the service's event loop: while an iteration of the
+    loop takes longer than BUSY_ITERATION_S (sends, receipts, evidence being processed), wait, up to
+    LONGEST_WAIT_S. Sending keeps its throughput during a burst; the push catches up after it."""
+    waited = 0.0
+    while waited < LONGEST_WAIT_S:
+        started = time.perf_counter()
+        await asyncio.sleep(0)
+        if time.perf_counter() - started < BUSY_ITERATION_S:
+            return
+        await asyncio.sleep(BACK_OFF_S)
+        waited += BACK_OFF_S
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,7 @@ class SubscriptionDelivery:
         async def chain(ordered: list[EvidenceEvent]) -> None:
             async with slots:
                 for event in ordered:
+                    await yield_to_foreground()
                     await self._deliver(client, event)
 
         await asyncio.gather(*(chain(ordered) for ordered in chains.values()))
