@@ -123,3 +123,4 @@ async def test_with_an_api_worker_its_counts_are_merged_into_the_cores_metrics(
     assert value(samples, "xmpp_connect_http_request_duration_seconds_count", route="/adapter/actions",
                  method="POST", status="202") == 1
     assert (with_worker.data_dir / "metrics").is_dir()
+    assert "xmpp_connect.access POST /adapter/actions 202" in with_worker.log_text(), "no worker access line"

@@ -33,8 +33,7 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        presented = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
-        request_id = presented.decode() if SANE_ID.match(presented) else uuid.uuid4().hex
+        request_id = self.request_id(scope)
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -49,16 +48,25 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = self._template(scope)
-            HTTP_REQUEST_SECONDS.labels(route, scope["method"], str(status)).observe(elapsed)
-            access_log.info(
-                "%s %s %d %.1fms", scope["method"], route, status, elapsed * 1000,
-                extra={"http": {"method": scope["method"], "route": route, "status": status,
-                                "duration_ms": round(elapsed * 1000, 2)}},
-            )
+            observe(scope["method"], self._template(scope), status, time.perf_counter() - started)
             REQUEST_ID.reset(token)
+
+    @staticmethod
+    def request_id(scope: Scope) -> str:
+        """The caller's X-Request-ID when it is a sane token, else a new one."""
+        presented = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
+        return presented.decode() if SANE_ID.match(presented) else uuid.uuid4().hex
 
     def _template(self, scope: Scope) -> str:
         endpoint = scope.get("endpoint")
         return self.templates.get(id(endpoint), UNMATCHED) if endpoint is not None else UNMATCHED
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    """One answered request: the latency histogram and the access log line."""
+    HTTP_REQUEST_SECONDS.labels(route, method, str(status)).observe(seconds)
+    access_log.info(
+        "%s %s %d %.1fms", method, route, status, seconds * 1000,
+        extra={"http": {"method": method, "route": route, "status": status,
+                        "duration_ms": round(seconds * 1000, 2)}},
+    )

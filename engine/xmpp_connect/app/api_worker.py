@@ -39,6 +39,7 @@ from starlette.types import Receive, Scope, Send
 
 from xmpp_connect.api.auth import TenantAuth
 from xmpp_connect.api.limits import RateLimiter, json_object, read_body
+from xmpp_connect.api.observability import RequestObserver, observe
 from xmpp_connect.api.problems import (
     Problem,
     handle_http_exception,
@@ -49,7 +50,8 @@ from xmpp_connect.api.problems import (
 from xmpp_connect.app.logging_setup import setup_logging
 from xmpp_connect.config.settings import ServiceConfig, TenantConfig
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.model.metrics import HTTP_REQUEST_SECONDS, SENDS
+from xmpp_connect.model.metrics import SENDS
+from xmpp_connect.model.request_context import REQUEST_ID
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
 from xmpp_connect.sending.actions import HASH_EXCLUDED, Actions, ActionSchemas, InvalidAction
@@ -243,9 +245,9 @@ class WorkerApp:
                 response = await handle_unexpected(request, exc)
             await response(scope, receive, send)
             if not getattr(request.state, "forwarded", False):  # the core observes what it answered
-                seconds = time.perf_counter() - started
-                status = str(response.status_code)
-                HTTP_REQUEST_SECONDS.labels("/adapter/actions", "POST", status).observe(seconds)
+                token = REQUEST_ID.set(RequestObserver.request_id(scope))
+                observe("POST", "/adapter/actions", response.status_code, time.perf_counter() - started)
+                REQUEST_ID.reset(token)
             return
         await self.fallback(scope, receive, send)
 
