@@ -265,7 +265,7 @@ def test_reminder_reuses_the_original_recipient_and_links_to_it(tmp_path: Path) 
         assert wait_for(lambda: "success.delivered_to_client" in subclasses(client, message_id))
         orphan = dict(reminder, idempotency_key="orphan", original_operation_id="xmppop_nope")
         refused = client.post("/adapter/actions", json=orphan, headers=auth())
-        assert refused.status_code == 422 and refused.json()["field"] == "original_operation_id"
+        assert refused.status_code == 404 and refused.json()["field"] == "original_operation_id"
 
 
 def test_acknowledgement_request_and_command_prompt_classify_replies(tmp_path: Path) -> None:

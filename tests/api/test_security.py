@@ -61,7 +61,7 @@ def test_tenant_b_can_neither_see_nor_touch_tenant_a_data(client: TestClient) ->
         "account": "sandbox-a",
     }
     refused = client.post("/adapter/events/provider", json=foreign, headers=auth("b"))
-    assert refused.status_code == 422 and refused.json()["field"] == "account"
+    assert refused.status_code == 404 and refused.json()["field"] == "account"
 
 
 @pytest.mark.parametrize(

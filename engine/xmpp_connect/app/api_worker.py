@@ -39,6 +39,7 @@ from starlette.types import Receive, Scope, Send
 
 from xmpp_connect.api.auth import TenantAuth
 from xmpp_connect.api.limits import RateLimiter, json_object, read_body
+from xmpp_connect.api.observability import RequestObserver, observe
 from xmpp_connect.api.problems import (
     Problem,
     handle_http_exception,
@@ -46,8 +47,11 @@ from xmpp_connect.api.problems import (
     handle_unexpected,
     problem_response,
 )
+from xmpp_connect.app.logging_setup import setup_logging
 from xmpp_connect.config.settings import ServiceConfig, TenantConfig
 from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.model.metrics import SENDS
+from xmpp_connect.model.request_context import REQUEST_ID
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
 from xmpp_connect.sending.actions import HASH_EXCLUDED, Actions, ActionSchemas, InvalidAction
@@ -167,6 +171,8 @@ class IntakeDesk:
         if claim.result is not None and not claim.fresh:
             return _answer({**claim.result, "idempotent_replay": True})
         await self.intake.durable()
+        if claim.fresh and answer is not None:
+            SENDS.labels("accepted", "").inc()
         return answer if claim.fresh else None
 
 
@@ -229,6 +235,7 @@ class WorkerApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/adapter/actions":
+            started = time.perf_counter()
             request = Request(scope, receive)
             try:
                 response = await self._actions(request)
@@ -237,6 +244,10 @@ class WorkerApp:
             except Exception as exc:  # a bug, not bad input: answered like the core answers it
                 response = await handle_unexpected(request, exc)
             await response(scope, receive, send)
+            if not getattr(request.state, "forwarded", False):  # the core observes what it answered
+                token = REQUEST_ID.set(RequestObserver.request_id(scope))
+                observe("POST", "/adapter/actions", response.status_code, time.perf_counter() - started)
+                REQUEST_ID.reset(token)
             return
         await self.fallback(scope, receive, send)
 
@@ -248,7 +259,10 @@ class WorkerApp:
             answer = await self.desk.accept(tenant, raw)
         except (InvalidAction, IdempotencyConflict) as exc:
             raise action_problem(exc) from None
-        return answer if answer is not None else await self.forward(request, raw)
+        if answer is not None:
+            return answer
+        request.state.forwarded = True
+        return await self.forward(request, raw)
 
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self.desk.intake.enable_group_commit(asyncio.get_running_loop())
@@ -287,11 +301,10 @@ def serve_worker(config: ServiceConfig, listener: socket.socket, core_socket: st
     import uvicorn
 
     _end_with_parent()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # httpx logs every forwarded request at INFO: one line per API call, and its path, in the service log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx logs every forwarded request at INFO: setup_logging quiets it (its path would be in the log).
+    setup_logging(config.logging.format)
     app = build_worker_app(config, core_socket)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
     server.run(sockets=[listener])
 
 

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-workers", type=int, default=0, metavar="N",
                        help="N worker processes serve HTTP and accept plain sends; this process keeps the"
                        " XMPP sessions and the store (default 0: one process does everything)")
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="text (default) or json: one object per line (overrides the config's logging)")
     serve.set_defaults(handler=_serve)
     cli_config.add_commands(commands)
     cli_audit.add_commands(commands)
@@ -57,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from xmpp_connect.app.service import run
 
-    run(args.config, args.data_dir, args.host, args.port, args.api_workers)
+    run(args.config, args.data_dir, args.host, args.port, args.api_workers, args.log_format)
     return 0
 
 

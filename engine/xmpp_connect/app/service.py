@@ -8,31 +8,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from ruamel.yaml import YAML
 from starlette.applications import Starlette
 
 from xmpp_connect import __version__
 from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
+from xmpp_connect.api.metrics_route import metrics_route
 from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.app.account_status import CONNECTED, AccountStatuses
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
 from xmpp_connect.app.archive_service import ArchiveService
 from xmpp_connect.app.audit_service import CHECKPOINT_TASK, AuditService
+from xmpp_connect.app.logging_setup import setup_logging
+from xmpp_connect.app.metrics import (
+    EvidenceCounter,
+    StateGauges,
+    count_send,
+    prepare_worker_metrics,
+    renderer,
+)
+from xmpp_connect.app.openapi import openapi_document
 from xmpp_connect.app.policy_reload import reload_on_sighup
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
+    LoggingConfig,
     ServiceConfig,
     TenantConfig,
     default_config,
@@ -45,6 +57,7 @@ from xmpp_connect.evidence.recorder import Evidence, Recorder, TenantRecorder
 from xmpp_connect.facts.build import fact_for_event
 from xmpp_connect.model.correlation import CorrelationContext
 from xmpp_connect.model.evidence import DedupeBasis, EvidenceEvent, endpoint_ref
+from xmpp_connect.model.metrics import STREAM_EVENTS
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
@@ -55,12 +68,13 @@ from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
 from xmpp_connect.providers.sandbox import SandboxNetwork, SandboxProvider, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
-from xmpp_connect.sending.actions import Actions, ActionSchemas, InvalidAction, Tenant, spec_dir
+from xmpp_connect.sending.actions import Actions, ActionSchemas, InvalidAction, Tenant
 from xmpp_connect.sending.intake import Intake, IntakeItem
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.sending.outbox import DeliveryPolicy, Outbox
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import TimerFact, TimerService
+from xmpp_connect.sending.webhooks.subscriptions import Webhooks
 from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor, StoreUnavailable
 from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
@@ -74,10 +88,12 @@ CORE_SOCKET = "core.sock"
 MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
 ACCOUNT_START = "xmpp-connect account start"
 CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report", ACCOUNT_START,
-                               CHECKPOINT_TASK})
+                               CHECKPOINT_TASK, "xmpp-connect evidence metrics"})
 STORE_FAILURES = (sqlite3.Error, psycopg.Error, StoreUnavailable)
 """A store that cannot write (full disk, lost database): the request is answered 503, nothing is claimed
 done that the store did not keep, and a retry with the same idempotency key carries it out."""
+
+
 
 
 class HeldRequests:
@@ -208,6 +224,7 @@ class AdapterService(AuditService, ArchiveService):
         )
         self._background: list[asyncio.Task[None]] = []
         self.intake_dispatcher: IntakeDispatcher | None = None
+        self.webhooks = Webhooks(config, store)
         self._health_report: Path | None = None
 
     def _provider(self, account: AccountConfig) -> XmppProvider:
@@ -245,9 +262,10 @@ class AdapterService(AuditService, ArchiveService):
             log.error("intake request for a tenant no longer configured operation_id=%s", item.operation_id)
             return
         try:
-            await self.actions.perform(
+            done = await self.actions.perform(
                 _tenant(tenant), item.request, accepted_at=item.received_at
             )
+            count_send(done.result, acceptance=False)
         except (InvalidAction, IdempotencyConflict) as exc:
             log.error("intake request refused by the core operation_id=%s (%s)", item.operation_id,
                       type(exc).__name__)
@@ -279,10 +297,33 @@ class AdapterService(AuditService, ArchiveService):
         if tenant_id is None:
             log.warning("native event for unknown account %s dropped", event.account)
             return
+        if event.kind.startswith("stream_"):
+            STREAM_EVENTS.labels(event.account, event.kind).inc()
         with self.store.transaction():
             if not self.outbox.keeps_for_restart(event):
                 self.pipelines[tenant_id].handle(event)
             self.outbox.observe(tenant_id, event)
+
+    def render_metrics(self) -> bytes:
+        """The Prometheus exposition (``GET /metrics``), or empty when metrics are turned off."""
+        if not self.config.metrics.enabled:
+            return b""
+        return self._metrics()
+
+    @functools.cached_property
+    def _metrics(self) -> Callable[[], bytes]:
+        def intake_backlog() -> int | None:
+            dispatcher = self.intake_dispatcher
+            return None if dispatcher is None else dispatcher.intake.backlog(dispatcher.position)
+
+        return renderer(
+            StateGauges(
+                self.store,
+                lambda: {ref: p.health().stream_status for ref, p in self.providers.items()},
+                intake_backlog,
+                self.webhooks.backlog,
+            )
+        )
 
     def _pipeline(self, tenant_id: str, commands: CommandTable) -> EvidencePipeline:
         sink = TenantRecorder(self.recorder, self.store, tenant_id)
@@ -320,7 +361,9 @@ class AdapterService(AuditService, ArchiveService):
             asyncio.create_task(self.timers.run(), name="xmpp-connect timers"),
             asyncio.create_task(self._purge_periodically(), name="xmpp-connect retention purge"),
             asyncio.create_task(self.checkpoint_periodically(), name=CHECKPOINT_TASK),
+            asyncio.create_task(EvidenceCounter(self.store).run(), name="xmpp-connect evidence metrics"),
         ]
+        await self.webhooks.start()
         if self.intake_dispatcher is not None:
             self._background += [
                 asyncio.create_task(self.intake_dispatcher.run(), name="xmpp-connect intake"),
@@ -355,6 +398,7 @@ class AdapterService(AuditService, ArchiveService):
 
     async def stop(self) -> None:
         self.account_status.stopping()
+        await self.webhooks.stop()
         self.timers.stop()
         if self.intake_dispatcher is not None:
             self.intake_dispatcher.stop()
@@ -395,6 +439,7 @@ class AdapterService(AuditService, ArchiveService):
             log.error("the store failed while performing an action (%s)", type(exc).__name__)
             raise Problem(503, "store-unavailable", "The store could not record the request; retry it with"
                           " the same idempotency key.", headers={"Retry-After": "1"}) from None
+        count_send(done.result)
         return action_outcome(done.result)
 
     async def standalone_send(self, tenant: TenantConfig, kind: str, body: dict[str, Any]) -> ActionOutcome:
@@ -425,9 +470,12 @@ class AdapterService(AuditService, ArchiveService):
         """A raw stanza from an external bridge (e.g. Prosody mod_rest) for one of the tenant's accounts."""
         account = payload.get("account", tenant.default_account)
         raw = payload.get("raw")
+        if isinstance(account, str) and account not in tenant.accounts:
+            raise Problem(404, "not-found", "No such account for this tenant.",
+                          [FieldError("account", "not an account of this tenant")])
         errors = []
-        if not isinstance(account, str) or account not in tenant.accounts:
-            errors.append(FieldError("account", "not an account of this tenant"))
+        if not isinstance(account, str):
+            errors.append(FieldError("account", "an account ref is required"))
         if not isinstance(raw, str) or not raw.strip():
             errors.append(FieldError("raw", "a stanza as an XML string is required"))
         if errors:
@@ -643,12 +691,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def openapi_document() -> dict[str, Any]:
-    """spec/openapi.yaml as a dict (served at /openapi.json)."""
-    path = spec_dir() / "openapi.yaml"
-    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-
-
 def open_store(config: ServiceConfig) -> SqlStore:
     """The configured evidence store, migrated."""
     options = StoreOptions(metadata_only=config.privacy.metadata_only, redact_raw=config.privacy.redact_raw)
@@ -660,18 +702,48 @@ def open_store(config: ServiceConfig) -> SqlStore:
     return SqliteStore(config.storage.path, options)
 
 
+class MetricsPort:
+    """``GET /metrics`` on its own port (``metrics.port``), served from a thread with its own loop."""
+
+    def __init__(self, service: AdapterService) -> None:
+        import uvicorn
+
+        config = service.config
+        assert config.metrics.port is not None
+        app = Starlette(routes=[metrics_route(service.render_metrics, config.metrics.token)])
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=config.host, port=config.metrics.port, log_config=None, access_log=False)
+        )
+        self.thread = threading.Thread(target=self.server.run, name="xmpp-connect metrics", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
 def build_app(service: AdapterService) -> Starlette:
     """The app; its lifespan starts and stops the providers."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await service.start(wait_for_accounts=False)
+        metrics = MetricsPort(service) if service.config.metrics.port is not None else None
         try:
             yield
         finally:
+            if metrics is not None:
+                metrics.stop()
             await service.stop()
 
-    app = create_app(service.config, service, openapi_document(), lifespan=lifespan)
+    app = create_app(
+        service.config,
+        service,
+        openapi_document(),
+        lifespan=lifespan,
+        webhooks=service.webhooks,
+        render_metrics=service.render_metrics if service.config.metrics.port is None else None,
+    )
     app.state.service = service
     return app
 
@@ -682,6 +754,7 @@ def run(
     host: str | None = None,
     port: int | None = None,
     api_workers: int = 0,
+    log_format: str | None = None,
 ) -> None:
     """Run the HTTP service: the config file's accounts and tenants, or the embedded sandbox default.
 
@@ -690,16 +763,19 @@ def run(
     import uvicorn
 
     config = load_config(config_path) if config_path else default_config(data_dir)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if log_format is not None:
+        config = replace(config, logging=LoggingConfig(format=log_format))
+    setup_logging(log_format or config.logging.format)
     if not config_path:
         log.info("embedded sandbox service; bearer token in %s", config.data_dir / "default-tenant.token")
     service = AdapterService(config, open_store(config))
     reload_on_sighup(service)
     host, port = host or config.host, port or config.port
     if not api_workers:
-        uvicorn.run(build_app(service), host=host, port=port, log_level="info", access_log=False)
+        uvicorn.run(build_app(service), host=host, port=port, log_config=None, access_log=False)
         return
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_worker_metrics(config.data_dir)
     service.take_intake(Intake(config.data_dir / INTAKE_FILE), config.data_dir / HEALTH_FILE)
     core_socket = config.data_dir / CORE_SOCKET
     core_socket.unlink(missing_ok=True)
@@ -708,7 +784,7 @@ def run(
     workers.start()
     log.info("core on %s; %d API worker(s) on %s:%d", core_socket, api_workers, host, port)
     try:
-        uvicorn.run(build_app(service), uds=str(core_socket), log_level="info", access_log=False)
+        uvicorn.run(build_app(service), uds=str(core_socket), log_config=None, access_log=False)
     finally:
         workers.stop()
         listener.close()

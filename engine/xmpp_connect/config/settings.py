@@ -9,6 +9,8 @@ holds them. Errors name the offending field, never its value.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ from typing import Any
 
 from xmpp_connect.config.schema import schema_problems
 from xmpp_connect.config.source import SourceError, read_source
+from xmpp_connect.config.webhook_url import ReceiverUrlError, check_receiver_url
 from xmpp_connect.xmpp.jids import bare, is_valid_jid, split_jid
 
 SANDBOX_DOMAIN = "sandbox.invalid"
@@ -140,6 +143,17 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """A webhook subscription from the config file: the receiver, the event types it wants (empty: all) and
+    its Standard Webhooks signing secret (``whsec_`` + base64, from ``secret_env`` or ``secret_file``)."""
+
+    id: str
+    url: str
+    secret: Secret
+    event_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TenantConfig:
     """One caller of the API: its bearer token and the accounts it may send from."""
 
@@ -147,6 +161,7 @@ class TenantConfig:
     token: Secret
     accounts: tuple[str, ...]
     default_account: str
+    webhooks: tuple[WebhookConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,6 +221,34 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    """Webhook delivery for every tenant: plain http only to loopback unless ``allow_http``; an event a
+    receiver has not taken after ``give_up_after_s`` of retries is dead (listed, not retried)."""
+
+    allow_http: bool = False
+    give_up_after_s: float = 86400.0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``GET /metrics``: on the API port behind ``token`` (none: unauthenticated), or on its own ``port``."""
+
+    enabled: bool = True
+    token: Secret | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """``text`` (readable, the default) or ``json`` (one object per line); ``--log-format`` overrides."""
+
+    format: str = "text"
+
+
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     host: str
     port: int
@@ -220,6 +263,9 @@ class ServiceConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     stop_suppression_enabled: bool = False
     audit: AuditConfig = field(default_factory=AuditConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def account(self, ref: str) -> AccountConfig | None:
         return next((a for a in self.accounts if a.ref == ref), None)
@@ -250,6 +296,8 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
     if problems:
         raise ConfigError(*(str(problem) for problem in problems))
     reader = _Reader(base_dir, env)
+    webhooks = reader.mapping(data, "webhooks", "webhooks")
+    reader.allow_http = reader.flag(webhooks, "allow_http", "webhooks", default=False)
     listen = reader.mapping(data, "listen", "listen")
     data_dir = reader.path(data.get("data_dir", "data"), "data_dir")
     accounts = tuple(
@@ -322,6 +370,16 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
                 "audit.checkpoint_interval_s",
             ),
         ),
+        webhooks=WebhooksConfig(
+            allow_http=reader.allow_http,
+            give_up_after_s=reader.number(
+                webhooks.get("give_up_after_s", WebhooksConfig.give_up_after_s), "webhooks.give_up_after_s"
+            ),
+        ),
+        metrics=reader.metrics(reader.mapping(data, "metrics", "metrics")),
+        logging=LoggingConfig(
+            format=reader.choice(reader.mapping(data, "logging", "logging"), "format", "logging", LOG_FORMATS)
+        ),
     )
 
 
@@ -359,6 +417,14 @@ def _ensure_token_file(path: Path) -> str:
     return token
 
 
+def _is_signing_secret(value: str) -> bool:
+    """A Standard Webhooks secret: base64 key bytes, optionally prefixed ``whsec_``."""
+    try:
+        return len(base64.b64decode(value.removeprefix("whsec_"), validate=True)) >= 16
+    except (binascii.Error, ValueError):
+        return False
+
+
 def _unique(values: list[str], where: str, what: str) -> None:
     if len(set(values)) != len(values):
         raise ConfigError(f"{where}: duplicate {what}")
@@ -370,6 +436,7 @@ class _Reader:
     def __init__(self, base_dir: Path, env: Mapping[str, str]) -> None:
         self.base_dir = base_dir
         self.env = env
+        self.allow_http = False
 
     def mapping(self, data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
         value = data.get(key) or {}
@@ -569,8 +636,43 @@ class _Reader:
             raise ConfigError(f"{where}.default_account: must be one of the tenant's accounts")
         token = self.secret(data, "token", where, required=True)
         assert token is not None
+        webhooks = tuple(
+            self.webhook(entry, f"{where}.webhooks[{i}]")
+            for i, entry in enumerate(self.seq(data, "webhooks", where))
+        )
+        _unique([w.id for w in webhooks], f"{where}.webhooks", "id")
         return TenantConfig(
-            id=self.text(data, "id", where), token=token, accounts=tuple(accounts), default_account=default
+            id=self.text(data, "id", where),
+            token=token,
+            accounts=tuple(accounts),
+            default_account=default,
+            webhooks=webhooks,
+        )
+
+    def webhook(self, data: Mapping[str, Any], where: str) -> WebhookConfig:
+        """A receiver URL that passes the same check as one created over the API, and a usable secret."""
+        url = self.text(data, "url", where)
+        try:
+            check_receiver_url(url, self.allow_http)
+        except ReceiverUrlError as exc:
+            raise ConfigError(f"{where}.url: {exc}") from None
+        types = data.get("event_types") or []
+        if not isinstance(types, list) or not all(isinstance(t, str) and t for t in types):
+            raise ConfigError(f"{where}.event_types: a list of event type names is required")
+        secret = self.secret(data, "secret", where, required=True)
+        assert secret is not None
+        if not _is_signing_secret(secret.reveal()):
+            raise ConfigError(f"{where}.secret: a Standard Webhooks secret (whsec_ + base64) is required")
+        return WebhookConfig(
+            id=self.text(data, "id", where), url=url, secret=secret, event_types=tuple(types)
+        )
+
+    def metrics(self, data: Mapping[str, Any]) -> MetricsConfig:
+        port = data.get("port")
+        return MetricsConfig(
+            enabled=self.flag(data, "enabled", "metrics"),
+            token=self.secret(data, "token", "metrics", required=False),
+            port=None if port is None else self.integer(port, "metrics.port", minimum=0),
         )
 
     def storage(self, data: Any, data_dir: Path) -> StorageConfig:

@@ -633,7 +633,7 @@ class Actions:
         attempt = self.store.get_attempt(tenant.id, _attempt_id(original_id))
         if message is None or attempt is None:
             raise InvalidAction(
-                [("original_operation_id", "no message with this operation id for this tenant")]
+                [("original_operation_id", "no message with this operation id for this tenant")], status=404
             )
         inherited: dict[str, Any] = {
             "target_endpoint": {"endpoint_type": attempt.to_endpoint_type, "value": attempt.to_jid},

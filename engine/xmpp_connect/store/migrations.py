@@ -194,11 +194,27 @@ _OUTBOX = (
     "INSERT INTO counters (name, last_value) VALUES ('outbox_order', 0)",
 )
 
+_WEBHOOKS = (
+    # Webhook subscriptions per tenant and how far each has been delivered (a feed position, moved forward
+    # after the receiver took an event or it went dead). A config-file subscription keeps its secret in the
+    # config (secret NULL here); one created over the API keeps the secret it was given at creation.
+    """CREATE TABLE webhook_subscriptions (
+        tenant_id TEXT NOT NULL, subscription_id TEXT NOT NULL, url TEXT NOT NULL, event_types TEXT NOT NULL,
+        secret TEXT, origin TEXT NOT NULL, position BIGINT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, subscription_id))""",
+    # Events a receiver never took: retried until the schedule ran out, or refused with a 4xx.
+    """CREATE TABLE webhook_dead_deliveries (
+        tenant_id TEXT NOT NULL, subscription_id TEXT NOT NULL, event_id TEXT NOT NULL, seq BIGINT NOT NULL,
+        attempts INTEGER NOT NULL, reason TEXT NOT NULL, last_status INTEGER, dead_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, subscription_id, event_id))""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
     Migration(3, "expected evidence per attempt", _EXPECTED_EVIDENCE),
     Migration(4, "evidence hash chain and signed checkpoints", _EVIDENCE_CHAIN),
+    Migration(5, "webhook subscriptions and dead deliveries", _WEBHOOKS),
     Migration(6, "durable outbox", _OUTBOX),
     Migration(7, "evidence sender, grade dimensions, state event", _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT),
 )

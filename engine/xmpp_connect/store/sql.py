@@ -8,6 +8,7 @@ from xmpp_connect.store.dead_letters import DeadLetters
 from xmpp_connect.store.endpoints import EndpointRecords
 from xmpp_connect.store.erasure import Erasure
 from xmpp_connect.store.evidence_log import EvidenceLog
+from xmpp_connect.store.figures import OperationalFigures
 from xmpp_connect.store.groups import GroupRecords
 from xmpp_connect.store.held_requests import HeldRequests
 from xmpp_connect.store.intake_progress import IntakeProgress
@@ -18,6 +19,7 @@ from xmpp_connect.store.outbox import OutboxRecords
 from xmpp_connect.store.raw_events import RawEvents
 from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
 from xmpp_connect.store.timer_table import TimerTable
+from xmpp_connect.store.webhooks import WebhookRecords
 
 __all__ = ["EVENT_COLUMNS", "SqlStore", "StoreOptions", "event_row"]
 
@@ -37,5 +39,7 @@ class SqlStore(
     ChainAudit,
     Erasure,
     OutboxRecords,
+    WebhookRecords,
+    OperationalFigures,
 ):
     """Every store operation (the EvidenceStore interface), as SQL with ``?`` placeholders."""

@@ -1,0 +1,1 @@
+"""Webhook push of the event feed (Standard Webhooks): subscriptions, signed delivery, retries."""
