@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
@@ -18,7 +19,11 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yam
 def secret_env(path: Path) -> dict[str, str]:
     """A made-up value for every environment variable the file names."""
     names = re.findall(r"_env:\s*([A-Za-z_][A-Za-z0-9_]*)", path.read_text(encoding="utf-8"))
-    return {name: f"example-{name.lower()}" for name in names}
+    return {name: WEBHOOK_SECRET if "WEBHOOK" in name else f"example-{name.lower()}" for name in names}
+
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"example webhook secret 24").decode()
+"""A webhook secret must be a Standard Webhooks key (whsec_ + base64)."""
 
 
 def test_there_are_examples() -> None:
