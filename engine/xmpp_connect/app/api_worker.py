@@ -165,7 +165,7 @@ class IntakeDesk:
         if self.can_accept(tenant, action_type, request) and not self.store.operation_known(tenant.id, key):
             result = self.actions.accepted_result(tenant.id, action_type, request, now)
             answer = _answer({**result, "idempotent_replay": False})
-            queued = Queued(raw.decode(), now, answer.body.decode())
+            queued = Queued(raw.decode(), now, bytes(answer.body).decode())
         operation_id = idempotency.operation_id(tenant.id, key)
         claim = self.intake.claim(tenant.id, key, digest, operation_id, now, queued)
         if claim.result is not None and not claim.fresh:

@@ -49,7 +49,7 @@ def openapi_document() -> dict[str, Any]:
     doc: dict[str, Any] = YAML(typ="safe").load((spec_dir() / "openapi.yaml").read_text(encoding="utf-8"))
     schemas = doc["components"]["schemas"]
     actions = {
-        name: {k: v for k, v in validator.schema.items() if k != "$schema"}
+        name: {k: v for k, v in _mapping(validator.schema).items() if k != "$schema"}
         for name, validator in sorted(ActionSchemas().validators.items())
         if name != "common"
     }
@@ -57,3 +57,9 @@ def openapi_document() -> dict[str, Any]:
     for name, (base, filled, extra) in STANDALONE_BODIES.items():
         schemas[name] = _body(actions[base], filled, extra, actions["xmpp.send"]["properties"]["request_id"])
     return doc
+
+
+def _mapping(schema: object) -> Mapping[str, Any]:
+    """An action schema is a JSON object (jsonschema's type allows a boolean schema too)."""
+    assert isinstance(schema, Mapping), "spec/actions schemas are objects"
+    return schema

@@ -139,31 +139,32 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
     """Plain-language problems for one jsonschema error (``if``/``then`` branches report their own)."""
     path: FieldPath = tuple(error.absolute_path)
     kind, schema, value = error.validator, error.schema, error.instance
+    expected: Any = error.validator_value
     if kind == "additionalProperties" and isinstance(value, Mapping) and isinstance(schema, Mapping):
         known = list(schema.get("properties", {}))
         for key in value:
             if key not in known:
                 yield Problem((*path, str(key)), _unknown_key(str(key), known))
     elif kind == "required" and isinstance(value, Mapping):
-        for key in error.validator_value:
+        for key in expected:
             if key not in value:
                 yield Problem((*path, key), "missing: this key is required")
     elif kind == "type":
-        yield Problem(path, _wrong_type(error.validator_value, value, path))
+        yield Problem(path, _wrong_type(expected, value, path))
     elif kind == "enum":
-        choices = [str(c) for c in error.validator_value]
+        choices = [str(c) for c in expected]
         hint = _did_you_mean(str(value), choices)
         yield Problem(path, f"must be one of {', '.join(choices)}{hint}")
     elif kind == "const":
-        yield Problem(path, f"must be {error.validator_value}")
+        yield Problem(path, f"must be {expected}")
     elif kind == "format":
-        name = str(error.validator_value)
+        name = str(expected)
         yield Problem(path, FORMAT_TEXT.get(name, f"not a valid {name}"))
     elif kind in ("minimum", "exclusiveMinimum", "maximum"):
         sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<="}[str(kind)]
-        yield Problem(path, f"must be {sign} {error.validator_value}")
+        yield Problem(path, f"must be {sign} {expected}")
     elif kind == "minItems":
-        yield Problem(path, f"at least {error.validator_value} entry is required")
+        yield Problem(path, f"at least {expected} entry is required")
     elif kind == "minLength":
         yield Problem(path, "must not be empty")
     elif kind == "pattern":

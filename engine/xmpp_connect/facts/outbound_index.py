@@ -58,8 +58,9 @@ class InMemoryOutboundIndex:
         if known.stable_id == stable_id:
             return known
         updated = replace(known, stable_id=stable_id)
-        for key in {known.stanza_id, known.origin_id, stable_id} - {None}:
-            self._by_id[key] = updated
+        for key in (known.stanza_id, known.origin_id, stable_id):
+            if key is not None:
+                self._by_id[key] = updated
         sent = self._by_conversation[conversation_of(known.to_jid)]
         sent[sent.index(known)] = updated
         return updated

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from slixmpp import ComponentXMPP
+from slixmpp import JID, ComponentXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza import Message
 from slixmpp.xmlstream import ET
@@ -149,7 +149,7 @@ class ComponentProvider:
             return
         try:
             result = await self._client.plugin["xep_0030"].get_info(
-                jid=jid, ifrom=self.config.jid, cached=False, timeout=self.config.iq_timeout)
+                jid=JID(jid), ifrom=self.config.jid, cached=False, timeout=self.config.iq_timeout)
         except (IqError, IqTimeout) as error:
             self._emit("capabilities", detail={"jid": jid, "features": None, "error": type(error).__name__})
             return

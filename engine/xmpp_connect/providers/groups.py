@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from slixmpp import ClientXMPP, Iq
+from slixmpp import JID, ClientXMPP, Iq
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import ET
 
@@ -153,7 +153,7 @@ class GroupChannels:
         """disco#info of a room, service or node, reported as a ``capabilities`` native event."""
         client = self._client()
         try:
-            result = await client.plugin["xep_0030"].get_info(jid=jid, node=node, cached=False,
+            result = await client.plugin["xep_0030"].get_info(jid=JID(jid), node=node, cached=False,
                                                               timeout=self._config.iq_timeout)
         except IqError as error:
             self._emit("capabilities", raw=str(error.iq), detail={"jid": jid, "node": node, "features": None,
@@ -201,7 +201,7 @@ class GroupChannels:
         (when we own it) from its configuration form."""
         client = self._client()
         try:
-            result = await client.plugin["xep_0030"].get_info(jid=service_jid, node=node, cached=False,
+            result = await client.plugin["xep_0030"].get_info(jid=JID(service_jid), node=node, cached=False,
                                                               timeout=self._config.iq_timeout)
         except IqError as error:
             return NodeInfo(service_jid, node, exists=False, error_condition=_snake(error.condition))

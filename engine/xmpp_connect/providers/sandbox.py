@@ -377,7 +377,8 @@ class SandboxProvider:
         self._pending: dict[int, asyncio.TimerHandle] = {}
         self._keys = itertools.count()
 
-    async def start(self) -> None:
+    async def start(self) -> bool:
+        """The simulated session is up at once."""
         self.connected = True
         self._emit(Answer(0, "stream_connected", detail={"tls": "active", "simulated": True}))
         self._emit(Answer(0, "authenticated"))
@@ -385,6 +386,7 @@ class SandboxProvider:
             self._emit(Answer(0, "roster", detail={"jid": contact, "subscription": "both"}))
         for raw in self.network.presence_snapshot(self.jid):
             self._emit(Answer(0, "stanza_received", raw=raw))
+        return True
 
     async def stop(self) -> None:
         self.connected = False

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from slixmpp import ClientXMPP
+from slixmpp import JID, ClientXMPP
 from slixmpp.exceptions import IqError, IqTimeout
-from slixmpp.stanza import Message, Presence
+from slixmpp.stanza import Message
 from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -502,7 +502,7 @@ class SlixmppProvider:
             client = self._require_client()
             client.send(Message(stream=client, xml=answer))
 
-    def _on_presence(self, stanza: Presence) -> None:
+    def _on_presence(self, stanza: Any) -> None:
         sender = stanza.xml.get("from", "")
         own = self._require_client().boundjid
         if sender.split("/", 1)[0].lower() == own.bare.lower() or self.groups.on_presence(stanza.xml):
@@ -525,7 +525,7 @@ class SlixmppProvider:
         """disco#info of a JID; the answer (or its error) arrives as a ``capabilities`` native event."""
         client = self._require_client()
         try:
-            result = await client.plugin["xep_0030"].get_info(jid=jid, timeout=timeout, cached=False)
+            result = await client.plugin["xep_0030"].get_info(jid=JID(jid), timeout=timeout, cached=False)
         except IqError as error:
             self._emit("capabilities", raw=str(error.iq), detail={"jid": jid, "features": None,
                                                                   "error": error.condition})

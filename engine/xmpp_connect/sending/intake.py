@@ -180,7 +180,8 @@ class Intake:
             batch = self._batch
             if batch is not None and batch.applies_here():
                 batch.join()
-                begin, done, undo = "SAVEPOINT w", "RELEASE w", ("ROLLBACK TO w", "RELEASE w")
+                begin, done = "SAVEPOINT w", "RELEASE w"
+                undo: tuple[str, ...] = ("ROLLBACK TO w", "RELEASE w")
             else:
                 begin, done, undo = "BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",)
             self._conn.execute(begin)

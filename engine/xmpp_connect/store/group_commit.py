@@ -20,9 +20,9 @@ class CommitBatch:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        begin: Callable[[], None],
-        commit: Callable[[], None],
-        rollback: Callable[[], None],
+        begin: Callable[[], object],
+        commit: Callable[[], object],
+        rollback: Callable[[], object],
     ) -> None:
         self._loop = loop
         self._thread = threading.get_ident()
