@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from api_helpers import OpenApiContract, auth, open_client, send_request, service_config, wait_for
+from api_helpers import (
+    OpenApiContract,
+    auth,
+    default_policy,
+    open_client,
+    send_request,
+    service_config,
+    wait_for,
+)
 from starlette.testclient import TestClient
+
+from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.store.sqlite import SqliteStore
 
 
 def send(client: TestClient, key: str, to: str) -> str:
@@ -147,3 +160,22 @@ def test_standalone_send_needs_no_coordination_envelope(
     contract.check(muc, "/xmpp/muc/{room}/send", "post")
     assert muc.status_code == 422
     assert {"idempotency_key", "content"} <= {e["field"] for e in muc.json()["errors"]}
+
+
+def test_every_outage_of_a_stream_is_evidence_on_the_feed(tmp_path: Path) -> None:
+    """Two separate drops of the same account's stream are two pieces of evidence, not one repeated: the
+    feed tells the engine about the second outage too (events without a stanza are told apart by time)."""
+    config = service_config(tmp_path)
+    assert config.storage.path is not None
+    service = AdapterService(config, SqliteStore(config.storage.path), default_policy())
+    with TestClient(build_app(service), raise_server_exceptions=False) as client:
+        first = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+        for when in (first, first + timedelta(minutes=5)):
+            service.on_native_event(NativeEvent(kind="stream_disconnected", account="sandbox-a",
+                                                observed_at=when, detail={"will_retry": True}))
+            service.on_native_event(NativeEvent(kind="stream_connected", account="sandbox-a",
+                                                observed_at=when + timedelta(seconds=1)))
+        events = client.get("/adapter/events", headers=auth()).json()["events"]
+        drops = [e for e in events if e["event_type"] == "system.provider.degraded"
+                 or e["event_type"] == "system.provider.unavailable"]
+        assert len(drops) == 2, [e["event_type"] for e in events]

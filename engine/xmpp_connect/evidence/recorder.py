@@ -281,8 +281,11 @@ def _detail(event: NativeEvent) -> dict[str, Any]:
 
 
 def _raw_id(event: NativeEvent) -> str:
-    """Stable across restarts, so a stanza delivered twice is recorded once."""
-    return _digest(event.raw)[:32] if event.raw else event.kind
+    """A stanza's digest, stable across restarts, so a stanza delivered twice is recorded once; an event
+    without a stanza (a stream connecting or dropping) is one occurrence, told apart by its time."""
+    if event.raw:
+        return _digest(event.raw)[:32]
+    return f"{event.kind}@{event.observed_at.isoformat()}"
 
 
 def _digest(*parts: str) -> str:
