@@ -507,12 +507,7 @@ class AdapterService(AuditService, ArchiveService):
         try:
             page = self.store.events_page(tenant.id, cursor=cursor, limit=limit)
         except InvalidCursor:
-            raise Problem(
-                400,
-                "invalid-cursor",
-                "The cursor was not issued by this service.",
-                [FieldError("cursor", "unknown cursor")],
-            ) from None
+            raise _invalid_cursor() from None
         return {"events": [e.to_dict() for e in page.events], "next_cursor": page.next_cursor}
 
     def message(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
@@ -613,12 +608,7 @@ class AdapterService(AuditService, ArchiveService):
         try:
             page = self.store.list_dead_letters(tenant.id, cursor=cursor, limit=limit)
         except InvalidCursor:
-            raise Problem(
-                400,
-                "invalid-cursor",
-                "The cursor was not issued by this service.",
-                [FieldError("cursor", "unknown cursor")],
-            ) from None
+            raise _invalid_cursor() from None
         letters = [
             {
                 "dead_letter_id": d.dead_letter_id,
@@ -667,6 +657,12 @@ class AdapterService(AuditService, ArchiveService):
         if not states:
             return None
         return {"bare_jid": bare(jid), "resources": [_plain(asdict(s)) for s in states]}
+
+
+def _invalid_cursor() -> Problem:
+    """A feed or listing cursor this service did not issue."""
+    return Problem(400, "invalid-cursor", "The cursor was not issued by this service.",
+                   [FieldError("cursor", "unknown cursor")])
 
 
 def _component_config(account: AccountConfig) -> ComponentConfig:
