@@ -98,7 +98,7 @@ def test_anonymizing_a_participant_keeps_the_log_verifiable(configured: Path, ca
 
 def test_export_without_a_selection_is_a_usage_error(configured: Path, capsys) -> None:
     assert main(["export", "--config", str(configured), "--tenant", "t1"]) == 2
-    assert "choose" in capsys.readouterr().err
+    assert "--all" in capsys.readouterr().err
 
 
 def test_keygen_prints_a_usable_key(capsys) -> None:

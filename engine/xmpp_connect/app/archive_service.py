@@ -93,7 +93,8 @@ class ArchiveService:
             raise _invalid("with", "a bare JID is required")
         account_ref = body.get("account_ref", tenant.accounts[0] if tenant.accounts else None)
         if account_ref not in tenant.accounts:
-            raise _invalid("account_ref", "one of the tenant's accounts is required")
+            raise Problem(404, "not-found", "No such account for this tenant.",
+                          [FieldError("account_ref", "not an account of this tenant")])
         return str(account_ref), ArchiveQuery(with_jid=with_jid, start=start, max_pages=_max_pages(body))
 
     def _matches_after(self, tenant_id: str, position: int) -> list[EvidenceEvent]:
@@ -117,6 +118,8 @@ def _entry(event: EvidenceEvent) -> dict[str, Any]:
 
 def _max_pages(body: Mapping[str, Any]) -> int:
     pages = body.get("max_pages", 20)
+    if isinstance(pages, float) and pages.is_integer():
+        pages = int(pages)  # JSON 35.0 is the integer 35 (JSON Schema reads it so too)
     if isinstance(pages, bool) or not isinstance(pages, int) or not 1 <= pages <= MAX_PAGES:
         raise _invalid("max_pages", f"an integer from 1 to {MAX_PAGES}")
     return pages

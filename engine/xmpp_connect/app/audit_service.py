@@ -129,9 +129,6 @@ def _export_request(tenant_id: str, query: Mapping[str, str]) -> ExportRequest:
     raw_mode = query.get("raw", "refs")
     if raw_mode not in RAW_CHOICES:
         errors.append(FieldError("raw", "refs or content"))
-    selectors = ("case_id", "participant_id", "message_id")
-    if not errors and not any(query.get(s) for s in selectors) and not any(times.values()):
-        errors.append(FieldError("case_id", "choose case_id, participant_id, message_id or since/until"))
     if errors:
         raise Problem(422, "invalid-parameter", "The export selection is not valid.", errors)
     return ExportRequest(

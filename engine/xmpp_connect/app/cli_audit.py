@@ -66,6 +66,7 @@ def add_commands(subparsers: Any) -> None:
     export.add_argument("--message", dest="message_id")
     export.add_argument("--since", type=datetime.fromisoformat, help="ISO 8601, on the events' occurred_at")
     export.add_argument("--until", type=datetime.fromisoformat, help="ISO 8601, exclusive")
+    export.add_argument("--all", action="store_true", help="the tenant's whole log (no selection)")
     export.add_argument("--anonymize", action="store_true", help="pseudonyms for JIDs and participant ids")
     export.add_argument("--no-bodies", action="store_true", help="leave message text and raw content out")
     export.add_argument("--raw", choices=("refs", "content", "unredacted"), default="refs",
@@ -209,6 +210,8 @@ def _export(args: argparse.Namespace) -> int:
         raw_content=args.raw != "refs",
         unredacted=args.raw == "unredacted",
     )
+    if not request.selection() and not args.all:
+        return _fail("choose --case-id, --participant-id, --message-id, --since/--until, or --all")
     store = _store(config)
     try:
         text = build_export(store, request, now=utc_now(), key=key, policy=load_policy(config.policy_dir))

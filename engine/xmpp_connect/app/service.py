@@ -75,7 +75,7 @@ from xmpp_connect.sending.outbox import DeliveryPolicy, Outbox
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import TimerFact, TimerService
 from xmpp_connect.sending.webhooks.subscriptions import Webhooks
-from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor, StoreUnavailable
+from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor, NotFound, StoreUnavailable
 from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
 from xmpp_connect.store.postgres import PostgresStore
@@ -609,6 +609,9 @@ class AdapterService(AuditService, ArchiveService):
             page = self.store.list_dead_letters(tenant.id, cursor=cursor, limit=limit)
         except InvalidCursor:
             raise _invalid_cursor() from None
+        except NotFound:
+            raise Problem(404, "not-found", "No dead letter of this tenant has the cursor's id.",
+                          [FieldError("cursor", "unknown dead letter")]) from None
         letters = [
             {
                 "dead_letter_id": d.dead_letter_id,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from xmpp_connect.store.connection import SqlBase, log
-from xmpp_connect.store.errors import InvalidCursor
+from xmpp_connect.store.errors import InvalidCursor, NotFound
 from xmpp_connect.store.records import (
     DEAD_LETTER_STAGES,
     DeadLetter,
@@ -18,6 +17,9 @@ from xmpp_connect.store.records import (
 )
 from xmpp_connect.store.rows import check_allowed, to_json
 from xmpp_connect.store.timestamps import from_text, to_text
+
+CURSOR = re.compile(r"dl_[0-9a-f]{32}")
+"""A dead-letter listing cursor: the id of the last letter of the previous page."""
 
 
 class DeadLetters(SqlBase):
@@ -64,14 +66,21 @@ class DeadLetters(SqlBase):
     def list_dead_letters(
         self, tenant_id: str, cursor: str | None = None, limit: int = 100
     ) -> DeadLetterPage:
-        """Dead letters oldest first; ``cursor`` is the opaque ``next_cursor`` of the previous page
-        (InvalidCursor for one this store did not issue)."""
+        """Dead letters oldest first; ``cursor`` is the ``next_cursor`` of the previous page, the id of its
+        last letter (InvalidCursor for a malformed one, NotFound for an id no letter of the tenant has)."""
         params: list[Any] = [tenant_id]
         where = "tenant_id = ?"
         if cursor:
-            created, letter_id = _decode(cursor)
+            if not CURSOR.fullmatch(cursor):
+                raise InvalidCursor("malformed cursor")
+            found = self._one(
+                "SELECT created_at FROM dead_letters WHERE tenant_id = ? AND dead_letter_id = ?",
+                [tenant_id, cursor],
+            )
+            if found is None:
+                raise NotFound("no dead letter of this tenant has that id")
             where += " AND (created_at > ? OR (created_at = ? AND dead_letter_id > ?))"
-            params += [created, created, letter_id]
+            params += [found["created_at"], found["created_at"], cursor]
         rows = self._all(
             f"SELECT * FROM dead_letters WHERE {where} ORDER BY created_at, dead_letter_id LIMIT ?",
             [*params, limit],
@@ -89,24 +98,4 @@ class DeadLetters(SqlBase):
             for row in rows
         )
         last = rows[-1] if len(rows) == limit else None
-        return DeadLetterPage(letters, _encode(last["created_at"], last["dead_letter_id"]) if last else None)
-
-
-_PREFIX = "dl1|"
-
-
-def _encode(created_at: str, dead_letter_id: str) -> str:
-    text = f"{_PREFIX}{created_at}|{dead_letter_id}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[str, str]:
-    """(created_at, dead_letter_id) of the last letter of the previous page."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidCursor("malformed cursor") from exc
-    created, _, letter_id = text.removeprefix(_PREFIX).partition("|")
-    if not text.startswith(_PREFIX) or not letter_id.startswith("dl_"):
-        raise InvalidCursor("malformed cursor")
-    return created, letter_id
+        return DeadLetterPage(letters, last["dead_letter_id"] if last else None)
