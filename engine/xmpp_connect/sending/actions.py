@@ -29,6 +29,7 @@ from xmpp_connect.providers.base import RoomJoin, XmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage, endpoint_type_of, record_for
 from xmpp_connect.sending.outbox import Outbox
 from xmpp_connect.sending.templates import TemplateStore
+from xmpp_connect.sending.timers import SendTimers
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.idempotency import payload_hash
 from xmpp_connect.store.outbox import OutboxEntry
@@ -98,28 +99,6 @@ class ActionStore(RecorderStore, Protocol):
     def unsuppress(self, tenant_id: str, jid: str) -> bool: ...
     def upsert_endpoint(self, endpoint: XmppEndpoint) -> XmppEndpoint: ...
     def update_attempt(self, tenant_id: str, attempt_id: str, *, state: str | None = None) -> XmppAttempt: ...
-
-
-class SendTimers(Protocol):
-    """Persisted due times for a sent message (xmpp_connect.sending.timers.TimerService provides them)."""
-
-    def schedule_receipt_timeout(
-        self,
-        tenant_id: str,
-        message_id: str,
-        sent_at: datetime,
-        timeout: timedelta | None = None,
-        attempt_id: str | None = None,
-    ) -> object: ...
-    def schedule_marker_timeout(
-        self,
-        tenant_id: str,
-        message_id: str,
-        sent_at: datetime,
-        timeout: timedelta | None = None,
-        attempt_id: str | None = None,
-    ) -> object: ...
-    def schedule_expiry(self, tenant_id: str, message_id: str, expires_at: datetime) -> object: ...
 
 
 class PendingSends(Protocol):

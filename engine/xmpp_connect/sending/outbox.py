@@ -12,13 +12,14 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.recorder import Evidence, Recorder
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.evidence import DedupeBasis
 from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.sending.timers import SendTimers
 from xmpp_connect.store.outbox import (
     ACCEPTED,
     EXPIRED,
@@ -47,20 +48,6 @@ class DeliveryPolicy:
     hold_while_disconnected_s: float = 300.0
 
 
-class OutboxTimers(Protocol):
-    """The timers started when a stanza is written (sending.timers.TimerService)."""
-
-    def schedule_receipt_timeout(
-        self, tenant_id: str, message_id: str, sent_at: datetime, timeout: timedelta | None = None,
-        attempt_id: str | None = None,
-    ) -> object: ...
-    def schedule_marker_timeout(
-        self, tenant_id: str, message_id: str, sent_at: datetime, timeout: timedelta | None = None,
-        attempt_id: str | None = None,
-    ) -> object: ...
-    def schedule_expiry(self, tenant_id: str, message_id: str, expires_at: datetime) -> object: ...
-
-
 Write = Callable[[OutboxEntry], None]
 """Hands an entry's current attempt to the account's provider (records the outbound stanza first)."""
 Emit = Callable[[NativeEvent], None]
@@ -75,7 +62,7 @@ class Outbox:
         store: SqlStore,
         classifier: Classifier,
         recorder: Recorder,
-        timers: OutboxTimers | None,
+        timers: SendTimers | None,
         policies: Mapping[str, DeliveryPolicy],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

@@ -14,13 +14,36 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from xmpp_connect.store.base import EvidenceStore
 from xmpp_connect.store.records import Timer
 from xmpp_connect.store.timestamps import utc_now
 
 log = logging.getLogger("xmpp_connect.sending.timers")
+
+
+class SendTimers(Protocol):
+    """Persisted due times for a sent message (TimerService below provides them; the actions and the
+    outbox depend on this protocol only)."""
+
+    def schedule_receipt_timeout(
+        self,
+        tenant_id: str,
+        message_id: str,
+        sent_at: datetime,
+        timeout: timedelta | None = None,
+        attempt_id: str | None = None,
+    ) -> object: ...
+    def schedule_marker_timeout(
+        self,
+        tenant_id: str,
+        message_id: str,
+        sent_at: datetime,
+        timeout: timedelta | None = None,
+        attempt_id: str | None = None,
+    ) -> object: ...
+    def schedule_expiry(self, tenant_id: str, message_id: str, expires_at: datetime) -> object: ...
 
 
 @dataclass(frozen=True)
