@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
+from xmpp_connect.api.auth import TenantAuth
 from xmpp_connect.api.problems import FieldError, Problem
+from xmpp_connect.config.settings import TenantConfig
 
 
 class RateLimiter:
@@ -86,3 +89,20 @@ def json_object(raw: bytes) -> dict[str, Any]:
 
 def _too_large(max_bytes: int) -> Problem:
     return Problem(413, "body-too-large", f"The request body exceeds {max_bytes} bytes.")
+
+
+TenantHandler = Callable[[Request, TenantConfig], Awaitable[Response]]
+
+
+def guarded(
+    auth: TenantAuth, limiter: RateLimiter, handler: TenantHandler
+) -> Callable[[Request], Awaitable[Response]]:
+    """Authenticate, then rate-limit per tenant, then run the handler with the caller's tenant."""
+
+    async def endpoint(request: Request) -> Response:
+        tenant = auth.authenticate(request)
+        limiter.check(tenant.id)
+        return await handler(request, tenant)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint

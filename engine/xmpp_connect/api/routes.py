@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from xmpp_connect.api.auth import TenantAuth
 from xmpp_connect.api.backend import ActionOutcome, AdapterBackend
-from xmpp_connect.api.limits import RateLimiter, read_json_object
+from xmpp_connect.api.limits import RateLimiter, TenantHandler, guarded, read_json_object
 from xmpp_connect.api.problems import FieldError, Problem, not_found
 from xmpp_connect.config.settings import TenantConfig
 
@@ -58,18 +58,8 @@ class Endpoints:
             Route("/adapter/archive/queries", r(self.archive_query), methods=["POST"]),
         ]
 
-    def _guarded(
-        self, handler: Callable[[Request, TenantConfig], Awaitable[Response]]
-    ) -> Callable[[Request], Awaitable[Response]]:
-        """Authenticate, then rate-limit per tenant, then run the handler with the caller's tenant."""
-
-        async def endpoint(request: Request) -> Response:
-            tenant = self.auth.authenticate(request)
-            self.limiter.check(tenant.id)
-            return await handler(request, tenant)
-
-        endpoint.__name__ = handler.__name__
-        return endpoint
+    def _guarded(self, handler: TenantHandler) -> Callable[[Request], Awaitable[Response]]:
+        return guarded(self.auth, self.limiter, handler)
 
     async def descriptor(self, _request: Request, _tenant: TenantConfig) -> Response:
         return JSONResponse(self.backend.descriptor())

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xmpp_connect.api.auth import TenantAuth
-from xmpp_connect.api.limits import RateLimiter, read_json_object
+from xmpp_connect.api.limits import RateLimiter, TenantHandler, guarded, read_json_object
 from xmpp_connect.config.settings import TenantConfig
 
 
@@ -51,16 +51,8 @@ class WebhookEndpoints:
             Route("/adapter/webhooks/{id}/dead-deliveries", r(self.dead)),
         ]
 
-    def _guarded(
-        self, handler: Callable[[Request, TenantConfig], Awaitable[Response]]
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            tenant = self.auth.authenticate(request)
-            self.limiter.check(tenant.id)
-            return await handler(request, tenant)
-
-        endpoint.__name__ = handler.__name__
-        return endpoint
+    def _guarded(self, handler: TenantHandler) -> Callable[[Request], Awaitable[Response]]:
+        return guarded(self.auth, self.limiter, handler)
 
     async def collection(self, request: Request, tenant: TenantConfig) -> Response:
         if request.method == "GET":
