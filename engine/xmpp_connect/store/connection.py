@@ -143,6 +143,14 @@ class SqlBase:
     def _exec_many(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         raise NotImplementedError
 
+    def _notify(self, conn: Any, account_ref: str) -> None:
+        """Wake the account's owner replica when this transaction commits (PostgreSQL NOTIFY); SQLite has
+        one replica, which owns every account."""
+
+    def _broken(self, conn: Any) -> bool:
+        """Whether this connection can no longer be used (the backend says)."""
+        return False
+
     def _lock_migrations(self, conn: Any) -> None:
         """Serialise schema migration between processes sharing the database."""
 
@@ -151,6 +159,11 @@ class SqlBase:
         if getattr(local, "depth", 0) and local.owner is not _current_task():
             raise TransactionMisuse("a store transaction was held across an await")
         conn = getattr(local, "conn", None)
+        if conn is not None and not getattr(local, "depth", 0) and self._broken(conn):
+            # The server ended this connection (a restart, a partition): the next call gets a fresh one.
+            with self._connections_lock:
+                self._connections.remove(conn)
+            conn = None
         if conn is None:
             conn = self._connect()
             self._local.conn = conn

@@ -29,3 +29,12 @@ class StoreUnavailable(StoreError):
 
 class TransactionMisuse(StoreError):
     """A store transaction was used from another asyncio task than the one that opened it."""
+
+
+class LeaseLost(StoreError):
+    """This replica no longer holds the account's lease (or its token was superseded): an owner-only write
+    is refused, and the transaction it was part of rolls back (spec/replicas.md)."""
+
+    def __init__(self, account_ref: str) -> None:
+        super().__init__("the account's lease is not held by this replica")
+        self.account_ref = account_ref

@@ -209,6 +209,19 @@ _WEBHOOKS = (
         PRIMARY KEY (tenant_id, subscription_id, event_id))""",
 )
 
+_REPLICA_LEASES = (
+    # Who owns each XMPP account (spec/replicas.md): the owner replica, a fencing token that grows with every
+    # acquisition, and the expiry in seconds since the epoch by the database's own clock. A released lease
+    # keeps its token (owner NULL), so the next owner's token is still larger.
+    """CREATE TABLE account_leases (
+        account_ref TEXT PRIMARY KEY, owner TEXT, token BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL)""",
+    # The replicas sharing the store and their weights; a replica is alive until its heartbeat expires.
+    """CREATE TABLE replicas (
+        replica_id TEXT PRIMARY KEY, weight DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
@@ -217,4 +230,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "webhook subscriptions and dead deliveries", _WEBHOOKS),
     Migration(6, "durable outbox", _OUTBOX),
     Migration(7, "evidence sender, grade dimensions, state event", _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT),
+    Migration(8, "account leases and replicas", _REPLICA_LEASES),
 )

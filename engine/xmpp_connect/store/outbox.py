@@ -81,6 +81,9 @@ class OutboxRecords(SqlBase):
                     to_text(self.options.clock()),
                 ),
             ).fetchone()
+            if row is not None:
+                # Any replica accepts; the account's owner is woken when this transaction commits.
+                self._notify(conn, entry.account_ref)
         if row is not None:
             return replace(entry, state=ACCEPTED, request=request, body=entry.body if body_kept else None,
                            seq=int(row["seq"]))

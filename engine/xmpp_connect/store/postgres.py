@@ -22,6 +22,8 @@ class PostgresStore(SqlStore):
     """All tables live in ``schema``; migrations are serialised by an advisory lock on that schema."""
 
     backend = "postgres"
+    db_now = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+    share_lock = " FOR SHARE"
 
     def __init__(
         self,
@@ -61,6 +63,21 @@ class PostgresStore(SqlStore):
         with conn.cursor() as cursor:
             cursor.executemany(_placeholders(text), list(rows))
 
+    @property
+    def outbox_channel(self) -> str:
+        """The NOTIFY channel that wakes an account's owner: one per schema, the account as payload."""
+        return outbox_channel(self.schema)
+
+    def connect_listener(self) -> psycopg.Connection[Any]:
+        """A connection of its own (autocommit) for LISTEN: notifications arrive between transactions."""
+        return psycopg.connect(self._dsn, autocommit=True)
+
+    def _notify(self, conn: psycopg.Connection[Any], account_ref: str) -> None:
+        conn.execute("SELECT pg_notify(%s, %s)", (self.outbox_channel, account_ref))
+
+    def _broken(self, conn: psycopg.Connection[Any]) -> bool:
+        return bool(conn.closed)
+
     def _lock_migrations(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(
             "SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"xmpp-connect:{self.schema}".encode()),)
@@ -80,6 +97,10 @@ class PostgresStore(SqlStore):
                 for row in rows:
                     writer.write_row(row)
         return len(chunk)
+
+
+def outbox_channel(schema: str) -> str:
+    return f"xmpp_connect_outbox.{schema}"
 
 
 @lru_cache(maxsize=512)

@@ -12,6 +12,7 @@ from xmpp_connect.store.figures import OperationalFigures
 from xmpp_connect.store.groups import GroupRecords
 from xmpp_connect.store.held_requests import HeldRequests
 from xmpp_connect.store.intake_progress import IntakeProgress
+from xmpp_connect.store.leases import LeaseRecords
 from xmpp_connect.store.messages import MessageRecords
 from xmpp_connect.store.observations import ObservationRecords
 from xmpp_connect.store.operations import IdempotentOperations
@@ -39,6 +40,7 @@ class SqlStore(
     ChainAudit,
     Erasure,
     OutboxRecords,
+    LeaseRecords,
     WebhookRecords,
     OperationalFigures,
 ):
