@@ -148,7 +148,7 @@ def _back_to_written(service: Any, stanza_id: str) -> None:
         conn = service.store._conn()
         service.store._exec(conn, "UPDATE outbox SET state = ?, acked_at = NULL WHERE stanza_id = ?",
                             (WRITTEN, stanza_id))
-    service.outbox._in_flight.discard(stanza_id)
+    service.outbox._in_flight.pop(stanza_id, None)
 
 
 def _attempts(client: TestClient, message_id: str) -> list[dict[str, Any]]:

@@ -75,8 +75,12 @@ class Outbox:
         self.write: Write | None = None
         self.emit: Emit | None = None
         self.stopping = False
-        self._in_flight: set[str] = set()
-        """Stanza ids handed to a provider by this process and not settled: never handed over twice."""
+        self.may_send: Callable[[str], bool] = lambda account: True
+        """Whether this replica may write the account's stanzas now (it owns the account: spec/replicas.md);
+        an entry it may not write stays in the outbox for the owner."""
+        self._in_flight: dict[str, str] = {}
+        """Stanza ids handed to a provider by this process and not settled (with their account): never handed
+        over twice."""
 
     def policy(self, account: str) -> DeliveryPolicy:
         return self.policies.get(account, DeliveryPolicy())
@@ -103,8 +107,20 @@ class Outbox:
         """An accepted entry nobody in this process handed to a provider yet."""
         return entry.state == ACCEPTED and entry.stanza_id not in self._in_flight
 
-    def handed_over(self, stanza_id: str) -> None:
-        self._in_flight.add(stanza_id)
+    def handed_over(self, stanza_id: str, account: str) -> None:
+        self._in_flight[stanza_id] = account
+
+    def forget(self, account: str) -> None:
+        """The account's session ended here for good (its lease went to another replica): what it had in
+        flight is the next owner's to recover."""
+        self._in_flight = {s: a for s, a in self._in_flight.items() if a != account}
+
+    def wake(self, account: str) -> None:
+        """Another replica accepted sends for an account owned here: write its accepted entries that nobody
+        here is writing yet, in acceptance order."""
+        for entry in self.store.outbox_open(account):
+            if self.should_write(entry) and not entry.held:
+                self._write(entry)
 
     def in_flight(self, stanza_id: str) -> bool:
         return stanza_id in self._in_flight
@@ -143,12 +159,12 @@ class Outbox:
         elif kind == "message_sent":
             self._written(tenant_id, stanza_id, event)
         elif kind == "sm_ack":
-            self._in_flight.discard(stanza_id)
+            self._in_flight.pop(stanza_id, None)
             self.store.outbox_acked(tenant_id, stanza_id, event.observed_at)
         elif kind == "acceptance_unknown" and not self.stopping:
             self._lost(tenant_id, stanza_id)
         elif kind == "message_not_sent":
-            self._in_flight.discard(stanza_id)
+            self._in_flight.pop(stanza_id, None)
             reason = str(event.detail.get("reason") or "not_sent")
             if reason != STOPPED:
                 self.store.outbox_end(tenant_id, stanza_id, NOT_SENT, reason)
@@ -164,7 +180,7 @@ class Outbox:
             return
         if event.detail.get("stream_management") is False:
             # No ack will ever come on this stream: written is the last state the transport can report.
-            self._in_flight.discard(stanza_id)
+            self._in_flight.pop(stanza_id, None)
             self.store.outbox_end(tenant_id, stanza_id, WRITTEN, "no_stream_management")
         outbound = event.detail.get("outbound")
         if not isinstance(outbound, OutboundRecord):
@@ -192,7 +208,7 @@ class Outbox:
     def _lost(self, tenant_id: str, stanza_id: str) -> None:
         """The session ended before the server acked this stanza: write it again as a new attempt of the
         same message with the same stanza id and origin-id, or end it (at most once / no body kept)."""
-        self._in_flight.discard(stanza_id)
+        self._in_flight.pop(stanza_id, None)
         entry = self.store.outbox_entry(tenant_id, stanza_id)
         if entry is None or entry.state not in (ACCEPTED, WRITTEN) or entry.ended_reason is not None:
             return
@@ -253,13 +269,13 @@ class Outbox:
         return self.store.outbox_end(tenant_id, entry.stanza_id, EXPIRED, "hold_bound_passed")
 
     def _write(self, entry: OutboxEntry) -> None:
-        if self.write is None:
+        if self.write is None or not self.may_send(entry.account_ref):
             return
         if not entry.resendable:
             # Metadata-only mode kept no body: a send not known to be acked cannot be written again.
             self._end_unknown(entry, "body_not_kept")
             return
-        self._in_flight.add(entry.stanza_id)
+        self._in_flight[entry.stanza_id] = entry.account_ref
         if entry.held:
             # Written now: the hold bound no longer applies (the request's own expiry is set at the write).
             self.store.outbox_hold(entry.tenant_id, entry.stanza_id, False)

@@ -28,8 +28,8 @@ class NotifyListener:
         self,
         connect: Callable[[], psycopg.Connection[Any]],
         channel: str,
-        wake: Callable[[str], None],
-        reconnected: Callable[[], None],
+        wake: Callable[[str], object],
+        reconnected: Callable[[], object],
     ) -> None:
         self._connect = connect
         self._channel = channel
