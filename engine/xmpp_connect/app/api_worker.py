@@ -54,12 +54,12 @@ from xmpp_connect.model.metrics import SENDS
 from xmpp_connect.model.request_context import REQUEST_ID
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
-from xmpp_connect.sending.actions import HASH_EXCLUDED, Actions, ActionSchemas, InvalidAction
+from xmpp_connect.sending.actions import Actions
 from xmpp_connect.sending.intake import Intake, Queued
+from xmpp_connect.sending.schemas import ActionSchemas, InvalidAction, request_digest
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.errors import IdempotencyConflict
-from xmpp_connect.store.idempotency import payload_hash
 from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore, StoreOptions
 from xmpp_connect.store.sqlite import SqliteStore
@@ -159,11 +159,11 @@ class IntakeDesk:
         request = json_object(raw)
         action_type = self.actions.validate(request)
         key = request["idempotency_key"]
-        digest = payload_hash({k: v for k, v in request.items() if k not in HASH_EXCLUDED})
+        digest = request_digest(request)
         now = datetime.now(UTC)
         answer = queued = None
         if self.can_accept(tenant, action_type, request) and not self.store.operation_known(tenant.id, key):
-            result = self.actions.accepted_result(tenant.id, action_type, request, now)
+            result = self.actions.outcomes.accepted_result(tenant.id, action_type, request, now)
             answer = _answer({**result, "idempotent_replay": False})
             queued = Queued(raw.decode(), now, bytes(answer.body).decode())
         operation_id = idempotency.operation_id(tenant.id, key)

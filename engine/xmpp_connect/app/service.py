@@ -68,10 +68,12 @@ from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
 from xmpp_connect.providers.sandbox import SandboxNetwork, SandboxProvider, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
-from xmpp_connect.sending.actions import Actions, ActionSchemas, InvalidAction, Tenant
+from xmpp_connect.sending.actions import Actions
+from xmpp_connect.sending.admission import Tenant
 from xmpp_connect.sending.intake import Intake, IntakeItem
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.sending.outbox import DeliveryPolicy, Outbox
+from xmpp_connect.sending.schemas import ActionSchemas, InvalidAction
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import TimerFact, TimerService
 from xmpp_connect.sending.webhooks.subscriptions import Webhooks
@@ -584,7 +586,7 @@ class AdapterService(AuditService, ArchiveService):
         waiting = self._waiting(tenant_id, message_id)
         if waiting is None:
             return None
-        return self.actions.accepted_events(tenant_id, waiting.request, waiting.received_at)
+        return self.actions.outcomes.accepted_events(tenant_id, waiting.request, waiting.received_at)
 
     def _waiting(self, tenant_id: str, message_id: str) -> IntakeItem | None:
         if self.intake_dispatcher is None or not message_id.startswith(MESSAGE_PREFIX):
