@@ -16,7 +16,8 @@ from api_helpers import LiveApp, default_policy
 from prosody import PUBSUB_DOMAIN, ProsodyServer, TestUser
 from recipients import Behaviour, Recipient
 
-from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
 from xmpp_connect.config.settings import load_config
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.store.sqlite import SqliteStore

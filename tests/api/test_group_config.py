@@ -18,7 +18,8 @@ from api_helpers import REPO, LiveApp, default_policy
 from prosody import COMPONENT_DOMAIN, MUC_DOMAIN, ProsodyServer, TestUser
 from recipients import Recipient
 
-from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
 from xmpp_connect.config.settings import (
     ConfigError,
     NodeConfig,

@@ -86,7 +86,7 @@ def _config(args: argparse.Namespace) -> ServiceConfig:
 
 
 def _store(config: ServiceConfig) -> SqlStore:
-    from xmpp_connect.app.service import open_store
+    from xmpp_connect.app.server import open_store
 
     return open_store(config)
 

@@ -214,7 +214,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from xmpp_connect.app.service import open_store
+    from xmpp_connect.app.server import open_store
 
     config = load_config(args.config) if args.config else default_config(args.data_dir)
     tenants = [t.id for t in config.tenants]
