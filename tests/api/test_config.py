@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from xmpp_connect.config.settings import ConfigError, Secret, config_from_dict, default_config, load_config
+from xmpp_connect.config.loader import config_from_dict, default_config, load_config
+from xmpp_connect.config.settings import ConfigError, Secret
 
 BASE = {
     "accounts": [{"ref": "main", "jid": "bot@localhost", "password_env": "BOT_PW"}],

@@ -18,7 +18,7 @@ from recipients import Behaviour, Recipient
 
 from xmpp_connect.app.server import build_app
 from xmpp_connect.app.service import AdapterService
-from xmpp_connect.config.settings import load_config
+from xmpp_connect.config.loader import load_config
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.store.sqlite import SqliteStore
 

@@ -20,14 +20,8 @@ from recipients import Recipient
 
 from xmpp_connect.app.server import build_app
 from xmpp_connect.app.service import AdapterService
-from xmpp_connect.config.settings import (
-    ConfigError,
-    NodeConfig,
-    RoomConfig,
-    Secret,
-    config_from_dict,
-    load_config,
-)
+from xmpp_connect.config.loader import config_from_dict, load_config
+from xmpp_connect.config.settings import ConfigError, NodeConfig, RoomConfig, Secret
 from xmpp_connect.providers.base import AccountConfig, NodeSettings, RoomSettings
 from xmpp_connect.providers.component import ComponentProvider
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider

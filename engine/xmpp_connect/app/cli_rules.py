@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xmpp_connect.config.settings import default_config, load_config
+from xmpp_connect.config.loader import default_config, load_config
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.corpus import CorpusCase, SequenceCase, load_corpus, load_sequences
 from xmpp_connect.evidence.coverage import (

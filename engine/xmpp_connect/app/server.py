@@ -21,7 +21,8 @@ from xmpp_connect.app.metrics import prepare_worker_metrics
 from xmpp_connect.app.openapi import openapi_document
 from xmpp_connect.app.policy_reload import reload_on_sighup
 from xmpp_connect.app.service import AdapterService
-from xmpp_connect.config.settings import LoggingConfig, ServiceConfig, default_config, load_config
+from xmpp_connect.config.loader import default_config, load_config
+from xmpp_connect.config.settings import LoggingConfig, ServiceConfig
 from xmpp_connect.sending.intake import Intake
 from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore, StoreOptions
