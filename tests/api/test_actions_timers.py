@@ -16,7 +16,8 @@ from starlette.testclient import TestClient
 from xmpp_connect.app.server import build_app
 from xmpp_connect.app.service import AdapterService
 from xmpp_connect.config.settings import RetentionConfig, ServiceConfig
-from xmpp_connect.providers.sandbox import Answer, SandboxProvider, SandboxTiming
+from xmpp_connect.providers.sandbox import SandboxProvider
+from xmpp_connect.providers.sandbox_network import Answer, SandboxTiming
 from xmpp_connect.store.sqlite import SqliteStore
 
 

@@ -52,7 +52,8 @@ from xmpp_connect.policy.model import Policy
 from xmpp_connect.providers import base
 from xmpp_connect.providers.base import XmppProvider
 from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
-from xmpp_connect.providers.sandbox import SandboxNetwork, SandboxProvider, SandboxTiming
+from xmpp_connect.providers.sandbox import SandboxProvider
+from xmpp_connect.providers.sandbox_network import SandboxNetwork, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
 from xmpp_connect.sending.actions import Actions
