@@ -57,7 +57,6 @@ from xmpp_connect.providers.sandbox_network import SandboxNetwork, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
 from xmpp_connect.sending.actions import Actions
-from xmpp_connect.sending.admission import Tenant
 from xmpp_connect.sending.intake import Intake, IntakeItem
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.sending.outbox import DeliveryPolicy, Outbox
@@ -148,7 +147,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService):
             tenant = self.config.tenant(fired.tenant_id)
             held = self.store.held_request_for_message(fired.tenant_id, fired.message_id)
             if tenant is not None and held is not None:
-                await self.actions.send_scheduled(_tenant(tenant), held.operation_id)
+                await self.actions.send_scheduled(tenant, held.operation_id)
             return
         if fired.timer == "expiry":
             self.outbox.expired(fired.tenant_id, fired.message_id)
@@ -162,7 +161,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService):
             return
         try:
             done = await self.actions.perform(
-                _tenant(tenant), item.request, accepted_at=item.received_at
+                tenant, item.request, accepted_at=item.received_at
             )
             count_send(done.result, acceptance=False)
         except (InvalidAction, IdempotencyConflict) as exc:
@@ -330,7 +329,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService):
         self, tenant: TenantConfig, request: dict[str, Any], schema: str | None = None
     ) -> ActionOutcome:
         try:
-            done = await self.actions.perform(_tenant(tenant), request, schema)
+            done = await self.actions.perform(tenant, request, schema)
             await self.store.durable()
         except (InvalidAction, IdempotencyConflict) as exc:
             raise action_problem(exc) from None
@@ -408,6 +407,3 @@ def _component_config(account: AccountConfig) -> ComponentConfig:
     return ComponentConfig(account.ref, account.jid, account.secret.reveal(), host=account.host,
                            port=account.port, iq_timeout=account.iq_timeout)
 
-
-def _tenant(tenant: TenantConfig) -> Tenant:
-    return Tenant(id=tenant.id, accounts=tenant.accounts, default_account=tenant.default_account)

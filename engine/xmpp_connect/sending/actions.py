@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from xmpp_connect.config.settings import TenantConfig
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.recorder import Recorder
 from xmpp_connect.providers.base import XmppProvider
 from xmpp_connect.sending import ids
-from xmpp_connect.sending.admission import Admission, Tenant
+from xmpp_connect.sending.admission import Admission
 from xmpp_connect.sending.bodies import render_body
 from xmpp_connect.sending.dispatch import Dispatcher
 from xmpp_connect.sending.outbox import Outbox
@@ -70,7 +71,7 @@ class Actions:
 
     async def perform(
         self,
-        tenant: Tenant,
+        tenant: TenantConfig,
         request: Mapping[str, Any],
         schema: str | None = None,
         accepted_at: datetime | None = None,
@@ -116,7 +117,7 @@ class Actions:
 
     def _send(
         self,
-        tenant: Tenant,
+        tenant: TenantConfig,
         action_type: str,
         request: Mapping[str, Any],
         op: IdempotentOperation,
@@ -260,7 +261,7 @@ class Actions:
         attempt = self.store.get_attempt(operation.tenant_id, ids.attempt_id(operation.operation_id))
         return attempt.account_ref if attempt is not None and attempt.account_ref in self.providers else None
 
-    def _with_original(self, tenant: Tenant, request: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _with_original(self, tenant: TenantConfig, request: Mapping[str, Any]) -> Mapping[str, Any]:
         """A reminder inherits the original's recipient (when it names none), case and participant."""
         original_id = request["original_operation_id"]
         message = self.store.get_message(tenant.id, ids.message_id(original_id))
@@ -277,7 +278,7 @@ class Actions:
         }
         return {**{k: v for k, v in inherited.items() if v is not None}, **request}
 
-    async def send_scheduled(self, tenant: Tenant, operation_id: str) -> None:
+    async def send_scheduled(self, tenant: TenantConfig, operation_id: str) -> None:
         """Send a held notification.schedule request now that it is due."""
         await self.schedules.send_due(tenant, operation_id)
 

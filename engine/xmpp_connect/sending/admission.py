@@ -4,9 +4,9 @@ send itself only when they pass (else the core takes it and answers with the sam
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from xmpp_connect.config.settings import TenantConfig
 from xmpp_connect.evidence.pipeline import FEATURE_MARKERS, FEATURE_RECEIPTS
 from xmpp_connect.sending.ports import Capabilities
 from xmpp_connect.store.records import Suppression
@@ -20,13 +20,6 @@ Suppressions = Callable[[str, str], Suppression | None]
 """(tenant id, bare JID) -> the recipient's suppression, if any."""
 
 
-@dataclass(frozen=True)
-class Tenant:
-    """What actions need to know about the caller."""
-
-    id: str
-    accounts: tuple[str, ...]
-    default_account: str
 
 
 class Admission:
@@ -41,7 +34,7 @@ class Admission:
 
     def refusal(
         self,
-        tenant: Tenant,
+        tenant: TenantConfig,
         account: str,
         to_jid: str,
         render_error: str | None,

@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from xmpp_connect.config.settings import TenantConfig
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.providers.base import RoomJoin, XmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage, record_for
-from xmpp_connect.sending.admission import Tenant
 from xmpp_connect.sending.bodies import atom_entry
 from xmpp_connect.sending.ids import attempt_id, message_id
 from xmpp_connect.sending.outbox import Outbox
@@ -102,7 +102,7 @@ class Dispatcher:
                       entry.message_id, entry.attempt_id)
 
     async def join_room_of(
-        self, tenant: Tenant, request: Mapping[str, Any], op: IdempotentOperation
+        self, tenant: TenantConfig, request: Mapping[str, Any], op: IdempotentOperation
     ) -> RoomJoin | None:
         """Join the room a groupchat goes to; a failed join is not a refusal: the room's answer to the
         message is the evidence (item-not-found, not-acceptable, forbidden)."""

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from xmpp_connect.sending.admission import Admission, Tenant
+from xmpp_connect.config.settings import TenantConfig
+from xmpp_connect.sending.admission import Admission
 from xmpp_connect.sending.bodies import render_body
 from xmpp_connect.sending.dispatch import Dispatcher
 from xmpp_connect.sending.ids import attempt_id, message_id
@@ -42,7 +43,7 @@ class Schedules:
         self.clock = clock
 
     def cancel(
-        self, tenant: Tenant, request: Mapping[str, Any], op: IdempotentOperation, received_at: datetime
+        self, tenant: TenantConfig, request: Mapping[str, Any], op: IdempotentOperation, received_at: datetime
     ) -> dict[str, Any]:
         """Cancel a scheduled message still held locally; anything else is refused, with the reason."""
         attempt = self.store.get_attempt(tenant.id, attempt_id(request["operation_id"]))
@@ -74,7 +75,7 @@ class Schedules:
         return {**base, "accepted": True, "action_state": "completed", "reason": None,
                 "assessment": assessment_of(classification), "initial_events": events}
 
-    async def send_due(self, tenant: Tenant, operation_id: str) -> None:
+    async def send_due(self, tenant: TenantConfig, operation_id: str) -> None:
         """Send a held notification.schedule request now that it is due (the stream is checked now). The
         request is taken out durably before the stanza goes out, so it is sent at most once."""
         assert self.pending is not None

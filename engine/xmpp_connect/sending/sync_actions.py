@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from xmpp_connect.config.settings import TenantConfig
 from xmpp_connect.model.evidence import endpoint_ref
 from xmpp_connect.providers.stanza_builders import endpoint_type_of
-from xmpp_connect.sending.admission import Tenant
 from xmpp_connect.sending.ports import ActionStore
 from xmpp_connect.sending.results import ADAPTER_ID
 from xmpp_connect.store.records import IdempotentOperation, XmppEndpoint
@@ -17,7 +17,7 @@ from xmpp_connect.xmpp.jids import bare, is_valid_jid
 
 def sync_action(
     store: ActionStore,
-    tenant: Tenant,
+    tenant: TenantConfig,
     action_type: str,
     request: Mapping[str, Any],
     op: IdempotentOperation,
