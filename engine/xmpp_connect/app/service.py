@@ -49,7 +49,6 @@ from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.model import Policy
-from xmpp_connect.providers import base
 from xmpp_connect.providers.base import XmppProvider
 from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
 from xmpp_connect.providers.sandbox import SandboxProvider
@@ -132,7 +131,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService):
             return SandboxProvider(account.ref, account.jid, self.on_native_event, SandboxNetwork(timing))
         if account.provider == COMPONENT_PROVIDER:
             return ComponentProvider(_component_config(account), self.on_native_event)
-        return SlixmppProvider(base.AccountConfig.from_account(account), self.on_native_event)
+        return SlixmppProvider(account, self.on_native_event)
 
     def _capability(self, account: str, jid: str, feature: str) -> bool | None:
         """Whether the recipient's client advertises ``feature``, as the account's pipeline learned it."""

@@ -70,12 +70,13 @@ class Secret:
 
 @dataclass(frozen=True)
 class RoomConfig:
-    """A MUC room a client account uses (§18, §34): joined at session start when ``join_at_start``; created
-    and configured from these fields when the join finds no room and ``create`` is set (the provider's
-    ``RoomSettings`` says how). ``history_stanzas``: history asked for on join (None: the room's default)."""
+    """A MUC room a client account uses (§18, §34): joined at session start when ``join_at_start``. When the
+    join creates the room and ``create`` is set, the provider submits the configuration form from these
+    fields, which unlocks it; without ``create`` it leaves the new room again and reports it missing.
+    ``history_stanzas``: history asked for on join (None: the room's default, 0: none)."""
 
     room_jid: str
-    nick: str
+    nick: str = "xmpp-connect"
     password: Secret | None = None
     join_at_start: bool = True
     create: bool = True
@@ -130,6 +131,11 @@ class AccountConfig:
     while_disconnected: str = WHILE_DISCONNECTED[0]
     hold_while_disconnected_s: float = DEFAULT_HOLD_S
     """How long a send accepted while the stream is down is held (the request's expiry bounds it too)."""
+
+    def room(self, room_jid: str) -> RoomConfig | None:
+        """The configured settings of a room (bare JIDs compared case-insensitively)."""
+        wanted = room_jid.split("/", 1)[0].lower()
+        return next((room for room in self.rooms if room.room_jid.lower() == wanted), None)
 
 
 @dataclass(frozen=True)

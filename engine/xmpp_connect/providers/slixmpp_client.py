@@ -25,10 +25,11 @@ from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+from xmpp_connect.config.settings import AccountConfig
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.providers.archive import ArchiveQuery, ArchiveResult
-from xmpp_connect.providers.base import AccountConfig, ChannelHealth, EventSink, Feature, RoomJoin
+from xmpp_connect.providers.base import ChannelHealth, EventSink, Feature, RoomJoin, SessionTuning
 from xmpp_connect.providers.groups import GroupChannels
 from xmpp_connect.providers.pubsub import NodeInfo
 from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
@@ -72,14 +73,17 @@ class SlixmppProvider:
         }
     )
 
-    def __init__(self, config: AccountConfig, sink: EventSink) -> None:
+    def __init__(self, config: AccountConfig, sink: EventSink, tuning: SessionTuning | None = None) -> None:
+        if config.password is None:
+            raise ValueError(f"account {config.ref!r} has no password")
         self.config = config
-        self.provider_account_ref = config.account
+        self.tuning = tuning or SessionTuning()
+        self.provider_account_ref = config.ref
         self._sink = sink
         self._client: AccountClient | None = None
         self.state = SessionState()
         self.outbound = OutboundStanzas(self.state, lambda: self._client, self._emit,
-                                        config.ack_request_delay)
+                                        self.tuning.ack_request_delay)
         self._first_outcome: asyncio.Future[bool] | None = None
         self._ping_task: asyncio.Task[None] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -87,7 +91,7 @@ class SlixmppProvider:
         self._context_known = asyncio.Event()
         self.groups = GroupChannels(config, self._require_client, self._emit, lambda: self.state.ready,
                                     self._spawn)
-        self.inbound = InboundStanzas(config, self.state, self._require_client, self._emit, self.groups,
+        self.inbound = InboundStanzas(self.tuning, self.state, self._require_client, self._emit, self.groups,
                                       self._spawn)
 
     # ----------------------------------------------------------------- lifecycle
@@ -132,7 +136,7 @@ class SlixmppProvider:
         self.state.stream_status = "disconnected"
 
     def _make_client(self) -> AccountClient:
-        client = new_client(self.config)
+        client = new_client(self.config, self.tuning)
         client.add_filter("out", self.outbound.on_outgoing)
         client.register_handler(Callback("xc inbound message", MatchXPath("{jabber:client}message"),
                                          self.inbound.on_message))
@@ -156,10 +160,7 @@ class SlixmppProvider:
     def _connect(self) -> None:
         assert self._client is not None
         self.state.stream_status = "reconnecting" if self.state.stream_status != "unknown" else "unknown"
-        if self.config.host is not None:
-            self._client.connect(self.config.host, self.config.port)
-        else:
-            self._client.connect()
+        self._client.connect(self.config.host, self.config.port)
 
     # ----------------------------------------------------------------- sending
 
@@ -224,7 +225,7 @@ class SlixmppProvider:
 
     def _require_client(self) -> AccountClient:
         if self._client is None:
-            raise RuntimeError(f"provider for account {self.config.account!r} is not started")
+            raise RuntimeError(f"provider for account {self.config.ref!r} is not started")
         return self._client
 
     # ----------------------------------------------------------------- session events
@@ -307,7 +308,7 @@ class SlixmppProvider:
         self._emit("stream_disconnected", detail={"reason": describe(reason), "will_retry": will_retry})
         if will_retry:
             client = self._require_client()
-            delay = self.config.backoff.delay(client.failed_attempts)
+            delay = self.tuning.backoff.delay(client.failed_attempts)
             client.failed_attempts += 1
             self._reconnect_task = asyncio.ensure_future(self._reconnect_after(delay))
 
@@ -357,11 +358,11 @@ class SlixmppProvider:
         """XEP-0199 liveness: a ping that times out aborts the stream, which starts the reconnect."""
         client = self._require_client()
         while not self.state.stopping:
-            await asyncio.sleep(self.config.ping_interval)
+            await asyncio.sleep(self.tuning.ping_interval)
             if not self.state.ready:
                 continue
             try:
-                await client.plugin["xep_0199"].ping(timeout=self.config.ping_timeout)
+                await client.plugin["xep_0199"].ping(timeout=self.tuning.ping_timeout)
             except IqTimeout:
                 self._emit("stream_error", detail={"condition": "ping-timeout", "will_retry": True})
                 client.abort()
@@ -397,11 +398,11 @@ class SlixmppProvider:
         self, kind: str, raw: str | None = None, stanza_id: str | None = None,
         detail: dict[str, object] | None = None,
     ) -> None:
-        event = NativeEvent(kind=kind, account=self.config.account, observed_at=datetime.now(UTC), raw=raw,
+        event = NativeEvent(kind=kind, account=self.config.ref, observed_at=datetime.now(UTC), raw=raw,
                             stanza_id=stanza_id, detail=detail or {})
-        log.debug("native event %s account=%s stanza=%s", kind, self.config.account, stanza_id)
+        log.debug("native event %s account=%s stanza=%s", kind, self.config.ref, stanza_id)
         try:
             self._sink(event)
         except Exception:
-            log.exception("event sink failed for %s (account=%s stanza=%s)", kind, self.config.account,
+            log.exception("event sink failed for %s (account=%s stanza=%s)", kind, self.config.ref,
                           stanza_id)

@@ -10,7 +10,7 @@ from slixmpp import JID
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza import Message
 
-from xmpp_connect.providers.base import AccountConfig
+from xmpp_connect.providers.base import SessionTuning
 from xmpp_connect.providers.groups import GroupChannels
 from xmpp_connect.providers.slixmpp_session import AccountClient, SessionState
 from xmpp_connect.providers.stanza_builders import receipt_answer
@@ -21,14 +21,14 @@ class InboundStanzas:
 
     def __init__(
         self,
-        config: AccountConfig,
+        tuning: SessionTuning,
         state: SessionState,
         client: Callable[[], AccountClient],
         emit: Callable[..., None],
         groups: GroupChannels,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
     ) -> None:
-        self.discover_capabilities = config.discover_capabilities
+        self.discover_capabilities = tuning.discover_capabilities
         self.state = state
         self._client = client
         self._emit = emit

@@ -10,7 +10,8 @@ from typing import Any
 
 from slixmpp import ClientXMPP
 
-from xmpp_connect.providers.base import AccountConfig, Backoff, ChannelHealth, Feature
+from xmpp_connect.config.settings import AccountConfig
+from xmpp_connect.providers.base import Backoff, ChannelHealth, Feature, SessionTuning
 
 
 @dataclass
@@ -43,15 +44,16 @@ class AccountClient(ClientXMPP):
         return self._current_connection_attempt
 
 
-def new_client(config: AccountConfig) -> AccountClient:
+def new_client(config: AccountConfig, tuning: SessionTuning) -> AccountClient:
     """A client for the account: STARTTLS only (verified unless turned off), subscriptions as configured,
     disco, XEP-0198 and XEP-0199 registered. The provider adds its handlers."""
-    client = AccountClient(config.jid, config.password, config.backoff)
+    assert config.password is not None, "the provider requires a password"
+    client = AccountClient(config.jid, config.password.reveal(), tuning.backoff)
     client.enable_direct_tls = False
     client.enable_plaintext = False
     if config.verify_tls:
-        if config.ca_file is not None:
-            client.ca_certs = Path(config.ca_file)
+        if config.ca_certs is not None:
+            client.ca_certs = Path(config.ca_certs)
     else:
         unverified = ssl.create_default_context()
         unverified.check_hostname = False
@@ -95,8 +97,8 @@ def channel_health(
         status = "unknown"
     reachability = {"connected": "healthy", "reconnecting": "unavailable", "failed": "unavailable"}
     return ChannelHealth(
-        xmpp_account_ref=config.account,
-        server_ref=config.host or config.jid.split("@", 1)[-1],
+        xmpp_account_ref=config.ref,
+        server_ref=config.host,
         status=status,
         stream_status=state.stream_status,
         authentication_status=state.auth_status,
