@@ -120,7 +120,7 @@ def test_the_service_builds_each_account_kind_its_provider(tmp_path: Path) -> No
     assert isinstance(client, SlixmppProvider) and isinstance(component, ComponentProvider)
     assert client.config.rooms[0].room_jid == "ops@conference.example.net" and client.config.iq_timeout == 2.0
     assert (component.config.jid, component.config.port, component.config.secret) == (
-        "notify.example.net", 5348, "comp-secret-3e8d")
+        "notify.example.net", 5348, Secret("comp-secret-3e8d"))
 
 
 @pytest.mark.parametrize(

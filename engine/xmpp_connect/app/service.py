@@ -50,7 +50,7 @@ from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.model import Policy
 from xmpp_connect.providers.base import XmppProvider
-from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
+from xmpp_connect.providers.component import ComponentProvider
 from xmpp_connect.providers.sandbox import SandboxProvider
 from xmpp_connect.providers.sandbox_network import SandboxNetwork, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
@@ -130,7 +130,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService):
             timing = SandboxTiming(late_receipt=self.config.timers.receipt_timeout_s + 1.0)
             return SandboxProvider(account.ref, account.jid, self.on_native_event, SandboxNetwork(timing))
         if account.provider == COMPONENT_PROVIDER:
-            return ComponentProvider(_component_config(account), self.on_native_event)
+            return ComponentProvider(account, self.on_native_event)
         return SlixmppProvider(account, self.on_native_event)
 
     def _capability(self, account: str, jid: str, feature: str) -> bool | None:
@@ -399,10 +399,4 @@ class AdapterService(ReadModel, AuditService, ArchiveService):
                 for o in observations
             ],
         }
-
-def _component_config(account: AccountConfig) -> ComponentConfig:
-    """Connection settings of a component account; the shared secret is revealed only here."""
-    assert account.secret is not None, "the config requires a component secret"
-    return ComponentConfig(account.ref, account.jid, account.secret.reveal(), host=account.host,
-                           port=account.port, iq_timeout=account.iq_timeout)
 
