@@ -31,6 +31,7 @@ from xmpp_connect.app.account_status import CONNECTED, AccountStatuses
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
 from xmpp_connect.app.archive_service import ArchiveService
 from xmpp_connect.app.audit_service import CHECKPOINT_TASK, AuditService
+from xmpp_connect.app.endpoint_service import EndpointService
 from xmpp_connect.app.logging_setup import setup_logging
 from xmpp_connect.app.metrics import (
     EvidenceCounter,
@@ -183,7 +184,7 @@ class TimerRecorder:
         )
 
 
-class AdapterService(AuditService, ArchiveService):
+class AdapterService(AuditService, ArchiveService, EndpointService):
     """The AdapterBackend the HTTP API serves: actions, ingest, reads, all scoped to the caller's tenant."""
 
     def __init__(self, config: ServiceConfig, store: SqlStore, policy: Policy | None = None) -> None:
@@ -335,6 +336,7 @@ class AdapterService(AuditService, ArchiveService):
             dead_letter=sink.dead_letter,
             late=sink.is_late,
             stop_suppression_enabled=self.config.stop_suppression_enabled,
+            contexts=sink.tracking_context,
         )
 
     def take_intake(self, intake: Intake, health_report: Path) -> None:

@@ -24,6 +24,7 @@ from xmpp_connect.evidence.recorder import Evidence, Recorder, RecorderStore
 from xmpp_connect.model.classification import Classification
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.evidence import DedupeBasis, EvidenceEvent, endpoint_ref
+from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.policy.paths import default_policy_dir
 from xmpp_connect.providers.base import RoomJoin, XmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage, endpoint_type_of, record_for
@@ -742,7 +743,7 @@ class Actions:
                     jid=bare(jid),
                     bare_jid=bare(jid),
                     verification_state="syntax_validated",
-                    metadata={"tracking_context": dict(request["tracking_context"])},
+                    metadata=TrackingContext.registered(request, received_at).as_metadata(),
                 )
             )
         return {**base, "accepted": True, "action_state": "completed", "reason": None}
