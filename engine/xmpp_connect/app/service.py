@@ -26,6 +26,7 @@ from xmpp_connect.app.account_status import CONNECTED, AccountStatuses
 from xmpp_connect.app.api_worker import write_core_health
 from xmpp_connect.app.archive_service import ArchiveService
 from xmpp_connect.app.audit_service import CHECKPOINT_TASK, AuditService
+from xmpp_connect.app.endpoint_service import EndpointService
 from xmpp_connect.app.metrics import (
     EvidenceCounter,
     StateGauges,
@@ -80,7 +81,7 @@ done that the store did not keep, and a retry with the same idempotency key carr
 
 
 
-class AdapterService(ReadModel, AuditService, ArchiveService):
+class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
     """The AdapterBackend the HTTP API serves: actions, ingest, reads, all scoped to the caller's tenant."""
 
     def __init__(self, config: ServiceConfig, store: SqlStore, policy: Policy | None = None) -> None:
@@ -232,6 +233,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService):
             dead_letter=sink.dead_letter,
             late=sink.is_late,
             stop_suppression_enabled=self.config.stop_suppression_enabled,
+            contexts=sink.tracking_context,
         )
 
     def take_intake(self, intake: Intake, health_report: Path) -> None:

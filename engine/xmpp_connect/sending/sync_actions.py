@@ -8,6 +8,7 @@ from typing import Any
 
 from xmpp_connect.config.settings import TenantConfig
 from xmpp_connect.model.evidence import endpoint_ref
+from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.providers.stanza_builders import endpoint_type_of
 from xmpp_connect.sending.ports import ActionStore
 from xmpp_connect.sending.results import ADAPTER_ID
@@ -50,7 +51,7 @@ def sync_action(
                 jid=bare(jid),
                 bare_jid=bare(jid),
                 verification_state="syntax_validated",
-                metadata={"tracking_context": dict(request["tracking_context"])},
+                metadata=TrackingContext.registered(request, received_at).as_metadata(),
             )
         )
     return {**base, "accepted": True, "action_state": "completed", "reason": None}
