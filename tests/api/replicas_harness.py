@@ -108,7 +108,7 @@ class ReplicaProcess:
         """The accounts whose stream is connected in this replica (the ones it owns and logged in)."""
         async with self.client() as http:
             accounts = (await http.get("/adapter/health")).json().get("accounts", [])
-        return {a["account_ref"] for a in accounts if a.get("stream_status") == "connected"}
+        return {a["xmpp_account_ref"] for a in accounts if a.get("stream_status") == "connected"}
 
     def kill(self) -> None:
         assert self.process is not None

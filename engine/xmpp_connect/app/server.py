@@ -38,7 +38,7 @@ def open_store(config: ServiceConfig) -> SqlStore:
     options = StoreOptions(metadata_only=config.privacy.metadata_only, redact_raw=config.privacy.redact_raw)
     if config.storage.kind == "postgres":
         assert config.storage.dsn is not None
-        return PostgresStore(config.storage.dsn.reveal(), options)
+        return PostgresStore(config.storage.dsn.reveal(), options, schema=config.storage.schema)
     assert config.storage.path is not None
     Path(config.storage.path).parent.mkdir(parents=True, exist_ok=True)
     return SqliteStore(config.storage.path, options)

@@ -34,6 +34,7 @@ from xmpp_connect.app.metrics import (
     renderer,
 )
 from xmpp_connect.app.read_model import ReadModel, plain
+from xmpp_connect.app.replication import Replication
 from xmpp_connect.app.scheduled_sends import ScheduledSends
 from xmpp_connect.app.timer_recorder import TimerRecorder
 from xmpp_connect.config.settings import (
@@ -64,9 +65,10 @@ from xmpp_connect.sending.schemas import ActionSchemas, InvalidAction
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import TimerFact, TimerService
 from xmpp_connect.sending.webhooks.subscriptions import Webhooks
-from xmpp_connect.store.errors import IdempotencyConflict, StoreUnavailable
+from xmpp_connect.store.errors import IdempotencyConflict, LeaseLost, StoreUnavailable
 from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
+from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore
 from xmpp_connect.xmpp.jids import bare
 
@@ -120,6 +122,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
             recorder=self.recorder,
             outbox=self.outbox,
         )
+        self.replication = self._replication(store)
         self._background: list[asyncio.Task[None]] = []
         self.intake_dispatcher: IntakeDispatcher | None = None
         self.webhooks = Webhooks(config, store)
@@ -133,6 +136,16 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
         if account.provider == COMPONENT_PROVIDER:
             return ComponentProvider(account, self.on_native_event)
         return SlixmppProvider(account, self.on_native_event)
+
+    def _replication(self, store: SqlStore) -> Replication | None:
+        """On PostgreSQL the accounts are shared out between the replicas (spec/replicas.md); on SQLite this
+        process owns every account."""
+        if self.config.storage.kind != "postgres" or not isinstance(store, PostgresStore):
+            return None
+        replica = self.config.replica
+        accounts = {a.ref: a for a in self.config.accounts}
+        return Replication(store, replica.id, replica.weight, replica.lease_ttl_s, list(accounts),
+                           self.providers, lambda ref: self._provider(accounts[ref]), self.outbox)
 
     def _capability(self, account: str, jid: str, feature: str) -> bool | None:
         """Whether the recipient's client advertises ``feature``, as the account's pipeline learned it."""
@@ -197,10 +210,17 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
             return
         if event.kind.startswith("stream_"):
             STREAM_EVENTS.labels(event.account, event.kind).inc()
-        with self.store.transaction():
-            if not self.outbox.keeps_for_restart(event):
-                self.pipelines[tenant_id].handle(event)
-            self.outbox.observe(tenant_id, event)
+        try:
+            with self.store.transaction():
+                if self.replication is not None:
+                    self.replication.fence(event.account)
+                if not self.outbox.keeps_for_restart(event):
+                    self.pipelines[tenant_id].handle(event)
+                self.outbox.observe(tenant_id, event)
+        except LeaseLost:
+            # Another replica owns the account now: nothing this session reports is recorded as owner.
+            log.warning("native event of an account no longer owned here dropped account=%s kind=%s",
+                        event.account, event.kind)
 
     def render_metrics(self) -> bytes:
         """The Prometheus exposition (``GET /metrics``), or empty when metrics are turned off."""
@@ -250,7 +270,10 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
         self.check_audit_key()
         self.store.enable_group_commit(asyncio.get_running_loop())
         self.account_status.announce()
-        connecting = asyncio.gather(*(p.start() for p in self.providers.values()))
+        if self.replication is not None:
+            await self.replication.start()
+        starting = () if self.replication is not None else self.providers.values()
+        connecting = asyncio.gather(*(p.start() for p in starting))
         if wait_for_accounts:
             await connecting
         else:
@@ -286,7 +309,9 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
         except Exception:
             log.exception("readiness: the store refused a write transaction")
             store_ok = False
-        accounts = {s.account: {"status": s.status, "reason": s.reason} for s in self.account_status.all()}
+        owned = None if self.replication is None else set(self.replication.ownership.owned())
+        accounts = {s.account: {"status": s.status, "reason": s.reason} for s in self.account_status.all()
+                    if owned is None or s.account in owned}
         ready = store_ok and all(a["status"] == CONNECTED for a in accounts.values())
         return ready, {
             "status": "ready" if ready else "not_ready",
@@ -307,7 +332,10 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background = []
         self.outbox.stopping = True
-        await asyncio.gather(*(p.stop() for p in self.providers.values()), return_exceptions=True)
+        if self.replication is not None:
+            await self.replication.stop()
+        else:
+            await asyncio.gather(*(p.stop() for p in self.providers.values()), return_exceptions=True)
         self.store.disable_group_commit()
 
     # -- AdapterBackend --------------------------------------------------------------------------

@@ -140,6 +140,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path, env: Mapping[str, 
         logging=LoggingConfig(
             format=reader.choice(reader.mapping(data, "logging", "logging"), "format", "logging", LOG_FORMATS)
         ),
+        replica=reader.replica(reader.mapping(data, "replica", "replica")),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from xmpp_connect.config.settings import (
     ConfigError,
     MetricsConfig,
     NodeConfig,
+    ReplicaConfig,
     RoomConfig,
     Secret,
     StorageConfig,
@@ -33,6 +35,9 @@ from xmpp_connect.config.settings import (
 )
 from xmpp_connect.config.webhook_url import ReceiverUrlError, check_receiver_url
 from xmpp_connect.xmpp.jids import bare, is_valid_jid, split_jid
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_REPLICA_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 def _is_signing_secret(value: str) -> bool:
@@ -293,6 +298,20 @@ class FieldReader:
             port=None if port is None else self.integer(port, "metrics.port", minimum=0),
         )
 
+    def replica(self, data: Mapping[str, Any]) -> ReplicaConfig:
+        """``replica``: id (unique among the replicas), weight > 0, lease TTL >= 1 s."""
+        ttl = self.number(data.get("lease_ttl_s", ReplicaConfig.lease_ttl_s), "replica.lease_ttl_s")
+        if ttl < 1:
+            raise ConfigError("replica.lease_ttl_s: at least 1 second is required")
+        replica_id = data.get("id")
+        if replica_id is not None and not (isinstance(replica_id, str) and _REPLICA_ID.fullmatch(replica_id)):
+            raise ConfigError("replica.id: 1-100 letters, digits, '.', '_' or '-' are required")
+        return ReplicaConfig(
+            **({"id": replica_id} if replica_id else {}),
+            weight=self.number(data.get("weight", ReplicaConfig.weight), "replica.weight"),
+            lease_ttl_s=ttl,
+        )
+
     def storage(self, data: Any, data_dir: Path) -> StorageConfig:
         if data is None:
             return StorageConfig(kind="sqlite", path=str(data_dir / "xmpp-connect.sqlite3"))
@@ -303,5 +322,9 @@ class FieldReader:
             path = self.path(data.get("path", str(data_dir / "xmpp-connect.sqlite3")), "storage.path")
             return StorageConfig(kind="sqlite", path=str(path))
         if kind == "postgres":
-            return StorageConfig(kind="postgres", dsn=self.secret(data, "dsn", "storage", required=True))
+            schema = data.get("schema", StorageConfig.schema)
+            if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+                raise ConfigError("storage.schema: a lower-case SQL name (letters, digits, _) is required")
+            return StorageConfig(kind="postgres", dsn=self.secret(data, "dsn", "storage", required=True),
+                                 schema=schema)
         raise ConfigError("storage.kind: must be sqlite or postgres")

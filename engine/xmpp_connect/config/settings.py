@@ -9,7 +9,9 @@ holds them. Errors name the offending field, never its value.
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,11 +164,27 @@ class TenantConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """``sqlite`` (``path``) or ``postgres`` (``dsn``, a secret)."""
+    """``sqlite`` (``path``) or ``postgres`` (``dsn``, a secret; the tables in ``schema``)."""
 
     kind: str
     path: str | None = None
     dsn: Secret | None = None
+    schema: str = "public"
+
+
+def default_replica_id() -> str:
+    """Unique per process on a network: ``<hostname>-<pid>``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    """This process as one replica on PostgreSQL (spec/replicas.md): its id, its share of the accounts, and
+    the lease TTL."""
+
+    id: str = field(default_factory=default_replica_id)
+    weight: float = 1.0
+    lease_ttl_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -262,6 +280,7 @@ class ServiceConfig:
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    replica: ReplicaConfig = field(default_factory=ReplicaConfig)
 
     def account(self, ref: str) -> AccountConfig | None:
         return next((a for a in self.accounts if a.ref == ref), None)

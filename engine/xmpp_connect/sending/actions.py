@@ -140,9 +140,11 @@ class Actions:
         outboxed = self.outbox is not None and not scheduled and not pubsub
         holds = outboxed and self.outbox is not None and self.outbox.holds(account)
         holds = holds and self._may_come_back(account)
+        # A send for an account another replica owns is that replica's to write: this one's stream is moot.
+        elsewhere = outboxed and self.outbox is not None and not self.outbox.may_send(account)
         reason = self.admission.refusal(
             tenant, account, to_jid, render_error, request.get("options") or {},
-            check_stream=not scheduled and not holds,
+            check_stream=not scheduled and not holds and not elsewhere,
         )
         base = result_base(action_type, request, op.operation_id, received_at)
         own = partial(OwnEvidence, tenant.id, message, attempt_id, to_jid or None, received_at)
@@ -217,14 +219,15 @@ class Actions:
         received_at: datetime,
         dispatch: Callable[[], None] | None,
     ) -> Callable[[], None] | None:
-        """Put an accepted message send in the outbox; hand it over now only when nobody here did yet and
-        the stream is up (else it is held, and the next session writes it)."""
+        """Put an accepted message send in the outbox; hand it over now only when nobody here did yet, this
+        replica owns the account (else its owner, woken by the outbox, writes it) and the stream is up (else
+        it is held, and the next session writes it)."""
         assert self.outbox is not None
         entry = self.outbox.accept(
             tenant_id, account, op.stanza_id, ids.message_id(op.operation_id),
             ids.attempt_id(op.operation_id), request, body, received_at,
         )
-        if not self.outbox.should_write(entry):
+        if not self.outbox.should_write(entry) or not self.outbox.may_send(account):
             return None
         if self.providers[account].health().stream_status != "connected":
             self.outbox.hold(entry)
@@ -232,9 +235,10 @@ class Actions:
         if dispatch is None:
             return None
         outbox, go = self.outbox, dispatch
+        outbox.handing(entry)
 
         def hand_over() -> None:
-            outbox.handed_over(entry.stanza_id)
+            outbox.handed_over(entry.stanza_id, account)
             go()
 
         return hand_over

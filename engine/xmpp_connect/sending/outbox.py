@@ -8,6 +8,7 @@ is down, and starts the receipt and marker timers when a stanza is written, neve
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -78,6 +79,7 @@ class Outbox:
         self.may_send: Callable[[str], bool] = lambda account: True
         """Whether this replica may write the account's stanzas now (it owns the account: spec/replicas.md);
         an entry it may not write stays in the outbox for the owner."""
+        self._handing: set[asyncio.Task[None]] = set()
         self._in_flight: dict[str, str] = {}
         """Stanza ids handed to a provider by this process and not settled (with their account): never handed
         over twice."""
@@ -109,6 +111,12 @@ class Outbox:
 
     def handed_over(self, stanza_id: str, account: str) -> None:
         self._in_flight[stanza_id] = account
+
+    def handing(self, entry: OutboxEntry) -> None:
+        """An ``at_most_once`` send is about to be handed over by the caller, after its transaction is
+        durable: record that, so whoever finds it still ``accepted`` later does not write it again."""
+        if self.policy(entry.account_ref).delivery == AT_MOST_ONCE:
+            self.store.outbox_handing(entry.tenant_id, entry.stanza_id, self.clock())
 
     def forget(self, account: str) -> None:
         """The account's session ended here for good (its lease went to another replica): what it had in
@@ -275,12 +283,38 @@ class Outbox:
             # Metadata-only mode kept no body: a send not known to be acked cannot be written again.
             self._end_unknown(entry, "body_not_kept")
             return
+        at_most_once = self.policy(entry.account_ref).delivery == AT_MOST_ONCE
+        if at_most_once and entry.handed_at is not None:
+            # Handed to a transport by an earlier process or owner, its write never recorded: it may have
+            # reached the server, so it is not written again.
+            self._end_unknown(entry, "at_most_once")
+            return
         self._in_flight[entry.stanza_id] = entry.account_ref
         if entry.held:
             # Written now: the hold bound no longer applies (the request's own expiry is set at the write).
             self.store.outbox_hold(entry.tenant_id, entry.stanza_id, False)
             self.store.cancel_timer(entry.tenant_id, entry.message_id, "expiry")
+        if at_most_once:
+            self.store.outbox_handing(entry.tenant_id, entry.stanza_id, self.clock())
+            task = asyncio.get_running_loop().create_task(self._write_when_durable(entry))
+            self._handing.add(task)
+            task.add_done_callback(self._handing.discard)
+            return
         self.write(entry)
+
+    async def _write_when_durable(self, entry: OutboxEntry) -> None:
+        """Hand an ``at_most_once`` send over once its hand-over time is committed."""
+        try:
+            await self.store.durable()
+        except Exception as exc:
+            log.warning("hand-over not recorded (%s); the send stays accepted", type(exc).__name__)
+            self._in_flight.pop(entry.stanza_id, None)
+            return
+        if self.write is None or not self.may_send(entry.account_ref):
+            self._in_flight.pop(entry.stanza_id, None)
+            return
+        with self.store.transaction():
+            self.write(entry)
 
     # ----------------------------------------------------------------- evidence
 

@@ -220,6 +220,9 @@ _REPLICA_LEASES = (
     """CREATE TABLE replicas (
         replica_id TEXT PRIMARY KEY, weight DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
         started_at DOUBLE PRECISION NOT NULL)""",
+    # When an at_most_once send was last handed to a transport (committed before the hand-over): a later
+    # owner finding it still ``accepted`` cannot tell whether it reached the server, so it ends it explicitly.
+    "ALTER TABLE outbox ADD COLUMN handed_at TEXT",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -230,5 +233,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "webhook subscriptions and dead deliveries", _WEBHOOKS),
     Migration(6, "durable outbox", _OUTBOX),
     Migration(7, "evidence sender, grade dimensions, state event", _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT),
-    Migration(8, "account leases and replicas", _REPLICA_LEASES),
+    Migration(8, "account leases, replicas, outbox hand-over time", _REPLICA_LEASES),
 )

@@ -46,6 +46,7 @@ class OutboxEntry:
     ended_reason: str | None = None
     writes: int = 0
     held: bool = False
+    handed_at: datetime | None = None
 
     @property
     def resendable(self) -> bool:
@@ -120,12 +121,22 @@ class OutboxRecords(SqlBase):
             ).fetchone()
         return row is not None
 
+    def outbox_handing(self, tenant_id: str, stanza_id: str, at: datetime) -> None:
+        """An accepted send is about to be handed to a transport (commit this before the hand-over)."""
+        with self._write() as conn:
+            self._exec(
+                conn,
+                "UPDATE outbox SET handed_at = ? WHERE tenant_id = ? AND stanza_id = ? AND state = ?"
+                " AND ended_reason IS NULL",
+                (to_text(at), tenant_id, stanza_id, ACCEPTED),
+            )
+
     def outbox_new_attempt(self, tenant_id: str, stanza_id: str, attempt_id: str) -> None:
         """The send goes out again as ``attempt_id``: back to ``accepted`` until that attempt is written."""
         with self._write() as conn:
             self._exec(
                 conn,
-                "UPDATE outbox SET attempt_id = ?, state = ?, updated_at = ?"
+                "UPDATE outbox SET attempt_id = ?, state = ?, handed_at = NULL, updated_at = ?"
                 " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL",
                 (attempt_id, ACCEPTED, to_text(self.options.clock()), tenant_id, stanza_id, *OPEN_STATES),
             )
@@ -191,4 +202,5 @@ def _entry(row: Row) -> OutboxEntry:
         ended_reason=row["ended_reason"],
         writes=int(row["writes"]),
         held=bool(row["held"]),
+        handed_at=from_text_or_none(row["handed_at"]),
     )
