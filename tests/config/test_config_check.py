@@ -78,6 +78,15 @@ def test_a_good_file_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
          ":7: accounts[0].rooms[0].room_jid: a bare JID such as ops@conference.example.net is required"),
         (("tenants:\n", "tenants:\n  - {id: other, token_env: XC_TOKEN, accounts: [nope]}\n"),
          ":7: tenants[0].accounts: unknown account ref nope"),
+        (("listen: {port: 8751}\n", "listen: {port: 8751}\nreplica: {weight: 0}\n"),
+         ":2: replica.weight: must be > 0"),
+        (("listen: {port: 8751}\n", "listen: {port: 8751}\nreplica: {lease_ttl_s: 0.5}\n"),
+         ":2: replica.lease_ttl_s: must be >= 1"),
+        (("listen: {port: 8751}\n", "listen: {port: 8751}\nreplica: {wieght: 2}\n"),
+         ":2: replica.wieght: unknown key (did you mean weight?)"),
+        (("listen: {port: 8751}\n", "listen: {port: 8751}\nstorage: {kind: postgres, dsn_env: XC_PW,"
+          " schema: Ops-1}\n"),
+         ":2: storage.schema: a lower-case SQL name (a-z, 0-9, _; not starting with a digit) is required"),
     ],
 )
 def test_each_mistake_names_file_line_and_field(

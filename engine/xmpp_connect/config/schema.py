@@ -213,4 +213,6 @@ def _pattern_text(path: FieldPath) -> str:
         return "an environment variable name (letters, digits, _) is required"
     if last == "nick":
         return "a nickname without '/' is required"
+    if last == "schema":
+        return "a lower-case SQL name (a-z, 0-9, _; not starting with a digit) is required"
     return "letters, digits, '.', '_' or '-', starting with a letter or digit"
