@@ -71,7 +71,9 @@ async def run(server: ProsodyServer, base: Path, names: list[str], sends: int, a
                        "account": accounts[n % accounts_n].ref}
             async with limit:
                 response = await clients[n % len(clients)].post("/adapter/actions", json=request)
-            assert response.status_code == 202 and response.json()["accepted"] is True, response.text
+            if response.status_code != 202 or response.json()["accepted"] is not True:
+                logs = "\n".join(r.log_text()[-4000:] for r in replicas)
+                raise AssertionError(f"{response.text}\n{logs}")
 
         await asyncio.gather(*(one(n) for n in range(sends)))
         got: set[str] = set()

@@ -1,8 +1,9 @@
 """The outbox listener (store/notify_listener.py) on a real PostgreSQL: an accepted send wakes it with the
-account, and after its connection is killed it connects again, says so, and is woken again."""
+accepted entry, and after its connection is killed it connects again, says so, and is woken again."""
 
 from __future__ import annotations
 
+import json
 import queue
 from datetime import UTC, datetime
 
@@ -40,13 +41,13 @@ def test_the_listener_is_woken_and_survives_a_killed_connection(store_factory, t
     try:
         connects.get(timeout=WAIT)
         accept(store, tenant, 1, "notify")
-        assert woken.get(timeout=WAIT) == "notify"
+        assert json.loads(woken.get(timeout=WAIT)) == ["notify", tenant, "stanza-1"]
         with psycopg.connect(PG_DSN, autocommit=True) as admin:
             killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                                    " WHERE application_name = %s", (name,)).fetchall()
         assert killed == [(True,)]
         connects.get(timeout=WAIT)
         accept(store, tenant, 2, "other")
-        assert woken.get(timeout=WAIT) == "other"
+        assert json.loads(woken.get(timeout=WAIT)) == ["other", tenant, "stanza-2"]
     finally:
         listener.stop()

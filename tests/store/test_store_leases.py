@@ -3,6 +3,7 @@ token that only grows, a stale owner's writes refused in their own transaction, 
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime
 
@@ -80,7 +81,7 @@ def test_an_accepted_send_notifies_the_owner_at_commit(store_factory, tenant):
             store.outbox_accept(OutboxEntry(tenant, "stanza-9", "notify", "xmppmsg_9", "xmppatt_9", ACCEPTED,
                                             {"action_type": "notification.send"}, "body", NOW))
         payloads = [n.payload for n in listener.notifies(timeout=30, stop_after=1)]
-    assert payloads == ["notify"]
+    assert [json.loads(p) for p in payloads] == [["notify", tenant, "stanza-9"]]
 
 
 @pytest.mark.postgres

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 from collections.abc import Callable, MutableMapping, Sequence
 
@@ -60,7 +62,7 @@ class Replication:
         self._listener = NotifyListener(
             self.store.connect_listener,
             self.store.outbox_channel,
-            lambda account: loop.call_soon_threadsafe(self.wake, account),
+            lambda payload: loop.call_soon_threadsafe(self.woken, payload),
             lambda: loop.call_soon_threadsafe(self.sweep),
         )
         self._listener.start()
@@ -78,22 +80,31 @@ class Replication:
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
 
-    def wake(self, account: str) -> None:
-        """Sends were accepted for ``account``: write them if this replica owns it and its stream is up."""
+    def woken(self, payload: str) -> None:
+        """A send was accepted (by any replica): write it if this replica owns its account and the stream is
+        up (else the session's start writes it)."""
+        try:
+            account, tenant_id, stanza_id = json.loads(payload)
+        except (ValueError, TypeError):
+            log.warning("outbox notification with an unreadable payload dropped")
+            return
+        self._as_owner(account, lambda: self.outbox.wake(tenant_id, stanza_id))
+
+    def sweep(self) -> None:
+        """Look at every owned account's outbox (after a lost listener connection, and now and then)."""
+        for account in self.ownership.owned():
+            self._as_owner(account, functools.partial(self.outbox.sweep, account))
+
+    def _as_owner(self, account: str, write: Callable[[], None]) -> None:
         provider = self.providers.get(account)
         if not self.owns(account) or provider is None or provider.health().stream_status != CONNECTED:
             return
         try:
             with self.store.transaction():
                 self.fence(account)
-                self.outbox.wake(account)
+                write()
         except LeaseLost:
-            log.warning("woken for an account no longer owned here account=%s", account)
-
-    def sweep(self) -> None:
-        """Look at every owned account's outbox (after a lost listener connection, and now and then)."""
-        for account in self.ownership.owned():
-            self.wake(account)
+            log.warning("an account no longer owned here account=%s", account)
 
     async def _sweep_periodically(self) -> None:
         while True:

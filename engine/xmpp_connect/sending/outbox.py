@@ -123,9 +123,18 @@ class Outbox:
         flight is the next owner's to recover."""
         self._in_flight = {s: a for s, a in self._in_flight.items() if a != account}
 
-    def wake(self, account: str) -> None:
-        """Another replica accepted sends for an account owned here: write its accepted entries that nobody
-        here is writing yet, in acceptance order."""
+    def wake(self, tenant_id: str, stanza_id: str) -> None:
+        """Another replica accepted this send for an account owned here: write it unless someone here is
+        writing it already (or it waits for the stream)."""
+        if stanza_id in self._in_flight:
+            return
+        entry = self.store.outbox_entry(tenant_id, stanza_id)
+        if entry is not None and self.should_write(entry) and not entry.held:
+            self._write(entry)
+
+    def sweep(self, account: str) -> None:
+        """Write every accepted entry of the account that nobody here is writing, in acceptance order (after
+        notifications may have been missed)."""
         for entry in self.store.outbox_open(account):
             if self.should_write(entry) and not entry.held:
                 self._write(entry)

@@ -39,6 +39,8 @@ class SqlBase:
     backend = "sql"
     begin_write = "BEGIN"
     """The statement that opens a write transaction (SQLite takes the write lock at once with IMMEDIATE)."""
+    take_counter = "UPDATE counters SET last_value = last_value + ? WHERE name = ? RETURNING last_value"
+    """Advance one counter and return its new value (the row stays locked until commit)."""
     counters_in_batch = False
     """True where a group-commit batch holds the whole database's write lock from begin to commit (SQLite):
     its counters are then read once, handed out from memory and written back just before the COMMIT."""
@@ -143,9 +145,9 @@ class SqlBase:
     def _exec_many(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         raise NotImplementedError
 
-    def _notify(self, conn: Any, account_ref: str) -> None:
-        """Wake the account's owner replica when this transaction commits (PostgreSQL NOTIFY); SQLite has
-        one replica, which owns every account."""
+    def _notify(self, conn: Any, account_ref: str, tenant_id: str, stanza_id: str) -> None:
+        """Wake the account's owner replica for this outbox entry when the transaction commits (PostgreSQL
+        NOTIFY); SQLite has one replica, which owns every account."""
 
     def _broken(self, conn: Any) -> bool:
         """Whether this connection can no longer be used (the backend says)."""
@@ -235,11 +237,7 @@ class SqlBase:
             last += count
             self._batch_counters[counter] = last
             return last
-        row = self._exec(
-            conn,
-            "UPDATE counters SET last_value = last_value + ? WHERE name = ? RETURNING last_value",
-            (count, counter),
-        ).fetchone()
+        row = self._exec(conn, self.take_counter, (count, counter)).fetchone()
         return int(row["last_value"])
 
 

@@ -115,9 +115,3 @@ class LeaseRecords(SqlBase):
         """The live replicas and their weights."""
         rows = self._all(f"SELECT replica_id, weight FROM replicas WHERE expires_at > {self.db_now}")
         return {r["replica_id"]: float(r["weight"]) for r in rows}
-
-    def notify_account(self, account_ref: str) -> None:
-        """Wake the account's owner (PostgreSQL NOTIFY, delivered at commit); nothing on SQLite, where the one
-        replica owns every account."""
-        with self._write() as conn:
-            self._notify(conn, account_ref)

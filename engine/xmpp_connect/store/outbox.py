@@ -84,7 +84,7 @@ class OutboxRecords(SqlBase):
             ).fetchone()
             if row is not None:
                 # Any replica accepts; the account's owner is woken when this transaction commits.
-                self._notify(conn, entry.account_ref)
+                self._notify(conn, entry.account_ref, entry.tenant_id, entry.stanza_id)
         if row is not None:
             return replace(entry, state=ACCEPTED, request=request, body=entry.body if body_kept else None,
                            seq=int(row["seq"]))

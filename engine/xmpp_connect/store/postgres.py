@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,13 @@ class PostgresStore(SqlStore):
     backend = "postgres"
     db_now = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
     share_lock = " FOR SHARE"
+    take_counter = (
+        # Every counter row is locked first, in name order: transactions of several replicas (or threads)
+        # that take different counters in different orders would otherwise deadlock each other.
+        "WITH locked AS (SELECT name FROM counters ORDER BY name FOR UPDATE)"
+        " UPDATE counters SET last_value = last_value + ? WHERE name = ?"
+        " AND (SELECT count(*) FROM locked) > 0 RETURNING last_value"
+    )
 
     def __init__(
         self,
@@ -65,15 +73,19 @@ class PostgresStore(SqlStore):
 
     @property
     def outbox_channel(self) -> str:
-        """The NOTIFY channel that wakes an account's owner: one per schema, the account as payload."""
+        """The NOTIFY channel that wakes an account's owner: one per schema; the payload is the JSON list
+        ``[account, tenant, stanza id]`` of the accepted entry."""
         return outbox_channel(self.schema)
 
     def connect_listener(self) -> psycopg.Connection[Any]:
         """A connection of its own (autocommit) for LISTEN: notifications arrive between transactions."""
         return psycopg.connect(self._dsn, autocommit=True)
 
-    def _notify(self, conn: psycopg.Connection[Any], account_ref: str) -> None:
-        conn.execute("SELECT pg_notify(%s, %s)", (self.outbox_channel, account_ref))
+    def _notify(
+        self, conn: psycopg.Connection[Any], account_ref: str, tenant_id: str, stanza_id: str
+    ) -> None:
+        payload = json.dumps([account_ref, tenant_id, stanza_id])
+        conn.execute("SELECT pg_notify(%s, %s)", (self.outbox_channel, payload))
 
     def _broken(self, conn: psycopg.Connection[Any]) -> bool:
         return bool(conn.closed)
