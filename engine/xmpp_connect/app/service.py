@@ -299,8 +299,8 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
             await connecting
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready to serve: the store takes a write, the policy is loaded, every account is connected. Names no
-        tenant, JID or server."""
+        """Ready to serve: the store takes a write, the policy is loaded, every account this replica owns (all
+        of them without replicas) is connected. Names no tenant, JID or server."""
         try:
             with self.store.transaction():
                 pass
