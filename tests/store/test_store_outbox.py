@@ -62,3 +62,16 @@ def test_metadata_only_keeps_no_body(store_factory, tenant):
     stored = store.outbox_accept(entry(tenant, 6))
     assert stored.body is None and "content" not in stored.request and not stored.resendable
     assert store.outbox_entry(tenant, "stanza-6").body is None
+
+
+def test_a_hand_over_time_is_kept_until_the_next_attempt(store, tenant):
+    """at_most_once sends record their hand-over before it (spec/replicas.md): a later owner finding the
+    row still accepted with a hand-over time ends it instead of writing it again."""
+    store.outbox_accept(entry(tenant, 7))
+    assert store.outbox_entry(tenant, "stanza-7").handed_at is None
+    store.outbox_handing(tenant, "stanza-7", NOW)
+    handed = store.outbox_entry(tenant, "stanza-7")
+    assert handed.state == ACCEPTED and handed.handed_at == NOW
+    store.outbox_written(tenant, "stanza-7", NOW)
+    store.outbox_new_attempt(tenant, "stanza-7", "xmppatt_7.2")
+    assert store.outbox_entry(tenant, "stanza-7").handed_at is None, "a new attempt is handed over anew"
