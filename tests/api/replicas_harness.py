@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -128,17 +129,36 @@ class ReplicaProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def owners(dsn: str, schema: str) -> dict[str, tuple[str | None, int, bool]]:
-    """Each account's lease as the database sees it: owner, token, whether it is still unexpired."""
+@dataclass(frozen=True)
+class LeaseRow:
+    owner: str | None
+    token: int
+    live: bool
+    acquired_at: float
+    """Seconds since the epoch (the database's clock, the same machine's as the replicas' logs)."""
+
+
+def owners(dsn: str, schema: str) -> dict[str, LeaseRow]:
+    """Each account's lease as the database sees it."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
         rows = conn.execute("SELECT account_ref, owner, token, expires_at > EXTRACT(EPOCH FROM"
-                            " clock_timestamp()) FROM account_leases").fetchall()
-    return {ref: (owner, int(token), bool(live)) for ref, owner, token, live in rows}
+                            " clock_timestamp()), acquired_at FROM account_leases").fetchall()
+    return {ref: LeaseRow(owner, int(token), bool(live), float(at)) for ref, owner, token, live, at in rows}
 
 
 def live_owners(dsn: str, schema: str) -> Mapping[str, str]:
-    return {ref: owner for ref, (owner, _, live) in owners(dsn, schema).items() if live and owner}
+    return {ref: row.owner for ref, row in owners(dsn, schema).items() if row.live and row.owner}
+
+
+def logged_at(log_text: str, fragment: str) -> list[float]:
+    """When each log line containing ``fragment`` was written, in seconds since the epoch."""
+    stamps = []
+    for line in log_text.splitlines():
+        if fragment in line:
+            day, clock = line.split(" ", 2)[:2]
+            stamps.append(datetime.strptime(f"{day} {clock}", "%Y-%m-%d %H:%M:%S,%f").timestamp())
+    return stamps
 
 
 class TcpProxy:

@@ -22,6 +22,7 @@ class Lease:
     owner: str | None
     token: int
     expires_at: float
+    acquired_at: float
 
 
 class LeaseRecords(SqlBase):
@@ -39,13 +40,13 @@ class LeaseRecords(SqlBase):
         with self._write() as conn:
             row = self._exec(
                 conn,
-                "INSERT INTO account_leases (account_ref, owner, token, expires_at, updated_at)"
+                "INSERT INTO account_leases (account_ref, owner, token, expires_at, acquired_at)"
                 f" VALUES (?, ?, 1, {now} + ?, {now})"
                 " ON CONFLICT (account_ref) DO UPDATE SET owner = excluded.owner,"
                 " token = account_leases.token + 1, expires_at = excluded.expires_at,"
-                " updated_at = excluded.updated_at"
+                " acquired_at = excluded.acquired_at"
                 " WHERE account_leases.owner IS NULL OR account_leases.owner = excluded.owner"
-                " OR account_leases.expires_at <= excluded.updated_at RETURNING token",
+                " OR account_leases.expires_at <= excluded.acquired_at RETURNING token",
                 (account_ref, owner, ttl_s),
             ).fetchone()
         return None if row is None else int(row["token"])
@@ -56,7 +57,7 @@ class LeaseRecords(SqlBase):
         with self._write() as conn:
             row = self._exec(
                 conn,
-                f"UPDATE account_leases SET expires_at = {now} + ?, updated_at = {now}"
+                f"UPDATE account_leases SET expires_at = {now} + ?"
                 f" WHERE account_ref = ? AND owner = ? AND token = ? AND expires_at > {now} RETURNING token",
                 (ttl_s, account_ref, owner, token),
             ).fetchone()
@@ -68,7 +69,7 @@ class LeaseRecords(SqlBase):
         with self._write() as conn:
             row = self._exec(
                 conn,
-                f"UPDATE account_leases SET owner = NULL, expires_at = {now}, updated_at = {now}"
+                f"UPDATE account_leases SET owner = NULL, expires_at = {now}"
                 " WHERE account_ref = ? AND owner = ? AND token = ? RETURNING token",
                 (account_ref, owner, token),
             ).fetchone()
@@ -90,9 +91,9 @@ class LeaseRecords(SqlBase):
 
     def leases(self) -> dict[str, Lease]:
         """Every account's lease, by account (expired ones too)."""
-        rows = self._all("SELECT account_ref, owner, token, expires_at FROM account_leases")
-        return {r["account_ref"]: Lease(r["account_ref"], r["owner"], int(r["token"]), float(r["expires_at"]))
-                for r in rows}
+        rows = self._all("SELECT account_ref, owner, token, expires_at, acquired_at FROM account_leases")
+        return {r["account_ref"]: Lease(r["account_ref"], r["owner"], int(r["token"]), float(r["expires_at"]),
+                                        float(r["acquired_at"])) for r in rows}
 
     def replica_heartbeat(self, replica_id: str, weight: float, ttl_s: float) -> None:
         """This replica is alive for ``ttl_s`` more seconds, with this weight."""

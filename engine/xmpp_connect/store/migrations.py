@@ -211,11 +211,11 @@ _WEBHOOKS = (
 
 _REPLICA_LEASES = (
     # Who owns each XMPP account (spec/replicas.md): the owner replica, a fencing token that grows with every
-    # acquisition, and the expiry in seconds since the epoch by the database's own clock. A released lease
-    # keeps its token (owner NULL), so the next owner's token is still larger.
+    # acquisition, when it was acquired and when it expires, in seconds since the epoch by the database's own
+    # clock. A released lease keeps its token (owner NULL), so the next owner's token is still larger.
     """CREATE TABLE account_leases (
         account_ref TEXT PRIMARY KEY, owner TEXT, token BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL)""",
+        acquired_at DOUBLE PRECISION NOT NULL)""",
     # The replicas sharing the store and their weights; a replica is alive until its heartbeat expires.
     """CREATE TABLE replicas (
         replica_id TEXT PRIMARY KEY, weight DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
