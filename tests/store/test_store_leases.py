@@ -24,12 +24,12 @@ def test_one_owner_at_a_time_and_the_token_only_grows(store):
     first = store.lease_acquire("notify", "replica-a", TTL)
     assert first == 1
     assert store.lease_acquire("notify", "replica-b", TTL) is None, "held by a"
-    assert store.lease_renew("notify", "replica-a", first, TTL) is True
-    assert store.lease_renew("notify", "replica-b", first, TTL) is False
+    assert store.lease_renew("replica-a", {"notify": first}, TTL) == {"notify"}
+    assert store.lease_renew("replica-b", {"notify": first}, TTL) == set()
     assert store.lease_release("notify", "replica-a", first) is True
     second = store.lease_acquire("notify", "replica-b", TTL)
     assert second == 2, "a released lease keeps its token: the next owner's is larger"
-    assert store.lease_renew("notify", "replica-a", first, TTL) is False, "a's token is superseded"
+    assert store.lease_renew("replica-a", {"notify": first}, TTL) == set(), "a's token is superseded"
     assert store.lease_release("notify", "replica-a", first) is False
     leases = store.leases()
     assert leases["notify"].owner == "replica-b" and leases["notify"].token == 2
@@ -38,7 +38,7 @@ def test_one_owner_at_a_time_and_the_token_only_grows(store):
 def test_an_expired_lease_is_taken_over_with_a_larger_token(store):
     token = store.lease_acquire("notify", "replica-a", EXPIRED)
     assert token is not None
-    assert store.lease_renew("notify", "replica-a", token, TTL) is False, "expired: acquire again"
+    assert store.lease_renew("replica-a", {"notify": token}, TTL) == set(), "expired: acquire again"
     taken = store.lease_acquire("notify", "replica-b", TTL)
     assert taken == token + 1
     with pytest.raises(LeaseLost):
@@ -102,3 +102,13 @@ def test_a_lease_change_waits_for_the_owners_fenced_write_to_commit(store_factor
         assert thread.is_alive() and released == [], "the change waits for the owner's transaction"
     thread.join(timeout=30)
     assert released == [True]
+
+
+def test_one_statement_renews_exactly_the_leases_still_held(store):
+    tokens = {ref: store.lease_acquire(ref, "replica-a", TTL) for ref in ("one", "two", "three")}
+    assert store.lease_acquire("four", "replica-a", EXPIRED) is not None
+    store.lease_release("two", "replica-a", tokens["two"])
+    store.lease_acquire("two", "replica-b", TTL)
+    held = {**tokens, "four": 1, "five": 7}
+    assert store.lease_renew("replica-a", held, TTL) == {"one", "three"}
+    assert store.lease_renew("replica-a", {}, TTL) == set()

@@ -72,7 +72,8 @@ class Ownership:
         self._losing = losing
         self._held: dict[str, _Held] = {}
         self._leaving: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping: dict[str, asyncio.Task[None]] = {}
+        """Accounts whose session is being ended after a lost lease: not acquired again until it ended."""
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="xmpp-connect leases")
         """Lease calls run in a thread of their own: a database that hangs never stalls the event loop."""
 
@@ -106,8 +107,7 @@ class Ownership:
         ttl = self.timing.ttl_s
         try:
             await self._call(self.store.replica_heartbeat, self.replica_id, self.weight, ttl)
-            for account, held in list(self._held.items()):
-                await self._renew(account, held)
+            await self._renew()
             replicas = await self._call(self.store.replicas_alive)
         except Exception as exc:
             log.warning("lease round failed (%s); sending stops when the send window ends",
@@ -116,7 +116,7 @@ class Ownership:
         replicas[self.replica_id] = self.weight
         desired = placement(self.accounts, replicas)
         for account, owner in desired.items():
-            if owner == self.replica_id and account not in self._held:
+            if owner == self.replica_id and account not in self._held and account not in self._stopping:
                 await self._acquire(account)
             elif owner != self.replica_id and account in self._held and account not in self._leaving:
                 await self.give_up(account)
@@ -125,8 +125,7 @@ class Ownership:
         """Give every account up (sessions ended first) and leave, so the others take over at once."""
         for account in list(self._held):
             await self.give_up(account)
-        for task in list(self._tasks):
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*self._stopping.values(), return_exceptions=True)
         try:
             await self._call(self.store.replica_leave, self.replica_id)
         except Exception as exc:
@@ -160,17 +159,20 @@ class Ownership:
         log.info("account acquired account=%s token=%d", account, token)
         await self._gained(account)
 
-    async def _renew(self, account: str, held: _Held) -> None:
+    async def _renew(self) -> None:
+        """Renew every held lease in one statement; an account whose lease did not renew is lost here."""
+        held = dict(self._held)
         sent_at = asyncio.get_running_loop().time()
-        renewed = await self._call(self.store.lease_renew, account, self.replica_id, held.token,
-                                   self.timing.ttl_s)
-        if self._held.get(account) is not held:
-            return
-        if renewed:
-            held.renewed_at = sent_at
-            self._watch(account)
-        else:
-            self._lost(account, "lease taken over or expired")
+        tokens = {account: h.token for account, h in held.items()}
+        renewed = await self._call(self.store.lease_renew, self.replica_id, tokens, self.timing.ttl_s)
+        for account, h in held.items():
+            if self._held.get(account) is not h:
+                continue
+            if account in renewed:
+                h.renewed_at = sent_at
+                self._watch(account)
+            else:
+                self._lost(account, "lease taken over or expired")
 
     def _watch(self, account: str) -> None:
         """Once the send window after the last renewal ends without another one, the account is lost here."""
@@ -190,8 +192,8 @@ class Ownership:
         log.warning("account lost account=%s (%s)", account, reason)
         self._forget(account)
         task = asyncio.get_running_loop().create_task(self._losing(account), name=f"lose {account}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._stopping[account] = task
+        task.add_done_callback(lambda _: self._stopping.pop(account, None))
 
     def _forget(self, account: str) -> None:
         held = self._held.pop(account, None)

@@ -8,6 +8,7 @@ lease row FOR SHARE so a takeover waits until that write committed or rolled bac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from xmpp_connect.store.connection import SqlBase
@@ -51,17 +52,22 @@ class LeaseRecords(SqlBase):
             ).fetchone()
         return None if row is None else int(row["token"])
 
-    def lease_renew(self, account_ref: str, owner: str, token: int, ttl_s: float) -> bool:
-        """Extend a lease still held (not expired) with this token; False once it is not."""
+    def lease_renew(self, owner: str, tokens: Mapping[str, int], ttl_s: float) -> set[str]:
+        """Extend, in one statement, every lease ``owner`` still holds (not expired) with the given token per
+        account; returns the accounts renewed (the others are lost)."""
+        if not tokens:
+            return set()
         now = self.db_now
+        held = " OR ".join(["(account_ref = ? AND token = ?)"] * len(tokens))
+        params = [value for account, token in tokens.items() for value in (account, token)]
         with self._write() as conn:
-            row = self._exec(
+            rows = self._exec(
                 conn,
                 f"UPDATE account_leases SET expires_at = {now} + ?"
-                f" WHERE account_ref = ? AND owner = ? AND token = ? AND expires_at > {now} RETURNING token",
-                (ttl_s, account_ref, owner, token),
-            ).fetchone()
-        return row is not None
+                f" WHERE owner = ? AND expires_at > {now} AND ({held}) RETURNING account_ref",
+                (ttl_s, owner, *params),
+            ).fetchall()
+        return {row["account_ref"] for row in rows}
 
     def lease_release(self, account_ref: str, owner: str, token: int) -> bool:
         """Give the lease up at once (the token stays, so the next owner's is larger)."""
