@@ -220,5 +220,45 @@ async def test_held_send_drains_on_reconnect_and_one_past_its_bound_expires(
     assert (await at_least_once.states([bounded])) == ["expired"]
 
 
+async def test_one_outage_is_one_unavailable_event_however_many_reconnects_fail(
+    prosody: ProsodyServer, at_least_once: Service,
+) -> None:
+    """Prosody stopped long enough for a reconnect to fail, then started: the feed tells the outage once
+    (``system.provider.unavailable``), then its end (``system.adapter.health_changed``)."""
+    provider = at_least_once.service.providers["notify"]
+    before = await _feed(at_least_once)
+    prosody.stop()
+    deadline = time.monotonic() + WAIT
+    while provider.state.failures_while_down < 1:
+        assert time.monotonic() < deadline, "no reconnect failed while the server was down"
+        await asyncio.sleep(0.05)
+    prosody.start()
+    while provider.health().status != "healthy":
+        assert time.monotonic() < deadline + WAIT, "the provider never reconnected"
+        await asyncio.sleep(0.05)
+    deadline = time.monotonic() + WAIT
+    back = "system.adapter.health_changed"
+    while not any(e["event_type"] == back for e in await _feed(at_least_once, before)):
+        assert time.monotonic() < deadline, "the reconnect never reached the feed"
+        await asyncio.sleep(0.05)
+    outage = [e["event_type"] for e in await _feed(at_least_once, before) if e["xmpp_message_id"] is None]
+    assert outage.count("system.provider.unavailable") == 1, outage
+    assert outage[0] == "system.provider.unavailable", outage
+    assert set(outage[1:]) == {"system.adapter.health_changed"}, "back: authenticated, then connected"
+
+
+async def _feed(under_test: Service, after: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The tenant's event feed (paged with the cursor), without the events already in ``after``."""
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = await under_test.get("/adapter/events", limit=500, **({"cursor": cursor} if cursor else {}))
+        events += page["events"]
+        if not page["events"]:
+            break
+        cursor = page["next_cursor"]
+    return events[len(after or []):]
+
+
 def _in_seconds(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")

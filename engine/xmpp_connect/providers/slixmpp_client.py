@@ -278,6 +278,8 @@ class SlixmppProvider:
 
     def _become_ready(self, resumed: bool) -> None:
         self.state.ready = True
+        self.state.down_reported = False
+        self.state.failures_while_down = 0
         client = self._require_client()
         self._emit(
             "stream_connected",
@@ -305,7 +307,7 @@ class SlixmppProvider:
         self.state.sm_active = False
         will_retry = not self.state.stopping and self.state.fatal is None
         self.state.stream_status = "reconnecting" if will_retry else "disconnected"
-        self._emit("stream_disconnected", detail={"reason": describe(reason), "will_retry": will_retry})
+        self._stream_down("stream_disconnected", {"reason": describe(reason), "will_retry": will_retry})
         if will_retry:
             client = self._require_client()
             delay = self.tuning.backoff.delay(client.failed_attempts)
@@ -319,12 +321,24 @@ class SlixmppProvider:
 
     def _on_connection_failed(self, error: Any) -> None:
         self.state.stream_status = "reconnecting"
-        self._emit("stream_error", detail={"condition": "connection-failed", "reason": describe(error),
+        self._stream_down("stream_error", {"condition": "connection-failed", "reason": describe(error),
                                            "will_retry": not self.state.stopping})
 
     def _on_stream_error(self, error: Any) -> None:
-        self._emit("stream_error", raw=str(error), detail={"condition": error["condition"],
-                                                          "will_retry": not self.state.stopping})
+        detail: dict[str, object] = {"condition": error["condition"], "will_retry": not self.state.stopping}
+        self._stream_down("stream_error", detail, raw=str(error))
+
+    def _stream_down(self, kind: str, detail: dict[str, object], raw: str | None = None) -> None:
+        """One outage, one fact: the stream-down fact is emitted on the transition from up to down; a further
+        failure while the stream is still down (a failed reconnect, the disconnect after a stream error) is
+        logged only. A give-up (``will_retry`` false) is its own fact: it changes the outage to a failure."""
+        if self.state.down_reported and detail.get("will_retry") is not False:
+            self.state.failures_while_down += 1
+            log.info("account %s: still down (%s %s; failure %d of this outage)", self.config.ref, kind,
+                     detail.get("condition") or detail.get("reason"), self.state.failures_while_down)
+            return
+        self.state.down_reported = True
+        self._emit(kind, raw=raw, detail=detail)
 
     def _on_failed_auth(self, failure: Any) -> None:
         self.state.auth_status = "failed"
@@ -364,7 +378,7 @@ class SlixmppProvider:
             try:
                 await client.plugin["xep_0199"].ping(timeout=self.tuning.ping_timeout)
             except IqTimeout:
-                self._emit("stream_error", detail={"condition": "ping-timeout", "will_retry": True})
+                self._stream_down("stream_error", {"condition": "ping-timeout", "will_retry": True})
                 client.abort()
             except IqError:
                 continue
