@@ -130,7 +130,8 @@ class ComponentProvider:
         raise NotImplementedError("groupchat is not offered over a component connection: use an account")
 
     def publish(self, service_jid: str, node: str, item_id: str, payload_xml: str,
-                message_id: str | None = None, attempt_id: str | None = None) -> OutboundRecord:
+                message_id: str | None = None, attempt_id: str | None = None, *,
+                stanza_id: str | None = None) -> OutboundRecord:
         raise NotImplementedError("PubSub is not offered over a component connection: use an account")
 
     async def discover(self, jid: str) -> None:

@@ -131,6 +131,7 @@ class SlixmppProvider:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(client.disconnect(wait=1.0), 3.0)
         self.outbound.session_lost()
+        self.groups.session_lost()
         self.outbound.give_up("provider_stopped")
         self.state.ready = False
         self.state.stream_status = "disconnected"
@@ -138,6 +139,7 @@ class SlixmppProvider:
     def _make_client(self) -> AccountClient:
         client = new_client(self.config, self.tuning)
         client.add_filter("out", self.outbound.on_outgoing)
+        client.add_filter("out", self.groups.on_outgoing)
         client.register_handler(Callback("xc inbound message", MatchXPath("{jabber:client}message"),
                                          self.inbound.on_message))
         client.register_handler(Callback("xc inbound presence", MatchXPath("{jabber:client}presence"),
@@ -192,9 +194,11 @@ class SlixmppProvider:
                                            attempt_id=attempt_id)
 
     def publish(self, service_jid: str, node: str, item_id: str, payload_xml: str,
-                message_id: str | None = None, attempt_id: str | None = None) -> OutboundRecord:
+                message_id: str | None = None, attempt_id: str | None = None, *,
+                stanza_id: str | None = None) -> OutboundRecord:
         """Publish one item; the service's iq result or error arrives as a ``stanza_received`` event."""
-        return self.groups.publish(service_jid, node, item_id, payload_xml, message_id, attempt_id)
+        return self.groups.publish(service_jid, node, item_id, payload_xml, message_id, attempt_id,
+                                   stanza_id=stanza_id)
 
     async def node_info(self, service_jid: str, node: str) -> NodeInfo:
         return await self.groups.node_info(service_jid, node)
@@ -266,6 +270,7 @@ class SlixmppProvider:
     def _on_sm_failed(self, _event: Any) -> None:
         """A failed resumption ends the old session; a failed enable leaves a session without acks."""
         self.outbound.session_lost()
+        self.groups.session_lost()
         if self.state.stream_status == "connected" and not self.state.ready:
             self.state.sm_active = False
             self._become_ready(resumed=False)
@@ -294,6 +299,7 @@ class SlixmppProvider:
         if self._first_outcome is not None and not self._first_outcome.done():
             self._first_outcome.set_result(True)
         self.outbound.flush()
+        self.groups.flush_publishes()
         if resumed:
             self.outbound.request_ack_now()
         if self._ping_task is None or self._ping_task.done():
@@ -301,6 +307,7 @@ class SlixmppProvider:
 
     def _on_session_end(self, _event: Any) -> None:
         self.outbound.session_lost()
+        self.groups.session_lost()
 
     def _on_disconnected(self, reason: Any) -> None:
         self.state.ready = False
