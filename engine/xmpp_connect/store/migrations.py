@@ -209,6 +209,14 @@ _WEBHOOKS = (
         PRIMARY KEY (tenant_id, subscription_id, event_id))""",
 )
 
+_UNUSED_INDEXES = (
+    # Written on every send, read by no query of the service (only the store's list_stanzas, list_receipts,
+    # list_markers and list_inbound filter on these columns, and nothing but tests calls them).
+    "DROP INDEX stanzas_by_message",
+    "DROP INDEX receipts_markers_by_message",
+    "DROP INDEX inbound_by_message",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
@@ -217,4 +225,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "webhook subscriptions and dead deliveries", _WEBHOOKS),
     Migration(6, "durable outbox", _OUTBOX),
     Migration(7, "evidence sender, grade dimensions, state event", _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT),
+    Migration(9, "indexes no query of the service reads dropped", _UNUSED_INDEXES),
 )
