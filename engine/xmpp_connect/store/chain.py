@@ -7,7 +7,7 @@ so the tenant's previous row, read after taking it, is the one committed last: t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -41,6 +41,8 @@ _RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw
 Query = Callable[[str, Sequence[Any]], Any]
 
 
+RawKey = tuple[str, str]
+"""(tenant id, raw event id)"""
 Heads = dict[str, tuple[str | None, str]]
 """tenant id -> (event id, chain hash) of its last chained entry."""
 
@@ -49,10 +51,13 @@ class ChainLinker:
     """Chain values for the rows of one write scope; tenant heads are read once (unless ``heads`` already
     holds them), then advanced in memory."""
 
-    def __init__(self, query: Query, heads: Heads | None = None) -> None:
+    def __init__(
+        self, query: Query, heads: Heads | None = None, raw_digests: Mapping[RawKey, str] | None = None
+    ) -> None:
         self._query = query
         self.heads: Heads = dict(heads or {})
-        self._raw: dict[tuple[str, str], str | None] = {}
+        self._raw: dict[RawKey, str | None] = {}
+        self._recent_raw = raw_digests or {}
 
     def values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """The chain columns for an event row (``event_row`` order); call ``advance`` once it is inserted."""
@@ -83,6 +88,9 @@ class ChainLinker:
 
     def _raw_digest(self, tenant_id: str, raw_ref: str) -> str | None:
         key = (tenant_id, raw_ref)
+        recent = self._recent_raw.get(key)
+        if recent is not None:
+            return recent
         if key not in self._raw:
             row = self._query(_RAW_DIGEST, key).fetchone()
             self._raw[key] = row["content_sha256"] if row else None

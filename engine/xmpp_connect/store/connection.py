@@ -40,6 +40,9 @@ class SqlBase:
     begin_write = "BEGIN"
     """The statement that opens a write transaction (SQLite takes the write lock at once with IMMEDIATE)."""
     counters_in_batch = False
+    statement_undoes_itself = False
+    """True where a statement that fails undoes only its own changes and leaves the transaction usable
+    (SQLite). A store call nested in another write scope then joins it without a savepoint of its own."""
     """True where a group-commit batch holds the whole database's write lock from begin to commit (SQLite):
     its counters are then read once, handed out from memory and written back just before the COMMIT."""
 
@@ -50,6 +53,9 @@ class SqlBase:
         self._connections_lock = threading.Lock()
         self._batch: CommitBatch | None = None
         self._batch_counters: dict[str, int] = {}
+        self._raw_digests: dict[tuple[str, str], str] = {}
+        """(tenant, raw event id) -> content sha256 of raw stanzas this store recorded lately, so that
+        chaining the evidence citing them needs no lookup; forgotten when a write scope is rolled back."""
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -60,21 +66,33 @@ class SqlBase:
 
     def transaction(self) -> AbstractContextManager[None]:
         """One write transaction for every store write made in the block on this thread: nested store calls
-        join it (each as a savepoint, so a failed nested call undoes only its own writes) and everything
-        commits together at the end of the outermost block (with group commit on, the block becomes one
-        savepoint of the loop iteration's batch instead). Never ``await`` inside it: the connection is the
-        thread's, so another task's statements would land in this transaction (raises TransactionMisuse)."""
-        return self._write_scope()
+        join it and everything commits together at the end of the outermost block (with group commit on,
+        the block becomes one savepoint of the loop iteration's batch instead). A nested ``transaction()``
+        is a savepoint: when it fails, only its own writes are undone. A failed nested store call undoes at
+        least its failed statement (SQLite: only that; PostgreSQL: the whole call, as a savepoint); its
+        earlier statements go when the enclosing block fails. Never ``await`` inside it: the connection is
+        the thread's, so another task's statements would land in this transaction (raises
+        TransactionMisuse)."""
+        return self._write_scope(savepoint=True)
 
     def _write(self) -> AbstractContextManager[Any]:
-        """A write transaction on this thread's connection, or a savepoint in the one already open."""
-        return self._write_scope()
+        """A write transaction on this thread's connection, or a part of the one already open (a savepoint
+        unless a failed statement undoes itself: most store calls are one statement)."""
+        return self._write_scope(savepoint=not self.statement_undoes_itself)
 
     @contextmanager
-    def _write_scope(self) -> Iterator[Any]:
+    def _write_scope(self, savepoint: bool) -> Iterator[Any]:
         local = self._local
         depth = getattr(local, "depth", 0)
         conn = self._conn()
+        if depth and not savepoint:
+            try:
+                yield conn
+            except BaseException:
+                self._raw_digests.clear()
+                self._rolled_back()
+                raise
+            return
         if depth == 0:
             local.owner = _current_task()
             local.batched = self._join_batch()
@@ -83,6 +101,7 @@ class SqlBase:
             with self._scope(conn, depth + local.batched):
                 yield conn
         except BaseException:
+            self._raw_digests.clear()
             self._rolled_back()
             raise
         finally:
@@ -101,8 +120,13 @@ class SqlBase:
             loop,
             begin=lambda: self._exec(conn, self.begin_write),
             commit=lambda: self._commit_batch(conn),
-            rollback=lambda: self._abandon(conn),
+            rollback=lambda: self._abandon_batch(conn),
         )
+
+    def _abandon_batch(self, conn: Any) -> None:
+        """A failed group commit: roll back, and forget what memory says about the rows that are gone."""
+        self._raw_digests.clear()
+        self._abandon(conn)
 
     def _commit_batch(self, conn: Any) -> None:
         """Write the counters handed out from memory back, then commit. They leave memory first, so after a

@@ -16,6 +16,9 @@ from xmpp_connect.store.rows import check_allowed
 from xmpp_connect.store.timestamps import from_text, from_text_or_none, to_text
 from xmpp_connect.xmpp.redaction import redact_stanza
 
+RECENT_RAW_DIGESTS = 1024
+"""How many recorded raw stanzas' digests the store remembers for chaining the evidence that cites them."""
+
 
 class RawEvents(SqlBase):
     """Raw stanzas (redacted by default) and the retention purge."""
@@ -35,6 +38,7 @@ class RawEvents(SqlBase):
         redact = self.options.redact_raw or self.options.metadata_only
         content = redact_stanza(stanza_xml) if redact else stanza_xml
         ref = RawEventRef(tenant_id, "raw_" + uuid.uuid4().hex, source, received_at, redact, storage_ref)
+        digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
         with self._write() as conn:
             self._exec(
                 conn,
@@ -48,9 +52,12 @@ class RawEvents(SqlBase):
                     to_text(received_at),
                     int(redact),
                     content,
-                    hashlib.sha256(content.encode("utf-8")).hexdigest(),
+                    digest,
                 ),
             )
+        if len(self._raw_digests) >= RECENT_RAW_DIGESTS:
+            self._raw_digests.clear()
+        self._raw_digests[(tenant_id, ref.raw_event_id)] = digest
         return ref
 
     def get_raw(self, tenant_id: str, raw_event_id: str) -> tuple[RawEventRef, str | None] | None:
