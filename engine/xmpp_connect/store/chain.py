@@ -7,7 +7,7 @@ so the tenant's previous row, read after taking it, is the one committed last: t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -43,6 +43,8 @@ Query = Callable[[str, Sequence[Any]], Any]
 
 RawKey = tuple[str, str]
 """(tenant id, raw event id)"""
+RawDigests = Callable[[RawKey], str | None]
+"""The content digest of a raw stanza this store recorded lately, or None."""
 Heads = dict[str, tuple[str | None, str]]
 """tenant id -> (event id, chain hash) of its last chained entry."""
 
@@ -51,13 +53,11 @@ class ChainLinker:
     """Chain values for the rows of one write scope; tenant heads are read once (unless ``heads`` already
     holds them), then advanced in memory."""
 
-    def __init__(
-        self, query: Query, heads: Heads | None = None, raw_digests: Mapping[RawKey, str] | None = None
-    ) -> None:
+    def __init__(self, query: Query, heads: Heads | None = None, recent_raw: RawDigests | None = None):
         self._query = query
         self.heads: Heads = dict(heads or {})
         self._raw: dict[RawKey, str | None] = {}
-        self._recent_raw = raw_digests or {}
+        self._recent_raw = recent_raw or _nothing_recent
 
     def values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """The chain columns for an event row (``event_row`` order); call ``advance`` once it is inserted."""
@@ -88,10 +88,14 @@ class ChainLinker:
 
     def _raw_digest(self, tenant_id: str, raw_ref: str) -> str | None:
         key = (tenant_id, raw_ref)
-        recent = self._recent_raw.get(key)
+        recent = self._recent_raw(key)
         if recent is not None:
             return recent
         if key not in self._raw:
             row = self._query(_RAW_DIGEST, key).fetchone()
             self._raw[key] = row["content_sha256"] if row else None
         return self._raw[key]
+
+
+def _nothing_recent(_key: RawKey) -> None:
+    return None

@@ -14,6 +14,8 @@ from typing import Any
 from xmpp_connect.store.errors import TransactionMisuse
 from xmpp_connect.store.group_commit import CommitBatch
 from xmpp_connect.store.migrations import CREATE_VERSION_TABLE, MIGRATIONS, Migration
+from xmpp_connect.store.recent import Recent
+from xmpp_connect.store.records import XmppMessage
 from xmpp_connect.store.timestamps import to_text, utc_now
 
 log = logging.getLogger("xmpp_connect.store")
@@ -53,9 +55,13 @@ class SqlBase:
         self._connections_lock = threading.Lock()
         self._batch: CommitBatch | None = None
         self._batch_counters: dict[str, int] = {}
-        self._raw_digests: dict[tuple[str, str], str] = {}
-        """(tenant, raw event id) -> content sha256 of raw stanzas this store recorded lately, so that
-        chaining the evidence citing them needs no lookup; forgotten when a write scope is rolled back."""
+        self._raw_digests: Recent[tuple[str, str], str] = Recent()
+        """(tenant, raw event id) -> content sha256 of the raw stanzas recorded lately: chaining the
+        evidence that cites them needs no lookup."""
+        self._known_messages: Recent[tuple[str, str], XmppMessage] = Recent()
+        """(tenant, message id) -> the message (a message row never changes once written)."""
+        self._recorded_stanzas: Recent[tuple[str, str], bool] = Recent()
+        """(tenant, stanza ref) of stanzas recorded lately: recording one again is a no-op anyway."""
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -89,7 +95,7 @@ class SqlBase:
             try:
                 yield conn
             except BaseException:
-                self._raw_digests.clear()
+                self._forget_recent()
                 self._rolled_back()
                 raise
             return
@@ -101,11 +107,17 @@ class SqlBase:
             with self._scope(conn, depth + local.batched):
                 yield conn
         except BaseException:
-            self._raw_digests.clear()
+            self._forget_recent()
             self._rolled_back()
             raise
         finally:
             local.depth = depth
+
+    def _forget_recent(self) -> None:
+        """Rows written in a rolled-back scope are gone: forget what memory says about recent rows."""
+        self._raw_digests.clear()
+        self._known_messages.clear()
+        self._recorded_stanzas.clear()
 
     def _rolled_back(self) -> None:
         """Hook: a write scope (or savepoint) ended in an exception and was rolled back."""
@@ -125,7 +137,7 @@ class SqlBase:
 
     def _abandon_batch(self, conn: Any) -> None:
         """A failed group commit: roll back, and forget what memory says about the rows that are gone."""
-        self._raw_digests.clear()
+        self._forget_recent()
         self._abandon(conn)
 
     def _commit_batch(self, conn: Any) -> None:

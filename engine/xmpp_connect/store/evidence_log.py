@@ -59,7 +59,7 @@ class EvidenceLog(SqlBase):
             cache, self._chain_cache = self._chain_cache, None
             known = cache[1] if cache is not None and cache[0] == first - 1 else None
             linker = self.chain_linker(
-                lambda sql, params: self._exec(conn, sql, params), known, self._raw_digests
+                lambda sql, params: self._exec(conn, sql, params), known, self._raw_digests.get
             )
             for offset, event in enumerate(fresh):
                 placed = replace(event, seq=first + offset, recorded_at=recorded_at)

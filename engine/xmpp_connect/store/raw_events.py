@@ -16,9 +16,6 @@ from xmpp_connect.store.rows import check_allowed
 from xmpp_connect.store.timestamps import from_text, from_text_or_none, to_text
 from xmpp_connect.xmpp.redaction import redact_stanza
 
-RECENT_RAW_DIGESTS = 1024
-"""How many recorded raw stanzas' digests the store remembers for chaining the evidence that cites them."""
-
 
 class RawEvents(SqlBase):
     """Raw stanzas (redacted by default) and the retention purge."""
@@ -55,9 +52,7 @@ class RawEvents(SqlBase):
                     digest,
                 ),
             )
-        if len(self._raw_digests) >= RECENT_RAW_DIGESTS:
-            self._raw_digests.clear()
-        self._raw_digests[(tenant_id, ref.raw_event_id)] = digest
+        self._raw_digests.put((tenant_id, ref.raw_event_id), digest)
         return ref
 
     def get_raw(self, tenant_id: str, raw_event_id: str) -> tuple[RawEventRef, str | None] | None:
