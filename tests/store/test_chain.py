@@ -56,6 +56,38 @@ def test_concurrent_writers_build_one_consistent_chain(store, tenant):
     assert report.entries == 60
 
 
+def test_replicas_appending_for_two_tenants_build_consistent_chains(store_factory, tenant):
+    """Writers on stores of their own (as replicas are), interleaving two tenants, one or several events per
+    append: on PostgreSQL the head of the tenant that appended last comes with the feed counter, the other
+    tenant's is read from the log."""
+    tenants = (tenant, "other-" + tenant)
+    replicas = [store_factory.open() for _ in range(3)]
+    stored = [replicas[0].bulk_append(evidence(tenant, "bulk", "server_acknowledged", T0))]
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        try:
+            for n in range(12):
+                about = tenants[(w + n) % 2]
+                events = evidence(about, f"r{w}-{n}", "server_acknowledged", T0)
+                if n % 3 == 0:
+                    events += evidence(about, f"r{w}-{n}", "delivered_to_client", T0,
+                                       sender=f"bob{w}@example.net/a", stanza_id=f"s{w}-{n}")
+                stored.append(len(replicas[w].append_evidence(events).stored))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(len(replicas))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    reports = [replicas[0].verify_chain(t) for t in tenants]
+    assert all(report.ok for report in reports), [report.failure for report in reports]
+    assert sum(report.entries for report in reports) == sum(stored) > 36
+
+
 def test_a_changed_entry_is_named(store_factory, tenant):
     store = store_factory.open()
     ids = append_log(store, tenant)

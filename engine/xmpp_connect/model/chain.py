@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ def personal_digest(salt: str, row: Mapping[str, Any]) -> str:
     return salted_digest(bytes.fromhex(salt), [row.get(name) for name in PERSONAL_COLUMNS])
 
 
-def salted_digest(salt: bytes, values: list[Any]) -> str:
+def salted_digest(salt: bytes, values: Sequence[Any]) -> str:
     """``personal_digest`` of the personal columns' values, already in PERSONAL_COLUMNS order."""
     return hashlib.sha256(salt + canonical_json(values)).hexdigest()
 
@@ -85,7 +85,7 @@ def entry_digest(row: Mapping[str, Any]) -> str:
     return content_digest([row.get(name) for name in CONTENT_COLUMNS])
 
 
-def content_digest(values: list[Any]) -> str:
+def content_digest(values: Sequence[Any]) -> str:
     """``entry_digest`` of the content columns' values, already in CONTENT_COLUMNS order."""
     return hashlib.sha256(canonical_json([CHAIN_FORMAT, *values])).hexdigest()
 

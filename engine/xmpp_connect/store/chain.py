@@ -31,9 +31,9 @@ INSERT_CHAINED = (
 # raw digest) occurred_at .. notes; the chain's own values are added by ChainLinker.values.
 _INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
 _TENANT, _RAW_REF = _INDEX["tenant_id"], _INDEX["raw_ref"]
-_PERSONAL = [_INDEX[name] for name in PERSONAL_COLUMNS]
+_PERSONAL_FROM_ROW = itemgetter(*(_INDEX[name] for name in PERSONAL_COLUMNS))
 _SPLIT = CONTENT_COLUMNS.index("raw_sha256")
-_CONTENT_FROM_ROW = [_INDEX[name] for name in CONTENT_COLUMNS[:_SPLIT]]
+_CONTENT_FROM_ROW = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[:_SPLIT]))
 _MIDDLE_FROM_ROW = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[_SPLIT + 1 : -2]))
 _HEAD = "SELECT event_id, chain_hash FROM evidence_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"
 _RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw_event_id = ?"
@@ -62,14 +62,14 @@ class ChainLinker:
     def values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """The chain columns for an event row (``event_row`` order); call ``advance`` once it is inserted."""
         tenant_id = row[_TENANT]
-        prev_event_id, prev_chain = self._head(tenant_id)
+        prev_event_id, prev_chain = self.heads.get(tenant_id) or self._head(tenant_id)
         raw_ref = row[_RAW_REF]
         raw_sha256 = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
         salt = os.urandom(16)
-        personal = salted_digest(salt, [row[i] for i in _PERSONAL])
-        content = [row[i] for i in _CONTENT_FROM_ROW]
-        content.extend((raw_sha256, *_MIDDLE_FROM_ROW(row), prev_event_id, personal))
-        entry_hash = content_digest(content)
+        personal = salted_digest(salt, _PERSONAL_FROM_ROW(row))
+        entry_hash = content_digest(
+            (*_CONTENT_FROM_ROW(row), raw_sha256, *_MIDDLE_FROM_ROW(row), prev_event_id, personal)
+        )
         return (raw_sha256, salt.hex(), personal, prev_event_id, entry_hash, link(prev_chain, entry_hash))
 
     def advance(self, tenant_id: str, event_id: str, chain: tuple[Any, ...]) -> None:
