@@ -19,17 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import multiprocessing
+import os
 import random
 import secrets
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -131,61 +133,102 @@ def grouped(store: SqlStore, count: int, numbers: Iterator[int], spread: int) ->
 
 
 def append_seconds(
-    stores: list[SqlStore], count: int, writer: Writer, pool: ThreadPoolExecutor, spread: int = 1000
+    store: SqlStore, count: int, writer: Writer, pool: ThreadPoolExecutor, spread: int
 ) -> float:
-    """Seconds for ``count`` appends by each store (a writer thread each, as replicas would be)."""
-    numbers = _Numbers()
+    """Seconds for ``count`` appends to ``store`` by ``writer`` on the pool's thread."""
+    numbers = itertools.count(next(_rounds) * 10**9)
     began = time.perf_counter()
-    for done in [pool.submit(writer, store, count, numbers, spread) for store in stores]:
-        done.result()
+    pool.submit(writer, store, count, numbers, spread).result()
     return time.perf_counter() - began
 
 
-class _Numbers(Iterator[int]):
-    """Event numbers unique across writer threads."""
-
-    _shared = itertools.count()
-    _lock = threading.Lock()
-
-    def __next__(self) -> int:
-        with self._lock:
-            return next(self._shared)
+_rounds = itertools.count(1)
+"""Numbers the event ids of each measurement apart."""
 
 
-def chain_ab(
-    stores: list[SqlStore], samples: int, writer: Writer, rounds: int = 10
-) -> tuple[float, float, float]:
+class OneWriter:
+    """The chain A/B's writer: this process's store, on one thread."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.backend = store.backend
+        self.count = 1
+        self._pool = ThreadPoolExecutor(1)
+
+    def round(self, chained: bool, count: int, writer: Writer) -> float:
+        self.store.chain_linker = ChainLinker if chained else Unchained  # type: ignore[misc]
+        self.store._chain_cache = None  # the B rounds' rows carry no chain: start each round afresh
+        return append_seconds(self.store, count, writer, self._pool, 1000)
+
+    def close(self) -> None:
+        self.store.chain_linker = ChainLinker  # type: ignore[misc]
+        self._pool.shutdown()
+
+
+class ReplicaWriters:
+    """The chain A/B's writers on PostgreSQL: processes with a store each on one schema, as replicas are
+    (threads of one process would measure the interpreter's lock)."""
+
+    def __init__(self, schema: str, count: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.backend = "postgres"
+        self.count = count
+        self._pool = context.Pool(count, _replica_start, (schema, context.Barrier(count)))
+
+    def round(self, chained: bool, count: int, writer: Writer) -> float:
+        began = time.perf_counter()
+        self._pool.map(_replica_round, [(chained, count, writer.__name__)] * self.count, chunksize=1)
+        return time.perf_counter() - began
+
+    def close(self) -> None:
+        self._pool.close()
+        self._pool.join()
+
+
+_replica: tuple[SqlStore, Any] | None = None
+"""In a replica process: its store, and the barrier every replica passes before a round."""
+
+
+def _replica_start(schema: str, barrier: Any) -> None:
+    global _replica
+    _replica = (PostgresStore(PG_DSN, schema=schema, migrate=False), barrier)
+
+
+def _replica_round(task: tuple[bool, int, str]) -> None:
+    """One replica's share of a round; the barrier makes every replica take exactly one share."""
+    chained, count, writer_name = task
+    assert _replica is not None
+    store, barrier = _replica
+    store.chain_linker = ChainLinker if chained else Unchained  # type: ignore[misc]
+    store._chain_cache = None
+    barrier.wait()
+    writer = {"one_commit_each": one_commit_each, "grouped": grouped}[writer_name]
+    writer(store, count, itertools.count(os.getpid() * 10**12 + next(_rounds) * 10**6), 1000)
+
+
+def chain_ab(writers: OneWriter | ReplicaWriters, samples: int, writer: Writer, rounds: int = 20
+             ) -> tuple[float, float, float]:
     """µs per append with and without the chain, and the median of the per-round ratios: ``rounds`` pairs
-    of ``samples / rounds`` appends split over the stores (a writer thread each), the pair's order
-    alternating (AB, BA, ...) so that drift in the VM's speed hits both sides alike."""
-    per_round = max(1, samples // (2 * rounds * len(stores)))
+    of ``samples / rounds`` appends split over the writers, the pair's order alternating (AB, BA, ...) so
+    that drift in the VM's speed hits both sides alike."""
+    per_writer = max(1, samples // (2 * rounds * writers.count))
     spent = {True: 0.0, False: 0.0}
     ratios: list[float] = []
-
-    def one_round(pool: ThreadPoolExecutor, chained: bool) -> float:
-        for store in stores:
-            store.chain_linker = ChainLinker if chained else Unchained  # type: ignore[misc]
-            store._chain_cache = None  # the B rounds' rows carry no chain: start each round afresh
-        return append_seconds(stores, per_round, writer, pool)
-
-    with ThreadPoolExecutor(len(stores)) as pool:  # the same threads (and connections) in every round
-        for r in range(rounds):
-            order = (True, False) if r % 2 == 0 else (False, True)
-            took = {chained: one_round(pool, chained) for chained in order}
-            spent[True] += took[True]
-            spent[False] += took[False]
-            ratios.append(took[True] / took[False])
-    for store in stores:
-        store.chain_linker = ChainLinker  # type: ignore[misc]
-    total = per_round * len(stores) * rounds
+    for r in range(rounds):
+        order = (True, False) if r % 2 == 0 else (False, True)
+        took = {chained: writers.round(chained, per_writer, writer) for chained in order}
+        spent[True] += took[True]
+        spent[False] += took[False]
+        ratios.append(took[True] / took[False])
+    total = per_writer * writers.count * rounds
     return spent[True] / total * 1e6, spent[False] / total * 1e6, statistics.median(ratios)
 
 
-def print_ab(stores: list[SqlStore], samples: int, writer: Writer) -> None:
-    with_chain, without, ratio = chain_ab(stores, samples, writer)
+def print_ab(writers: OneWriter | ReplicaWriters, samples: int, writer: Writer) -> None:
+    with_chain, without, ratio = chain_ab(writers, samples, writer)
     overall = (with_chain / without - 1) * 100
     print(
-        f"{stores[0].backend:8} chain A/B, {len(stores)} writer(s), {writer.__name__.replace('_', ' ')}:"
+        f"{writers.backend:8} chain A/B, {writers.count} writer(s), {writer.__name__.replace('_', ' ')}:"
         f" append {with_chain:6.0f} µs/event with the chain, {without:6.0f} without"
         f" ({overall:+.1f}% overall, median of paired rounds {(ratio - 1) * 100:+.1f}%)",
         flush=True,
@@ -201,7 +244,7 @@ def timed(operations: int, work: Callable[[int], None]) -> float:
 
 
 def run(store: SqlStore, sizes: list[int], samples: int, ab_samples: int,
-        writers: Callable[[int], list[SqlStore]], counts: tuple[int, ...] = (1,)) -> None:
+        writers: Callable[[int], OneWriter | ReplicaWriters], counts: tuple[int, ...] = (1,)) -> None:
     """The size sweep (``samples`` operations of each kind per size), then the chain A/B (``ab_samples``
     appends each way) with each count of writers."""
     loaded = 0
@@ -210,6 +253,8 @@ def run(store: SqlStore, sizes: list[int], samples: int, ab_samples: int,
         for size in sizes:
             began = time.perf_counter()
             rows = store.bulk_append(background(loaded, size))
+            if store.backend == "postgres":  # as autovacuum would have by then; not while measuring
+                store._conn().execute("VACUUM ANALYZE evidence_events")
             load_seconds = time.perf_counter() - began
             loaded = size
 
@@ -218,7 +263,7 @@ def run(store: SqlStore, sizes: list[int], samples: int, ab_samples: int,
                 lifecycle.assess(message, store.evidence_for_message(TENANT, message), PRECEDENCE, "bench")
 
             each, batched = (
-                append_seconds([store], samples, writer, pool, size) / samples * 1e6
+                append_seconds(store, samples, writer, pool, size) / samples * 1e6
                 for writer in (one_commit_each, grouped)
             )
             assessments = timed(samples, assess)
@@ -229,9 +274,12 @@ def run(store: SqlStore, sizes: list[int], samples: int, ab_samples: int,
                 flush=True,
             )
     for count in counts:
-        stores = writers(count)
-        for writer in (one_commit_each, grouped):
-            print_ab(stores, ab_samples, writer)
+        ab_writers = writers(count)
+        try:
+            for writer in (one_commit_each, grouped):
+                print_ab(ab_writers, ab_samples, writer)
+        finally:
+            ab_writers.close()
 
 
 def main() -> None:
@@ -250,7 +298,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as directory:
             store = SqliteStore(Path(directory) / "bench.sqlite3")
             try:
-                run(store, sizes, args.samples, args.ab_samples, lambda count: [store])
+                run(store, sizes, args.samples, args.ab_samples, lambda count: OneWriter(store))
             finally:
                 store.close()
     if "postgres" in backends:
@@ -263,20 +311,15 @@ def main() -> None:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         store = PostgresStore(PG_DSN, schema=schema)
-        replicas: list[SqlStore] = []
 
-        def writers(count: int) -> list[SqlStore]:
-            """``count`` stores on the schema, as many replicas would have (the first is the bench's)."""
-            while len(replicas) < count - 1:
-                replicas.append(PostgresStore(PG_DSN, schema=schema, migrate=False))
-            return [store, *replicas[: count - 1]]
+        def writers(count: int) -> OneWriter | ReplicaWriters:
+            return OneWriter(store) if count == 1 else ReplicaWriters(schema, count)
 
         try:
             counts = tuple(int(n) for n in args.pg_writers.split(","))
             run(store, sizes, args.samples, args.ab_samples, writers, counts)
         finally:
-            for replica in [store, *replicas]:
-                replica.close()
+            store.close()
             with psycopg.connect(PG_DSN, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
