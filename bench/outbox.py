@@ -38,7 +38,8 @@ from recipients import Recipient  # noqa: E402
 from test_served_process import CONFIG, PASSWORD_ENV, TOKEN_ENV, ServedProcess  # noqa: E402
 
 from xmpp_connect.app.service import AdapterService  # noqa: E402
-from xmpp_connect.config.settings import TenantConfig, config_from_dict  # noqa: E402
+from xmpp_connect.config.loader import config_from_dict  # noqa: E402
+from xmpp_connect.config.settings import TenantConfig  # noqa: E402
 from xmpp_connect.model.native import NativeEvent  # noqa: E402
 from xmpp_connect.store.sqlite import SqliteStore  # noqa: E402
 

@@ -27,13 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integ
 
 from prosody import ProsodyServer, TestUser
 
+from xmpp_connect.config.settings import AccountConfig, Secret
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
-from xmpp_connect.providers.base import AccountConfig
+from xmpp_connect.providers.base import SessionTuning
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 
@@ -134,13 +135,15 @@ async def run_adapter(server: ProsodyServer, total: int, window: int, classifier
             receipts.put_nowait(observation.outbound.stanza_id)
 
     pipeline = EvidencePipeline(classifier, commands, InMemoryOutboundIndex(), observed)
-    settings = AccountConfig("bench", sender_user.jid, sender_user.password, host="127.0.0.1",
-                                  port=server.port, ca_file=server.cert_path, discover_capabilities=False)
+    settings = AccountConfig(ref="bench", provider="slixmpp", jid=sender_user.jid,
+                             password=Secret(sender_user.password), host="127.0.0.1", port=server.port,
+                             ca_certs=str(server.cert_path))
+    tuning = SessionTuning(discover_capabilities=False)
 
     def sink(event: NativeEvent) -> None:
         pipeline.handle(event)
 
-    provider = SlixmppProvider(settings, sink)
+    provider = SlixmppProvider(settings, sink, tuning)
     if not await provider.start():
         raise RuntimeError("adapter did not connect")
 

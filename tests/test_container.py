@@ -11,7 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from xmpp_connect import __version__
-from xmpp_connect.config.settings import load_config
+from xmpp_connect.config.loader import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

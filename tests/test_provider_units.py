@@ -9,7 +9,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +22,8 @@ from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.acceptance import AcceptanceTracker
-from xmpp_connect.providers.base import AccountConfig, Backoff
+from xmpp_connect.providers.base import Backoff
+from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage, build_message, record_for
 from xmpp_connect.xmpp.stanzas import parse_stanza
 
@@ -185,14 +185,16 @@ def test_pipeline_health_events_and_server_capabilities(classifier: Classifier,
     assert acked[0].classification.scenario == "offline_stored"
 
 
-def test_provider_settings_from_the_service_configuration() -> None:
+def test_the_client_provider_takes_the_service_configuration_and_needs_a_password() -> None:
     service_account = config.AccountConfig(ref="incident_alert", provider="slixmpp", jid="alerts@localhost",
                                            password=config.Secret("s3cret"), host="127.0.0.1", port=5299,
-                                           ca_certs="/tmp/ca.pem")
-    settings = AccountConfig.from_account(service_account, verify_tls=False)
-    assert (settings.account, settings.jid, settings.port, settings.ca_file) == (
-        "incident_alert", "alerts@localhost", 5299, Path("/tmp/ca.pem"))
-    assert settings.verify_tls is False and settings.require_tls is True
-    assert "s3cret" not in repr(settings)
+                                           ca_certs="/tmp/ca.pem", verify_tls=False)
+    provider = SlixmppProvider(service_account, lambda event: None)
+    assert provider.provider_account_ref == "incident_alert" and provider.config is service_account
+    health = provider.health()
+    assert (health.xmpp_account_ref, health.server_ref) == ("incident_alert", "127.0.0.1")
+    assert "tls_verification_disabled" in health.known_degradations
+    assert "s3cret" not in repr(service_account)
     with pytest.raises(ValueError, match="no password"):
-        AccountConfig.from_account(config.AccountConfig(ref="x", provider="slixmpp", jid="x@localhost"))
+        SlixmppProvider(config.AccountConfig(ref="x", provider="slixmpp", jid="x@localhost"),
+                        lambda event: None)

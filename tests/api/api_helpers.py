@@ -15,8 +15,11 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from starlette.testclient import TestClient
 
-from xmpp_connect.app.service import AdapterService, build_app, openapi_document
-from xmpp_connect.config.settings import ServiceConfig, config_from_dict
+from xmpp_connect.app.openapi import openapi_document
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
+from xmpp_connect.config.loader import config_from_dict
+from xmpp_connect.config.settings import ServiceConfig
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.model import Policy
 from xmpp_connect.store.sqlite import SqliteStore

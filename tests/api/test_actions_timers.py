@@ -13,9 +13,11 @@ import pytest
 from api_helpers import OpenApiContract, auth, default_policy, send_request, service_config, wait_for
 from starlette.testclient import TestClient
 
-from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
 from xmpp_connect.config.settings import RetentionConfig, ServiceConfig
-from xmpp_connect.providers.sandbox import Answer, SandboxProvider, SandboxTiming
+from xmpp_connect.providers.sandbox import SandboxProvider
+from xmpp_connect.providers.sandbox_network import Answer, SandboxTiming
 from xmpp_connect.store.sqlite import SqliteStore
 
 

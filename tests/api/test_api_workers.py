@@ -42,7 +42,9 @@ from xmpp_connect.app.api_worker import (
     build_worker_app,
     write_core_health,
 )
+from xmpp_connect.app.server import build_app, open_store
 from xmpp_connect.app.service import AdapterService
+from xmpp_connect.config.loader import load_config
 from xmpp_connect.config.settings import ServiceConfig, TenantConfig
 from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.model.native import NativeEvent
@@ -713,3 +715,65 @@ async def test_metadata_only_mode_queues_no_body(tmp_path: Path) -> None:
     assert claim_result(config.data_dir / INTAKE_FILE, request["idempotency_key"]) == (True, None)
     with sqlite3.connect(f"file:{config.data_dir / INTAKE_FILE}?mode=ro", uri=True) as conn:
         assert conn.execute("SELECT COUNT(*) FROM intake_items").fetchone()[0] == 0
+
+
+@asynccontextmanager
+async def core_only(directory: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The same configuration served by one process without workers (in process, over ASGI), its stream
+    connected."""
+    directory.mkdir()
+    config_path = directory / "xmpp-connect.yaml"
+    config_path.write_text(CONFIG)
+    config = load_config(config_path, {TOKEN_ENV: TOKEN})
+    app = build_app(AdapterService(config, open_store(config)))
+    async with lifespan(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://core",
+        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=WAIT,
+    ) as http:
+        deadline = time.monotonic() + WAIT
+        while not await ServedWithWorkers._connected(http):
+            assert time.monotonic() < deadline, "the core-only service's stream never connected"
+            await asyncio.sleep(0.05)
+        yield http
+
+
+def refusal(response: httpx.Response) -> tuple[Any, ...]:
+    """What a refusal says, without what differs between two stores (times, event ids)."""
+    body = response.json()
+    if response.headers["content-type"].startswith("application/problem+json"):
+        return response.status_code, body["type"], sorted((e["field"], e["message"]) for e in body["errors"])
+    return (response.status_code, body["accepted"], body["action_state"], body["reason"],
+            body["assessment"]["subclass"], body["xmpp_message_id"])
+
+
+async def test_worker_and_core_refuse_a_bad_request_the_same_way(served: ServedWithWorkers,
+                                                                 tmp_path: Path) -> None:
+    """One admission (sending/admission.py) for both: each bad send gets the same answer from a worker
+    (which hands pre-send refusals to the core to record) as from a service without workers."""
+    suppress = {
+        "request_id": "sup-parity",
+        "action_type": "recipient.suppress",
+        "idempotency_key": "sup-parity",
+        "target_endpoint": {"endpoint_type": "bare_jid", "value": "displayed@sandbox.invalid"},
+    }
+    bad = {
+        "schema": send_request("bad-schema", content={"body": 5}),
+        "invalid_jid": send_request("bad-jid", to="not a jid@@sandbox.invalid"),
+        "account_missing": send_request("bad-account", account="not-an-account"),
+        "suppressed": send_request("bad-suppressed", to="displayed@sandbox.invalid"),
+    }
+    answers: dict[str, dict[str, tuple[Any, ...]]] = {"worker": {}, "core": {}}
+    async with served.client() as worker, core_only(tmp_path / "core-only") as core:
+        for name, http in (("worker", worker), ("core", core)):
+            assert (await http.post("/adapter/actions", json=suppress)).status_code == 200
+            for case, request in bad.items():
+                answers[name][case] = refusal(await http.post("/adapter/actions", json=request))
+    assert answers["worker"] == answers["core"]
+    assert answers["core"]["schema"][0] == 422
+    assert ("content.body", "fails 'type'") in answers["core"]["schema"][2]
+    assert {case: answer[3] for case, answer in answers["core"].items() if case != "schema"} == {
+        "invalid_jid": "invalid_jid", "account_missing": "account_missing", "suppressed": "suppressed"
+    }
+    for case in ("invalid_jid", "account_missing", "suppressed"):
+        assert served.intake_claim(bad[case]["idempotency_key"]) == (True, None), f"{case}: the core answered"
+    assert served.intake_claim(bad["schema"]["idempotency_key"]) == (False, None), "refused before a claim"

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from xmpp_connect.config.settings import ConfigError, Secret, config_from_dict, default_config, load_config
+from xmpp_connect.config.loader import config_from_dict, default_config, load_config
+from xmpp_connect.config.settings import ConfigError, Secret
 
 BASE = {
     "accounts": [{"ref": "main", "jid": "bot@localhost", "password_env": "BOT_PW"}],
@@ -91,7 +92,7 @@ def test_an_account_belongs_to_one_tenant(tmp_path: Path) -> None:
 
 def test_privacy_settings_reach_the_store(tmp_path: Path) -> None:
     """§28 metadata-only mode is switched on in the config file, not only in code."""
-    from xmpp_connect.app.service import open_store
+    from xmpp_connect.app.server import open_store
 
     assert config_from_dict(BASE, tmp_path, ENV).privacy.redact_raw is True
     config = config_from_dict({**BASE, "privacy": {"metadata_only": True}}, tmp_path, ENV)

@@ -15,8 +15,10 @@ from api_helpers import REPO, TOKENS, auth, default_policy, send_request, wait_f
 from starlette.testclient import TestClient
 
 from xmpp_connect.app.cli import main
-from xmpp_connect.app.service import AdapterService, build_app
-from xmpp_connect.config.settings import ServiceConfig, config_from_dict
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
+from xmpp_connect.config.loader import config_from_dict
+from xmpp_connect.config.settings import ServiceConfig
 from xmpp_connect.model.bundle import encode_bundle, verify_bundle
 from xmpp_connect.model.checkpoint import (
     SigningKeyError,

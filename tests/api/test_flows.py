@@ -17,7 +17,8 @@ from api_helpers import (
 )
 from starlette.testclient import TestClient
 
-from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.store.sqlite import SqliteStore
 

@@ -18,16 +18,10 @@ from api_helpers import REPO, LiveApp, default_policy
 from prosody import COMPONENT_DOMAIN, MUC_DOMAIN, ProsodyServer, TestUser
 from recipients import Recipient
 
-from xmpp_connect.app.service import AdapterService, build_app
-from xmpp_connect.config.settings import (
-    ConfigError,
-    NodeConfig,
-    RoomConfig,
-    Secret,
-    config_from_dict,
-    load_config,
-)
-from xmpp_connect.providers.base import AccountConfig, NodeSettings, RoomSettings
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
+from xmpp_connect.config.loader import config_from_dict, load_config
+from xmpp_connect.config.settings import ConfigError, NodeConfig, RoomConfig, Secret
 from xmpp_connect.providers.component import ComponentProvider
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.store.sqlite import SqliteStore
@@ -82,15 +76,16 @@ def test_provider_settings_carry_rooms_nodes_timeouts_and_tls_verification(tmp_p
         nodes=[{"service_jid": "pubsub.example.net", "node": "events", "subscribe": True}],
         room_join_timeout=3, iq_timeout=4,
     ), tmp_path)
-    settings = AccountConfig.from_account(account)
-    assert settings.verify_tls is False, "from_account copies verify_tls itself"
-    assert settings.rooms == (
-        RoomSettings("ops@conference.example.net", nick="ops-bot", password="room-pw-77c2"),
-    )
-    assert settings.nodes == (NodeSettings("pubsub.example.net", "events", subscribe=True),)
-    assert (settings.room_join_timeout, settings.iq_timeout) == (3.0, 4.0)
-    assert settings.room("OPS@conference.example.net/x") == settings.rooms[0]
-    assert "room-pw-77c2" not in repr(settings) and "bot-pw-9a1f" not in repr(settings)
+    provider = SlixmppProvider(account, lambda event: None)
+    assert provider.config is account, "the provider takes the configured account as it is"
+    assert "tls_verification_disabled" in provider.health().known_degradations
+    room = account.rooms[0]
+    assert (room.room_jid, room.nick) == ("ops@conference.example.net", "ops-bot")
+    assert room.password is not None and room.password.reveal() == "room-pw-77c2"
+    assert account.nodes == (NodeConfig("pubsub.example.net", "events", subscribe=True),)
+    assert (account.room_join_timeout, account.iq_timeout) == (3.0, 4.0)
+    assert account.room("OPS@conference.example.net/x") == room
+    assert "room-pw-77c2" not in repr(account) and "bot-pw-9a1f" not in repr(account)
 
 
 def test_a_component_account(tmp_path: Path) -> None:
@@ -125,7 +120,7 @@ def test_the_service_builds_each_account_kind_its_provider(tmp_path: Path) -> No
     assert isinstance(client, SlixmppProvider) and isinstance(component, ComponentProvider)
     assert client.config.rooms[0].room_jid == "ops@conference.example.net" and client.config.iq_timeout == 2.0
     assert (component.config.jid, component.config.port, component.config.secret) == (
-        "notify.example.net", 5348, "comp-secret-3e8d")
+        "notify.example.net", 5348, Secret("comp-secret-3e8d"))
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,8 @@ from starlette.testclient import TestClient
 from test_webhooks import make_config, running
 from webhook_receiver import free_port
 
-from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
 from xmpp_connect.store.sqlite import SqliteStore
 
 METHODS = ("get", "post", "put", "patch", "delete")

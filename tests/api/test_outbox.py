@@ -12,7 +12,8 @@ import pytest
 from api_helpers import auth, send_request, wait_for
 from starlette.testclient import TestClient
 
-from xmpp_connect.config.settings import ConfigError, config_from_dict
+from xmpp_connect.config.loader import config_from_dict
+from xmpp_connect.config.settings import ConfigError
 from xmpp_connect.sending.outbox import DeliveryPolicy
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.outbox import WRITTEN

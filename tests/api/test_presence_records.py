@@ -10,7 +10,8 @@ from typing import Any
 from api_helpers import OpenApiContract, auth, default_policy, send_request, service_config, wait_for
 from starlette.testclient import TestClient
 
-from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
 from xmpp_connect.config.settings import ServiceConfig
 from xmpp_connect.store import StoreOptions
 from xmpp_connect.store.sqlite import SqliteStore

@@ -13,8 +13,9 @@ from api_helpers import TOKENS, auth, send_request, wait_for
 from starlette.testclient import TestClient
 
 from xmpp_connect.app.cli import main
-from xmpp_connect.app.service import AdapterService, build_app, open_store
-from xmpp_connect.config.settings import load_config
+from xmpp_connect.app.server import build_app, open_store
+from xmpp_connect.app.service import AdapterService
+from xmpp_connect.config.loader import load_config
 from xmpp_connect.policy.paths import default_policy_dir
 
 ROOT = default_policy_dir()

@@ -5,15 +5,15 @@ import asyncio
 import pytest
 
 from xmpp_connect.model.native import NativeEvent
-from xmpp_connect.providers.sandbox import (
-    ERROR_CONDITIONS,
+from xmpp_connect.providers.sandbox import SandboxProvider
+from xmpp_connect.providers.sandbox_network import (
     NODE,
     PUBSUB_SERVICE,
     ROOM_JID,
     SandboxNetwork,
-    SandboxProvider,
     SandboxTiming,
 )
+from xmpp_connect.providers.sandbox_stanzas import ERROR_CONDITIONS
 from xmpp_connect.providers.stanza_builders import OutboundMessage, build_message
 from xmpp_connect.xmpp.stanzas import parse_stanza
 

@@ -16,7 +16,8 @@ from api_helpers import auth, default_policy, send_request, service_config, wait
 from psycopg import sql
 from starlette.testclient import TestClient
 
-from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
 from xmpp_connect.config.settings import ServiceConfig
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 from xmpp_connect.store import StoreOptions

@@ -14,7 +14,8 @@ from api_helpers import auth, default_policy, service_config, wait_for
 from hypothesis import HealthCheck, given, settings
 from webhook_receiver import free_port
 
-from xmpp_connect.app.service import AdapterService, build_app
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
 from xmpp_connect.store.sqlite import SqliteStore
 
 schemathesis = pytest.importorskip("schemathesis")

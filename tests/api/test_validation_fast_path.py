@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from xmpp_connect.sending.actions import ActionSchemas
+from xmpp_connect.sending.schemas import ActionSchemas
 
 BASE: dict[str, Any] = {
     "request_id": "req-1",

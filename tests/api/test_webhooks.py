@@ -14,8 +14,10 @@ from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 from webhook_receiver import Receiver, free_port, serve
 
-from xmpp_connect.app.service import AdapterService, build_app
-from xmpp_connect.config.settings import ServiceConfig, config_from_dict
+from xmpp_connect.app.server import build_app
+from xmpp_connect.app.service import AdapterService
+from xmpp_connect.config.loader import config_from_dict
+from xmpp_connect.config.settings import ServiceConfig
 from xmpp_connect.sending.webhooks.retry import RetryPolicy
 from xmpp_connect.store.sqlite import SqliteStore
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from xmpp_connect.app.cli import main
-from xmpp_connect.config.settings import ConfigError, load_config
+from xmpp_connect.config.loader import load_config
+from xmpp_connect.config.settings import ConfigError
 
 ENV = {"XC_PW": "pw-secret-8812", "XC_TOKEN": "token-secret-4471"}
 GOOD = """\

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from xmpp_connect.app.cli import main
-from xmpp_connect.config.settings import COMPONENT_PROVIDER, load_config
+from xmpp_connect.config.loader import load_config
+from xmpp_connect.config.settings import COMPONENT_PROVIDER
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 

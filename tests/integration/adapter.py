@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from prosody import ProsodyServer, TestUser
 from recipients import Recipient
 
+from xmpp_connect.config.settings import AccountConfig, Secret
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.pipeline import EvidencePipeline, LateCheck, Observation
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.providers.base import AccountConfig, Backoff
+from xmpp_connect.providers.base import Backoff, SessionTuning
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 from xmpp_connect.xmpp.stanzas import parse_stanza
 
 WAIT = 30.0
 
+
+
+TUNING = {f.name for f in fields(SessionTuning)}
+
+
+def client_account(ref: str, user: TestUser, **settings: Any) -> tuple[AccountConfig, SessionTuning]:
+    """A client account's configuration and its provider's session tuning, from keywords of either."""
+    tuning = SessionTuning(**{k: v for k, v in settings.items() if k in TUNING})
+    account = {k: v for k, v in settings.items() if k not in TUNING}
+    return AccountConfig(ref=ref, provider="slixmpp", jid=user.jid, password=Secret(user.password),
+                         **account), tuning
 
 class AdapterUnderTest:
     """One account's provider and the pipeline; every native event and observation is kept in order."""
@@ -40,18 +53,18 @@ class AdapterUnderTest:
         self.pipeline = EvidencePipeline(classifier, commands, self.index, self._observed,
                                          dead_letter=self._dead_lettered, late=_elapsed(receipt_timeout))
         defaults: dict[str, Any] = {
-            "host": "127.0.0.1", "port": server.port, "ca_file": server.cert_path,
+            "host": "127.0.0.1", "port": server.port, "ca_certs": str(server.cert_path),
             "backoff": Backoff(initial=0.1, maximum=1.0), "ping_interval": 30.0,
         }
         self._defaults = defaults
-        self.settings = AccountConfig(account, user.jid, user.password, **{**defaults, **settings})
-        self.provider = SlixmppProvider(self.settings, self._native)
+        self.settings, tuning = client_account(account, user, **{**defaults, **settings})
+        self.provider = SlixmppProvider(self.settings, self._native, tuning)
         self.others: list[SlixmppProvider] = []
 
     async def add_account(self, user: TestUser, account: str, **settings: Any) -> SlixmppProvider:
         """Another account of the same adapter (§34), started, feeding the same pipeline and index."""
-        config = AccountConfig(account, user.jid, user.password, **{**self._defaults, **settings})
-        provider = SlixmppProvider(config, self._native)
+        config, tuning = client_account(account, user, **{**self._defaults, **settings})
+        provider = SlixmppProvider(config, self._native, tuning)
         self.others.append(provider)
         assert await provider.start(timeout=WAIT), f"account {account} did not get a session"
         return provider

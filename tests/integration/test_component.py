@@ -10,16 +10,23 @@ from adapter import explain, subclass
 from prosody import COMPONENT_DOMAIN, ProsodyServer, TestUser
 from recipients import Recipient
 
+from xmpp_connect.config.settings import AccountConfig, Secret
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.providers.base import Feature
-from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
+from xmpp_connect.providers.component import ComponentProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 
 WAIT = 30.0
+
+
+def component_account(secret: str, port: int) -> AccountConfig:
+    """The component account as the service configures it (``provider: component``)."""
+    return AccountConfig(ref="component", provider="component", jid=COMPONENT_DOMAIN, secret=Secret(secret),
+                         port=port)
 
 
 async def _first(observations: list[Observation], kind: str, stanza_id: str) -> Observation:
@@ -45,8 +52,7 @@ async def test_component_session_sends_and_receives_through_the_pipeline(
         events.append(event)
         pipeline.handle(event)
 
-    config = ComponentConfig("component", COMPONENT_DOMAIN, live_prosody.component_secret,
-                             port=live_prosody.component_port)
+    config = component_account(live_prosody.component_secret, live_prosody.component_port)
     component = ComponentProvider(config, sink)
     assert Feature.STREAM_MANAGEMENT not in component.supported_features
     assert Feature.CLIENT_TO_SERVER not in component.supported_features
@@ -80,7 +86,7 @@ async def test_component_with_a_wrong_secret_fails_authentication(
 ) -> None:
     observations: list[Observation] = []
     pipeline = EvidencePipeline(classifier, commands, InMemoryOutboundIndex(), observations.append)
-    config = ComponentConfig("component", COMPONENT_DOMAIN, "wrong-secret", port=live_prosody.component_port)
+    config = component_account("wrong-secret", live_prosody.component_port)
     component = ComponentProvider(config, pipeline.handle)
     try:
         assert await component.start(timeout=WAIT) is False

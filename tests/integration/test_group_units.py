@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from xmpp_connect.config.settings import RoomConfig, Secret
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
@@ -17,7 +18,7 @@ from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.archive import ArchiveQuery, page_end, query_element
-from xmpp_connect.providers.base import RoomJoin, RoomSettings
+from xmpp_connect.providers.base import RoomJoin
 from xmpp_connect.providers.pubsub import node_models
 from xmpp_connect.providers.rooms import JoinWaiter, config_query
 from xmpp_connect.providers.stanza_builders import (
@@ -97,7 +98,8 @@ def test_room_kind_and_expected_evidence_from_disco() -> None:
 
 
 def test_room_config_form_and_node_models() -> None:
-    form = ET.tostring(config_query(RoomSettings(ROOM, password="pw", members_only=True)), encoding="unicode")
+    room = RoomConfig(ROOM, password=Secret("pw"), members_only=True)
+    form = ET.tostring(config_query(room), encoding="unicode")
     assert "muc#roomconfig_whois" in form and "muc#roomconfig_roomsecret" in form
     meta = ET.fromstring(
         "<q xmlns='http://jabber.org/protocol/disco#info'><x xmlns='jabber:x:data' type='result'>"

@@ -113,7 +113,7 @@ async def test_presence_on_and_off_per_resource(
     online = await adapter.wait_for(presence_from(phone.full_jid, "available"))
     assert subclass(online) == "success.presence_observed", explain(online)
     assert "notification.endpoint.accepted" in online.classification.events
-    tracker = adapter.pipeline.presence(adapter.settings.account)
+    tracker = adapter.pipeline.presence(adapter.settings.ref)
     assert tracker.subscription(recipient_user.jid) == "both"
     assert tracker.available_resources(recipient_user.jid) == {phone.full_jid}
 

@@ -10,11 +10,11 @@ import pytest
 from adapter import AdapterUnderTest, explain, of_kind, subclass
 from prosody import PUBSUB_DOMAIN, ProsodyServer
 
+from xmpp_connect.config.settings import NodeConfig
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.facts.build import fact_for_event
 from xmpp_connect.model.correlation import CorrelationContext
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.providers.base import NodeSettings
 
 PAYLOAD = "<event xmlns='urn:example:coordination'><case>case_123</case></event>"
 
@@ -28,7 +28,7 @@ def node() -> str:
 async def publisher(live_prosody: ProsodyServer, classifier: Classifier, commands: CommandTable,
                     node: str) -> AsyncIterator[AdapterUnderTest]:
     """The adapter on the admin account (Prosody lets only admins create nodes), creating ``node``."""
-    settings = NodeSettings(PUBSUB_DOMAIN, node, create=True, access_model="open",
+    settings = NodeConfig(PUBSUB_DOMAIN, node, create=True, access_model="open",
                             publisher_model="publishers")
     under_test = AdapterUnderTest(live_prosody, live_prosody.admin_user(), classifier, commands,
                                   account="feed", nodes=(settings,))
@@ -43,7 +43,7 @@ async def test_publication_then_subscriber_evidence(
     info = await publisher.provider.node_info(PUBSUB_DOMAIN, node)
     assert (info.exists, info.access_model, info.publisher_model) == (True, "open", "publishers")
     monitor = await publisher.add_account(live_prosody.fresh_user("monitor"), "monitor",
-                                          nodes=(NodeSettings(PUBSUB_DOMAIN, node, subscribe=True),))
+                                          nodes=(NodeConfig(PUBSUB_DOMAIN, node, subscribe=True),))
 
     item_id = f"corr-{uuid.uuid4().hex[:8]}"
     sent = publisher.provider.publish(PUBSUB_DOMAIN, node, item_id, PAYLOAD, message_id="msg-1")
@@ -98,7 +98,7 @@ async def test_publish_to_a_missing_node_is_node_unavailable(
 async def test_publisher_without_rights_is_forbidden(
     publisher: AdapterUnderTest, adapter: AdapterUnderTest, node: str,
 ) -> None:
-    created = await adapter.provider.groups.ensure_node(NodeSettings(PUBSUB_DOMAIN, f"{node}-x", create=True))
+    created = await adapter.provider.groups.ensure_node(NodeConfig(PUBSUB_DOMAIN, f"{node}-x", create=True))
     assert (created.exists, created.error_condition) == (False, "forbidden"), "only admins create nodes"
 
     sent = adapter.provider.publish(PUBSUB_DOMAIN, node, "i-1", PAYLOAD)

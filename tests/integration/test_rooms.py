@@ -11,9 +11,9 @@ from adapter import AdapterUnderTest, explain, of_kind, sender_of, subclass
 from prosody import MUC_DOMAIN, ProsodyServer, TestUser
 from recipients import Recipient
 
+from xmpp_connect.config.settings import RoomConfig, Secret
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.providers.base import RoomSettings
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 
 
@@ -85,7 +85,7 @@ async def test_semi_anonymous_room_keeps_occupant_identity_uncertain(
     live_prosody: ProsodyServer, sender_user: TestUser, classifier: Classifier, commands: CommandTable,
     room: str, recipient_user: TestUser, recipient: Callable[..., Recipient],
 ) -> None:
-    settings = RoomSettings(room_jid=room, nick="ops-bot", non_anonymous=False, join_at_start=False)
+    settings = RoomConfig(room_jid=room, nick="ops-bot", non_anonymous=False, join_at_start=False)
     anonymous = AdapterUnderTest(live_prosody, sender_user, classifier, commands, rooms=(settings,))
     assert await anonymous.start()
     try:
@@ -128,7 +128,7 @@ async def test_joining_a_missing_room_without_leave_to_create_reports_it_missing
     room: str,
 ) -> None:
     cautious = AdapterUnderTest(live_prosody, sender_user, classifier, commands,
-                                rooms=(RoomSettings(room_jid=room, create=False, join_at_start=False),))
+                                rooms=(RoomConfig(room_jid=room, create=False, join_at_start=False),))
     assert await cautious.start()
     try:
         joined = await cautious.provider.join_room(room, "ops-bot")
@@ -144,10 +144,11 @@ async def test_room_refusals_are_muc_forbidden(
     adapter: AdapterUnderTest, live_prosody: ProsodyServer, classifier: Classifier, commands: CommandTable,
 ) -> None:
     rooms = {
-        "open": RoomSettings(room_jid=f"open-{uuid.uuid4().hex[:8]}@{MUC_DOMAIN}"),
-        "members": RoomSettings(room_jid=f"members-{uuid.uuid4().hex[:8]}@{MUC_DOMAIN}", members_only=True),
-        "moderated": RoomSettings(room_jid=f"moderated-{uuid.uuid4().hex[:8]}@{MUC_DOMAIN}", moderated=True),
-        "secret": RoomSettings(room_jid=f"secret-{uuid.uuid4().hex[:8]}@{MUC_DOMAIN}", password="s3cret"),
+        "open": RoomConfig(room_jid=f"open-{uuid.uuid4().hex[:8]}@{MUC_DOMAIN}"),
+        "members": RoomConfig(room_jid=f"members-{uuid.uuid4().hex[:8]}@{MUC_DOMAIN}", members_only=True),
+        "moderated": RoomConfig(room_jid=f"moderated-{uuid.uuid4().hex[:8]}@{MUC_DOMAIN}", moderated=True),
+        "secret": RoomConfig(room_jid=f"secret-{uuid.uuid4().hex[:8]}@{MUC_DOMAIN}",
+                             password=Secret("s3cret")),
     }
     owner = AdapterUnderTest(live_prosody, live_prosody.fresh_user("owner"), classifier, commands,
                              account="owner", rooms=tuple(rooms.values()))
@@ -187,7 +188,7 @@ async def test_history_replay_after_a_restart_is_history_not_delivery(
     live_prosody: ProsodyServer, sender_user: TestUser, classifier: Classifier, commands: CommandTable,
     room: str, recipient_user: TestUser, recipient: Callable[..., Recipient],
 ) -> None:
-    settings = RoomSettings(room_jid=room, nick="ops-bot", history_stanzas=20)
+    settings = RoomConfig(room_jid=room, nick="ops-bot", history_stanzas=20)
     first = AdapterUnderTest(live_prosody, sender_user, classifier, commands, rooms=(settings,))
     assert await first.start()
     bob = await recipient(recipient_user).online()

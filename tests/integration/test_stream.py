@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from adapter import AdapterUnderTest, explain, of_kind, subclass
+from adapter import AdapterUnderTest, client_account, explain, of_kind, subclass
 from prosody import ProsodyServer, TestUser
 from recipients import Recipient
 from relay import LoopbackRelay
@@ -15,7 +15,6 @@ from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.providers.accounts import AccountProviders
-from xmpp_connect.providers.base import AccountConfig
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 
 
@@ -90,7 +89,7 @@ async def test_wrong_password_is_authentication_failure(
 async def test_untrusted_certificate_is_tls_failure(
     live_prosody: ProsodyServer, sender_user: TestUser, classifier: Classifier, commands: CommandTable
 ) -> None:
-    adapter = AdapterUnderTest(live_prosody, sender_user, classifier, commands, ca_file=None)
+    adapter = AdapterUnderTest(live_prosody, sender_user, classifier, commands, ca_certs=None)
     assert await adapter.start() is False
     failed = await adapter.wait_for(of_kind("tls_failed"))
     assert subclass(failed) == "fail.stream_unavailable", explain(failed)
@@ -102,7 +101,7 @@ async def test_untrusted_certificate_is_tls_failure(
 async def test_verification_turned_off_is_explicit_and_reported(
     live_prosody: ProsodyServer, sender_user: TestUser, classifier: Classifier, commands: CommandTable
 ) -> None:
-    adapter = AdapterUnderTest(live_prosody, sender_user, classifier, commands, ca_file=None,
+    adapter = AdapterUnderTest(live_prosody, sender_user, classifier, commands, ca_certs=None,
                                verify_tls=False)
     assert await adapter.start()
     try:
@@ -124,8 +123,8 @@ async def test_several_accounts_share_one_loop_and_one_pipeline(
     observations: list[Observation] = []
     pipeline = EvidencePipeline(classifier, commands, InMemoryOutboundIndex(), observations.append)
     settings = [
-        AccountConfig(purpose, user.jid, user.password, host="127.0.0.1", port=live_prosody.port,
-                           ca_file=live_prosody.cert_path)
+        client_account(purpose, user, host="127.0.0.1", port=live_prosody.port,
+                       ca_certs=str(live_prosody.cert_path))[0]
         for purpose, user in (("transactional", live_prosody.fresh_user("tx")),
                               ("incident_alert", live_prosody.fresh_user("alert")))
     ]

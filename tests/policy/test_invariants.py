@@ -109,6 +109,11 @@ CARELESS = (
              (Edit("rules/60_inbound.yaml", "  when: {kind: inbound_message, correlated: {not: true}}",
                    "  when: {kind: inbound_message, correlated: {exists: false}}"),),
              None, "inbound_message"),
+    Careless("tracking_context_is_not_participant_success",
+             (Edit("mappings/scenarios.yaml", "  events: [interaction.unprompted_message_received]",
+                   "  events: [interaction.unprompted_message_received,"
+                   " interaction.acknowledgement_recorded]"),),
+             "inbound.tracking_context", "inbound_message"),
     Careless("unreliable_occupant_is_not_participant_success",
              (Edit("rules/70_muc.yaml",
                    "  when: {kind: muc_marker, occupant_mapping_reliable: true, marker: {in: [displayed, "

@@ -53,6 +53,9 @@ class AdapterBackend(Protocol):
     def assessment(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
         """The message's §11 assessment."""
 
+    def endpoint(self, tenant: TenantConfig, endpoint_id: str) -> dict[str, Any] | None:
+        """A known endpoint by endpoint ref or JID, with its suppression state and tracking context."""
+
     def endpoint_quality(self, tenant: TenantConfig, endpoint_id: str) -> dict[str, Any] | None:
         """§25 endpoint quality by endpoint ref or JID."""
 

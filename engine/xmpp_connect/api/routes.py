@@ -45,6 +45,7 @@ class Endpoints:
             Route("/xmpp/messages/{id}", r(self.message)),
             Route("/xmpp/messages/{id}/timeline", r(self.timeline)),
             Route("/xmpp/messages/{id}/assessment", r(self.assessment)),
+            Route("/xmpp/endpoints/{id}", r(self.endpoint)),
             Route("/xmpp/endpoints/{id}/quality", r(self.endpoint_quality)),
             Route("/xmpp/presence/{jid:path}", r(self.presence)),
             Route("/xmpp/muc/{room}/send", r(self.muc_send), methods=["POST"]),
@@ -92,6 +93,9 @@ class Endpoints:
 
     async def message(self, request: Request, tenant: TenantConfig) -> Response:
         return _found(self.backend.message(tenant, request.path_params["id"]), "message")
+
+    async def endpoint(self, request: Request, tenant: TenantConfig) -> Response:
+        return _found(self.backend.endpoint(tenant, request.path_params["id"]), "endpoint")
 
     async def endpoint_quality(self, request: Request, tenant: TenantConfig) -> Response:
         return _found(self.backend.endpoint_quality(tenant, request.path_params["id"]), "endpoint")

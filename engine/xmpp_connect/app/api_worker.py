@@ -2,8 +2,9 @@
 and forwards every other request to the core process, which owns the XMPP sessions and the evidence store.
 
 A send is accepted here only when nothing about it needs the core: a §4.2 send with a ``content`` body to a
-bare or full JID, from an account of the caller, whose stream the core last reported connected, to a
-recipient not suppressed, asking no mandatory extension, while fewer than ``limits.intake_backlog``
+bare or full JID, asking no mandatory extension (only the core knows the recipient's capabilities), that
+passes the core's own pre-send checks (sending/admission.py: an account of the caller whose stream the core
+last reported connected, a valid recipient not suppressed), while fewer than ``limits.intake_backlog``
 accepted sends wait for the core (beyond that, sends go to the core and are answered at its pace), and
 never in metadata-only mode (the intake would hold the body until the core takes it).
 Anything else (a refusal to record, a template to render, a room, a node, a schedule, a reminder, every
@@ -54,16 +55,17 @@ from xmpp_connect.model.metrics import SENDS
 from xmpp_connect.model.request_context import REQUEST_ID
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
-from xmpp_connect.sending.actions import HASH_EXCLUDED, Actions, ActionSchemas, InvalidAction
+from xmpp_connect.sending.actions import Actions
+from xmpp_connect.sending.admission import MANDATORY_OPTIONS, Admission
 from xmpp_connect.sending.intake import Intake, Queued
+from xmpp_connect.sending.schemas import ActionSchemas, InvalidAction, request_digest
+from xmpp_connect.sending.targets import target_jid
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.errors import IdempotencyConflict
-from xmpp_connect.store.idempotency import payload_hash
 from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore, StoreOptions
 from xmpp_connect.store.sqlite import SqliteStore
-from xmpp_connect.xmpp.jids import bare, is_valid_jid
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,6 @@ FAST_ACTIONS = frozenset(
     {"notification.send", "interaction.request_acknowledgement", "interaction.send_command_prompt"}
 )
 ONE_TO_ONE = frozenset({"bare_jid", "full_jid"})
-MANDATORY_OPTIONS = ("require_receipts", "require_displayed")
 FORWARDED_HEADERS = ("authorization", "content-type", "accept")
 RETURNED_HEADERS = ("content-type", "retry-after", "www-authenticate")
 
@@ -118,6 +119,7 @@ class IntakeDesk:
         self.intake = intake
         self.store = store
         self.health = health
+        self.admission = Admission(self._stream_status, store.suppression)
         self.backlog_full = False
 
     async def watch_backlog(self, interval: float = 0.5) -> None:
@@ -138,7 +140,6 @@ class IntakeDesk:
         target = request.get("target_endpoint") or {}
         options = request.get("options") or {}
         account = request.get("account") or tenant.default_account
-        to_jid = str(target.get("value") or "").strip()
         return (
             not self.backlog_full
             and not self.config.privacy.metadata_only
@@ -146,12 +147,14 @@ class IntakeDesk:
             and target.get("endpoint_type") in ONE_TO_ONE
             and "content" in request
             and not any(options.get(name) for name in MANDATORY_OPTIONS)
-            and account in tenant.accounts
-            and self.config.account(account) is not None
-            and is_valid_jid(to_jid)
-            and self.health.connected(account)
-            and self.store.suppression(tenant.id, bare(to_jid)) is None
+            and self.admission.refusal(tenant, account, target_jid(target), None, options) is None
         )
+
+    def _stream_status(self, account: str) -> str | None:
+        """As the core last reported it; None for an account the service does not have."""
+        if self.config.account(account) is None:
+            return None
+        return "connected" if self.health.connected(account) else "unknown"
 
     async def accept(self, tenant: TenantConfig, raw: bytes) -> Response | None:
         """The answer when this worker answers the request (accepted now or replayed), None when the core
@@ -159,11 +162,11 @@ class IntakeDesk:
         request = json_object(raw)
         action_type = self.actions.validate(request)
         key = request["idempotency_key"]
-        digest = payload_hash({k: v for k, v in request.items() if k not in HASH_EXCLUDED})
+        digest = request_digest(request)
         now = datetime.now(UTC)
         answer = queued = None
         if self.can_accept(tenant, action_type, request) and not self.store.operation_known(tenant.id, key):
-            result = self.actions.accepted_result(tenant.id, action_type, request, now)
+            result = self.actions.outcomes.accepted_result(tenant.id, action_type, request, now)
             answer = _answer({**result, "idempotent_replay": False})
             queued = Queued(raw.decode(), now, bytes(answer.body).decode())
         operation_id = idempotency.operation_id(tenant.id, key)

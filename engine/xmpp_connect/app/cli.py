@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from xmpp_connect.app.service import run
+    from xmpp_connect.app.server import run
 
     run(args.config, args.data_dir, args.host, args.port, args.api_workers, args.log_format)
     return 0

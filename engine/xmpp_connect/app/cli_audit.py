@@ -11,7 +11,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from xmpp_connect.config.settings import ConfigError, ServiceConfig, default_config, load_config
+from xmpp_connect.config.loader import default_config, load_config
+from xmpp_connect.config.settings import ConfigError, ServiceConfig
 from xmpp_connect.evidence.exports import ExportError, ExportRequest, build_export
 from xmpp_connect.model.bundle import verify_bundle
 from xmpp_connect.model.checkpoint import (
@@ -86,7 +87,7 @@ def _config(args: argparse.Namespace) -> ServiceConfig:
 
 
 def _store(config: ServiceConfig) -> SqlStore:
-    from xmpp_connect.app.service import open_store
+    from xmpp_connect.app.server import open_store
 
     return open_store(config)
 

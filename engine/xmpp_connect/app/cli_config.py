@@ -11,7 +11,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from xmpp_connect.config.settings import Secret, ServiceConfig, load_config
+from xmpp_connect.config.loader import load_config
+from xmpp_connect.config.settings import Secret, ServiceConfig
 
 MASK = "********"
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xmpp_connect.config.settings import default_config, load_config
+from xmpp_connect.config.loader import default_config, load_config
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.corpus import CorpusCase, SequenceCase, load_corpus, load_sequences
 from xmpp_connect.evidence.coverage import (
@@ -214,7 +214,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from xmpp_connect.app.service import open_store
+    from xmpp_connect.app.server import open_store
 
     config = load_config(args.config) if args.config else default_config(args.data_dir)
     tenants = [t.id for t in config.tenants]

@@ -14,7 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from xmpp_connect.sending.actions import ActionSchemas, spec_dir
+from xmpp_connect.sending.schemas import ActionSchemas, spec_dir
 
 STANDALONE_REQUEST_ID = "standalone:"
 STANDALONE_BODIES: dict[str, tuple[str, tuple[str, ...], Mapping[str, Any]]] = {

@@ -10,82 +10,67 @@ import asyncio
 import contextlib
 import functools
 import logging
-import socket
 import sqlite3
-import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from starlette.applications import Starlette
 
 from xmpp_connect import __version__
-from xmpp_connect.api.app import create_app
 from xmpp_connect.api.backend import ActionOutcome
-from xmpp_connect.api.metrics_route import metrics_route
 from xmpp_connect.api.problems import FieldError, Problem
 from xmpp_connect.app.account_status import CONNECTED, AccountStatuses
-from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool, write_core_health
+from xmpp_connect.app.api_worker import write_core_health
 from xmpp_connect.app.archive_service import ArchiveService
 from xmpp_connect.app.audit_service import CHECKPOINT_TASK, AuditService
-from xmpp_connect.app.logging_setup import setup_logging
+from xmpp_connect.app.endpoint_service import EndpointService
 from xmpp_connect.app.metrics import (
     EvidenceCounter,
     StateGauges,
     count_send,
-    prepare_worker_metrics,
     renderer,
 )
-from xmpp_connect.app.openapi import openapi_document
-from xmpp_connect.app.policy_reload import reload_on_sighup
+from xmpp_connect.app.read_model import ReadModel, plain
+from xmpp_connect.app.scheduled_sends import ScheduledSends
+from xmpp_connect.app.timer_recorder import TimerRecorder
 from xmpp_connect.config.settings import (
     COMPONENT_PROVIDER,
     AccountConfig,
-    LoggingConfig,
     ServiceConfig,
     TenantConfig,
-    default_config,
-    load_config,
 )
-from xmpp_connect.evidence import lifecycle
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.pipeline import FEATURE_MARKERS, FEATURE_RECEIPTS, EvidencePipeline
-from xmpp_connect.evidence.recorder import Evidence, Recorder, TenantRecorder
-from xmpp_connect.facts.build import fact_for_event
-from xmpp_connect.model.correlation import CorrelationContext
-from xmpp_connect.model.evidence import DedupeBasis, EvidenceEvent, endpoint_ref
+from xmpp_connect.evidence.pipeline import EvidencePipeline
+from xmpp_connect.evidence.recorder import Recorder, TenantRecorder
 from xmpp_connect.model.metrics import STREAM_EVENTS
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.model import Policy
-from xmpp_connect.providers import base
 from xmpp_connect.providers.base import XmppProvider
-from xmpp_connect.providers.component import ComponentConfig, ComponentProvider
-from xmpp_connect.providers.sandbox import SandboxNetwork, SandboxProvider, SandboxTiming
+from xmpp_connect.providers.component import ComponentProvider
+from xmpp_connect.providers.sandbox import SandboxProvider
+from xmpp_connect.providers.sandbox_network import SandboxNetwork, SandboxTiming
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 from xmpp_connect.sending.action_answers import action_outcome, action_problem
-from xmpp_connect.sending.actions import Actions, ActionSchemas, InvalidAction, Tenant
+from xmpp_connect.sending.actions import Actions
 from xmpp_connect.sending.intake import Intake, IntakeItem
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
 from xmpp_connect.sending.outbox import DeliveryPolicy, Outbox
+from xmpp_connect.sending.schemas import ActionSchemas, InvalidAction
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import TimerFact, TimerService
 from xmpp_connect.sending.webhooks.subscriptions import Webhooks
-from xmpp_connect.store.errors import IdempotencyConflict, InvalidCursor, NotFound, StoreUnavailable
+from xmpp_connect.store.errors import IdempotencyConflict, StoreUnavailable
 from xmpp_connect.store.held_requests import SCHEDULED_SEND
 from xmpp_connect.store.outbound import StoreOutboundIndex
-from xmpp_connect.store.postgres import PostgresStore
-from xmpp_connect.store.sql import SqlStore, StoreOptions
-from xmpp_connect.store.sqlite import SqliteStore
+from xmpp_connect.store.sql import SqlStore
 from xmpp_connect.xmpp.jids import bare
 
 log = logging.getLogger(__name__)
-CORE_SOCKET = "core.sock"
-MESSAGE_PREFIX, OPERATION_PREFIX = "xmppmsg_", "xmppop_"
 ACCOUNT_START = "xmpp-connect account start"
 CANCELLED_ON_STOP = frozenset({"xmpp-connect retention purge", "xmpp-connect health report", ACCOUNT_START,
                                CHECKPOINT_TASK, "xmpp-connect evidence metrics"})
@@ -96,94 +81,7 @@ done that the store did not keep, and a retry with the same idempotency key carr
 
 
 
-class HeldRequests:
-    """The actions' PendingSends over the store: a held request and its ``scheduled_send`` timer live in the
-    store, so they survive a restart and are shared by replicas, and one replica takes a request out."""
-
-    def __init__(self, store: SqlStore, timer_scheduled: Callable[[], None]) -> None:
-        self.store = store
-        self.holds_bodies = not store.options.metadata_only
-        self._timer_scheduled = timer_scheduled
-
-    def hold(
-        self,
-        tenant_id: str,
-        operation_id: str,
-        message_id: str,
-        request: Mapping[str, Any],
-        send_at: datetime,
-    ) -> None:
-        self.store.hold_request(tenant_id, operation_id, message_id, request, send_at)
-        self._timer_scheduled()
-
-    def release(self, tenant_id: str, operation_id: str) -> dict[str, Any] | None:
-        held = self.store.release_held_request(tenant_id, operation_id)
-        return dict(held.request) if held else None
-
-    def cancel(self, tenant_id: str, operation_id: str) -> bool:
-        return self.store.cancel_held_request(tenant_id, operation_id)
-
-
-class TimerRecorder:
-    """A fired receipt/marker timeout or expiry -> timer fact -> classification -> evidence (§29).
-
-    A timeout whose answer already came (a receipt, a marker, a reply) is dropped instead of fired, so
-    evidence arriving later is not marked late."""
-
-    def __init__(
-        self,
-        store: SqlStore,
-        classifier: Classifier,
-        pipelines: Mapping[str, EvidencePipeline],
-        recorder: Recorder,
-    ) -> None:
-        self.store = store
-        self.classifier = classifier
-        self.pipelines = pipelines
-        self.recorder = recorder
-
-    def __call__(self, fired: TimerFact) -> None:
-        message = self.store.get_message(fired.tenant_id, fired.message_id)
-        if message is None:
-            return
-        answers = self.classifier.policy.precedence.timeouts_answered_by.get(fired.timer)
-        evidence = self.store.evidence_for_message(fired.tenant_id, fired.message_id) if answers else []
-        if answers and any(answers.answered_by(e.assessment) for e in evidence):
-            self.store.cancel_timer(fired.tenant_id, fired.message_id, fired.timer)
-            return
-        attempt = self.store.get_attempt(fired.tenant_id, fired.attempt_id) if fired.attempt_id else None
-        attempts = [attempt] if attempt else self.store.list_attempts(fired.tenant_id, fired.message_id)
-        fact = fact_for_event("timer", self._context(fired.tenant_id, attempts[0] if attempts else None),
-                              timer=fired.timer)
-        self.recorder.record(
-            Evidence(
-                tenant_id=fired.tenant_id,
-                classification=self.classifier.classify(fact),
-                observed_at=fired.fired_at,
-                message_id=message.message_id,
-                attempt_id=attempts[0].attempt_id if attempts else None,
-                endpoint_jid=attempts[0].to_jid if attempts else None,
-                dedupe=DedupeBasis(kind=f"timer:{fired.timer}", sender_full_jid="", stanza_id=fired.timer_id),
-                message=message,
-            )
-        )
-
-    def _context(self, tenant_id: str, attempt: Any) -> CorrelationContext:
-        """What the timer rules read: the endpoint type, and presence and capabilities when known."""
-        if attempt is None:
-            return CorrelationContext()
-        found = self.store.find_outbound(tenant_id, stanza_id=attempt.stanza_id) if attempt.stanza_id else []
-        pipeline = self.pipelines.get(tenant_id)
-        presence = pipeline.presence(attempt.account_ref) if pipeline else None
-        return CorrelationContext(
-            outbound=found[0] if found else None,
-            recipient_available=presence.is_available(attempt.to_jid) if presence else None,
-            cap_receipts=presence.supports(attempt.to_jid, FEATURE_RECEIPTS) if presence else None,
-            cap_markers=presence.supports(attempt.to_jid, FEATURE_MARKERS) if presence else None,
-        )
-
-
-class AdapterService(AuditService, ArchiveService):
+class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
     """The AdapterBackend the HTTP API serves: actions, ingest, reads, all scoped to the caller's tenant."""
 
     def __init__(self, config: ServiceConfig, store: SqlStore, policy: Policy | None = None) -> None:
@@ -217,7 +115,7 @@ class AdapterService(AuditService, ArchiveService):
             TemplateStore(),
             ActionSchemas(),
             timers=self.timers,
-            pending=HeldRequests(store, self.timers.wake),
+            pending=ScheduledSends(store, self.timers.wake),
             capabilities=self._capability,
             recorder=self.recorder,
             outbox=self.outbox,
@@ -233,8 +131,8 @@ class AdapterService(AuditService, ArchiveService):
             timing = SandboxTiming(late_receipt=self.config.timers.receipt_timeout_s + 1.0)
             return SandboxProvider(account.ref, account.jid, self.on_native_event, SandboxNetwork(timing))
         if account.provider == COMPONENT_PROVIDER:
-            return ComponentProvider(_component_config(account), self.on_native_event)
-        return SlixmppProvider(base.AccountConfig.from_account(account), self.on_native_event)
+            return ComponentProvider(account, self.on_native_event)
+        return SlixmppProvider(account, self.on_native_event)
 
     def _capability(self, account: str, jid: str, feature: str) -> bool | None:
         """Whether the recipient's client advertises ``feature``, as the account's pipeline learned it."""
@@ -249,7 +147,7 @@ class AdapterService(AuditService, ArchiveService):
             tenant = self.config.tenant(fired.tenant_id)
             held = self.store.held_request_for_message(fired.tenant_id, fired.message_id)
             if tenant is not None and held is not None:
-                await self.actions.send_scheduled(_tenant(tenant), held.operation_id)
+                await self.actions.send_scheduled(tenant, held.operation_id)
             return
         if fired.timer == "expiry":
             self.outbox.expired(fired.tenant_id, fired.message_id)
@@ -263,7 +161,7 @@ class AdapterService(AuditService, ArchiveService):
             return
         try:
             done = await self.actions.perform(
-                _tenant(tenant), item.request, accepted_at=item.received_at
+                tenant, item.request, accepted_at=item.received_at
             )
             count_send(done.result, acceptance=False)
         except (InvalidAction, IdempotencyConflict) as exc:
@@ -335,6 +233,7 @@ class AdapterService(AuditService, ArchiveService):
             dead_letter=sink.dead_letter,
             late=sink.is_late,
             stop_suppression_enabled=self.config.stop_suppression_enabled,
+            contexts=sink.tracking_context,
         )
 
     def take_intake(self, intake: Intake, health_report: Path) -> None:
@@ -415,7 +314,7 @@ class AdapterService(AuditService, ArchiveService):
 
     def descriptor(self) -> dict[str, Any]:
         """The policy's descriptor, with the one version number of the package."""
-        return {**_plain(self.policy.descriptor), "adapter_version": __version__}
+        return {**plain(self.policy.descriptor), "adapter_version": __version__}
 
     def channel_health(self, tenant: TenantConfig) -> list[dict[str, Any]]:
         """§26 per account, plus whether the server's TLS identity is verified (§27; off only explicitly)."""
@@ -431,7 +330,7 @@ class AdapterService(AuditService, ArchiveService):
         self, tenant: TenantConfig, request: dict[str, Any], schema: str | None = None
     ) -> ActionOutcome:
         try:
-            done = await self.actions.perform(_tenant(tenant), request, schema)
+            done = await self.actions.perform(tenant, request, schema)
             await self.store.durable()
         except (InvalidAction, IdempotencyConflict) as exc:
             raise action_problem(exc) from None
@@ -503,287 +402,3 @@ class AdapterService(AuditService, ArchiveService):
             ],
         }
 
-    def events(self, tenant: TenantConfig, cursor: str | None, limit: int) -> dict[str, Any]:
-        try:
-            page = self.store.events_page(tenant.id, cursor=cursor, limit=limit)
-        except InvalidCursor:
-            raise _invalid_cursor() from None
-        return {"events": [e.to_dict() for e in page.events], "next_cursor": page.next_cursor}
-
-    def message(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
-        message = self.store.get_message(tenant.id, message_id)
-        if message is None:
-            waiting = self._waiting(tenant.id, message_id)
-            return None if waiting is None else self._waiting_message(message_id, waiting)
-        attempts = self.store.list_attempts(tenant.id, message_id)
-        return {
-            "xmpp_message_id": message.message_id,
-            "coordination_case_id": message.case_id,
-            "participant_id": message.participant_id,
-            "purpose": message.purpose,
-            "template_ref": message.template_ref,
-            "tracking_context": dict(message.tracking_context),
-            "created_at": message.created_at.isoformat(),
-            "attempts": [
-                {
-                    "xmpp_attempt_id": a.attempt_id,
-                    "xmpp_account_ref": a.account_ref,
-                    "to_endpoint": {
-                        "endpoint_type": a.to_endpoint_type,
-                        "endpoint_ref": endpoint_ref(tenant.id, a.to_jid),
-                    },
-                    "message_type": a.message_type,
-                    "stanza_id": a.stanza_id,
-                    "state": a.state,
-                    "expected_evidence": None if a.expected_evidence is None else list(a.expected_evidence),
-                    "created_at": a.created_at.isoformat(),
-                    "updated_at": a.updated_at.isoformat(),
-                }
-                for a in attempts
-            ],
-        }
-
-    @staticmethod
-    def _waiting_message(message_id: str, waiting: IntakeItem) -> dict[str, Any]:
-        """A send accepted by an API worker, not carried out yet: no attempt exists so far."""
-        request = waiting.request
-        tracking = request.get("tracking_context") or {}
-        return {
-            "xmpp_message_id": message_id,
-            "coordination_case_id": (
-                request.get("coordination_case_id") or tracking.get("coordination_case_id")
-            ),
-            "participant_id": request.get("participant_id") or tracking.get("participant_id"),
-            "purpose": request["action_type"],
-            "template_ref": None,
-            "tracking_context": dict(tracking),
-            "created_at": waiting.received_at.isoformat(),
-            "attempts": [],
-        }
-
-    def timeline(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
-        events = self._message_evidence(tenant.id, message_id)
-        if events is None:
-            return None
-        return {"xmpp_message_id": message_id, "entries": [e.to_dict() for e in lifecycle.timeline(events)]}
-
-    def assessment(self, tenant: TenantConfig, message_id: str) -> dict[str, Any] | None:
-        events = self._message_evidence(tenant.id, message_id)
-        if events is None:
-            return None
-        participant_id = next((e.participant_id for e in events if e.participant_id), None)
-        return lifecycle.assess(
-            message_id, events, self.policy.precedence, self.policy.version, participant_id
-        ).to_dict()
-
-    def _message_evidence(self, tenant_id: str, message_id: str) -> Sequence[EvidenceEvent] | None:
-        """The message's evidence; for a send an API worker accepted that still waits in the intake, the
-        accepted evidence it will be recorded with; None for no such message."""
-        if self.store.get_message(tenant_id, message_id) is not None:
-            return self.store.evidence_for_message(tenant_id, message_id)
-        waiting = self._waiting(tenant_id, message_id)
-        if waiting is None:
-            return None
-        return self.actions.accepted_events(tenant_id, waiting.request, waiting.received_at)
-
-    def _waiting(self, tenant_id: str, message_id: str) -> IntakeItem | None:
-        if self.intake_dispatcher is None or not message_id.startswith(MESSAGE_PREFIX):
-            return None
-        operation_id = OPERATION_PREFIX + message_id.removeprefix(MESSAGE_PREFIX)
-        return self.intake_dispatcher.waiting(tenant_id, operation_id)
-
-    def endpoint_quality(self, tenant: TenantConfig, endpoint_id: str) -> dict[str, Any] | None:
-        """§25 by the API's own ``ep_`` reference or by JID; None for a reference no endpoint has."""
-        signals = self.policy.quality_signals
-        if endpoint_id.startswith("ep_"):
-            quality = self.store.endpoint_quality_by_ref(tenant.id, endpoint_id, signals)
-        elif "@" in endpoint_id:
-            quality = self.store.endpoint_quality(tenant.id, endpoint_id, signals)
-        else:
-            return None
-        return None if quality is None else _plain(asdict(quality))
-
-    def dead_letters(self, tenant: TenantConfig, cursor: str | None, limit: int) -> dict[str, Any]:
-        """What could not be parsed or classified, oldest first, with the reason and the raw reference."""
-        try:
-            page = self.store.list_dead_letters(tenant.id, cursor=cursor, limit=limit)
-        except InvalidCursor:
-            raise _invalid_cursor() from None
-        except NotFound:
-            raise Problem(404, "not-found", "No dead letter of this tenant has the cursor's id.",
-                          [FieldError("cursor", "unknown dead letter")]) from None
-        letters = [
-            {
-                "dead_letter_id": d.dead_letter_id,
-                "stage": d.stage,
-                "reason": d.reason,
-                "created_at": d.created_at.isoformat(),
-                "raw_event_ref": d.raw_ref,
-                "detail": _plain(d.detail),
-            }
-            for d in page.dead_letters
-        ]
-        return {"dead_letters": letters, "next_cursor": page.next_cursor}
-
-    def recent_messages(self, tenant: TenantConfig, limit: int) -> list[dict[str, Any]]:
-        """The tenant's latest messages with their assessment, newest first (the evidence console)."""
-        out = []
-        for message in self.store.list_messages(tenant.id, limit=limit):
-            events = self.store.evidence_for_message(tenant.id, message.message_id)
-            verdict = lifecycle.assess(message.message_id, events, self.policy.precedence,
-                                       self.policy.version)
-            attempts = self.store.list_attempts(tenant.id, message.message_id)
-            out.append({
-                "xmpp_message_id": message.message_id,
-                "created_at": message.created_at.isoformat(),
-                "purpose": message.purpose,
-                "to": attempts[0].to_jid if attempts else None,
-                "assessment": {"category": verdict.category, "subclass": verdict.subclass,
-                               "confidence": verdict.confidence},
-            })
-        return sorted(out, key=lambda m: m["created_at"], reverse=True)
-
-    def raw_stanza(self, tenant: TenantConfig, raw_ref: str) -> dict[str, Any] | None:
-        """A preserved raw stanza as stored (redacted unless the config turned redaction off)."""
-        found = self.store.get_raw(tenant.id, raw_ref)
-        if found is None:
-            return None
-        ref, content = found
-        return {"raw_event_ref": raw_ref, "reference": _plain(asdict(ref)), "content": content}
-
-    def grade_strengths(self) -> dict[str, str]:
-        """Each evidence grade's §14 strength, by grade name."""
-        return {name: grade.strength for name, grade in self.policy.grades.items()}
-
-    def presence(self, tenant: TenantConfig, jid: str) -> dict[str, Any] | None:
-        states = self.store.presence(tenant.id, jid)
-        if not states:
-            return None
-        return {"bare_jid": bare(jid), "resources": [_plain(asdict(s)) for s in states]}
-
-
-def _invalid_cursor() -> Problem:
-    """A feed or listing cursor this service did not issue."""
-    return Problem(400, "invalid-cursor", "The cursor was not issued by this service.",
-                   [FieldError("cursor", "unknown cursor")])
-
-
-def _component_config(account: AccountConfig) -> ComponentConfig:
-    """Connection settings of a component account; the shared secret is revealed only here."""
-    assert account.secret is not None, "the config requires a component secret"
-    return ComponentConfig(account.ref, account.jid, account.secret.reveal(), host=account.host,
-                           port=account.port, iq_timeout=account.iq_timeout)
-
-
-def _tenant(tenant: TenantConfig) -> Tenant:
-    return Tenant(id=tenant.id, accounts=tenant.accounts, default_account=tenant.default_account)
-
-
-def _plain(value: Any) -> Any:
-    """Mappings, sequences and datetimes as JSON-ready values."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items() if k != "tenant_id"}
-    if isinstance(value, list | tuple | frozenset | set):
-        return [_plain(v) for v in value]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
-def open_store(config: ServiceConfig) -> SqlStore:
-    """The configured evidence store, migrated."""
-    options = StoreOptions(metadata_only=config.privacy.metadata_only, redact_raw=config.privacy.redact_raw)
-    if config.storage.kind == "postgres":
-        assert config.storage.dsn is not None
-        return PostgresStore(config.storage.dsn.reveal(), options)
-    assert config.storage.path is not None
-    Path(config.storage.path).parent.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(config.storage.path, options)
-
-
-class MetricsPort:
-    """``GET /metrics`` on its own port (``metrics.port``), served from a thread with its own loop."""
-
-    def __init__(self, service: AdapterService) -> None:
-        import uvicorn
-
-        config = service.config
-        assert config.metrics.port is not None
-        app = Starlette(routes=[metrics_route(service.render_metrics, config.metrics.token)])
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host=config.host, port=config.metrics.port, log_config=None, access_log=False)
-        )
-        self.thread = threading.Thread(target=self.server.run, name="xmpp-connect metrics", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def build_app(service: AdapterService) -> Starlette:
-    """The app; its lifespan starts and stops the providers."""
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await service.start(wait_for_accounts=False)
-        metrics = MetricsPort(service) if service.config.metrics.port is not None else None
-        try:
-            yield
-        finally:
-            if metrics is not None:
-                metrics.stop()
-            await service.stop()
-
-    app = create_app(
-        service.config,
-        service,
-        openapi_document(),
-        lifespan=lifespan,
-        webhooks=service.webhooks,
-        render_metrics=service.render_metrics if service.config.metrics.port is None else None,
-    )
-    app.state.service = service
-    return app
-
-
-def run(
-    config_path: Path | None,
-    data_dir: Path,
-    host: str | None = None,
-    port: int | None = None,
-    api_workers: int = 0,
-    log_format: str | None = None,
-) -> None:
-    """Run the HTTP service: the config file's accounts and tenants, or the embedded sandbox default.
-
-    With ``api_workers``, this process is the core (XMPP sessions, evidence store, an HTTP server on a Unix
-    socket in the data directory) and that many worker processes serve the public port (api_worker.py)."""
-    import uvicorn
-
-    config = load_config(config_path) if config_path else default_config(data_dir)
-    if log_format is not None:
-        config = replace(config, logging=LoggingConfig(format=log_format))
-    setup_logging(log_format or config.logging.format)
-    if not config_path:
-        log.info("embedded sandbox service; bearer token in %s", config.data_dir / "default-tenant.token")
-    service = AdapterService(config, open_store(config))
-    reload_on_sighup(service)
-    host, port = host or config.host, port or config.port
-    if not api_workers:
-        uvicorn.run(build_app(service), host=host, port=port, log_config=None, access_log=False)
-        return
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    prepare_worker_metrics(config.data_dir)
-    service.take_intake(Intake(config.data_dir / INTAKE_FILE), config.data_dir / HEALTH_FILE)
-    core_socket = config.data_dir / CORE_SOCKET
-    core_socket.unlink(missing_ok=True)
-    listener = socket.create_server((host, port))
-    workers = WorkerPool(config, listener, str(core_socket), api_workers)
-    workers.start()
-    log.info("core on %s; %d API worker(s) on %s:%d", core_socket, api_workers, host, port)
-    try:
-        uvicorn.run(build_app(service), uds=str(core_socket), log_config=None, access_log=False)
-    finally:
-        workers.stop()
-        listener.close()

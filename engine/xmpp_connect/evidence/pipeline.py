@@ -10,6 +10,9 @@ XEP-0359 stanza-id on it is recorded as the stanza's stable id (``OutboundIndex.
 occupants' markers and replies name. Room chatter is tied to our message only by a reply reference or a
 thread, never by "the last message sent to the room". PubSub: an iq answer correlates by its id, an event
 notification by its item ids. Archive (MAM) results correlate by the archived message's id or origin-id.
+A one-to-one message tied to none of ours, from a sender the server vouched for, is looked up in the tenant's
+registered tracking contexts (``ContextLookup``): the fact says whether one is live, and the observation
+carries it, so the evidence is recorded with its case, participant and correlation ids.
 Events from a component provider (``detail["via_component"]``) yield facts with ``via_component``.
 """
 
@@ -28,6 +31,7 @@ from xmpp_connect.facts.presence import PresenceTracker, RoomRoster, is_availabi
 from xmpp_connect.model.classification import Classification
 from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.xmpp.stanzas import StanzaRejected, StanzaView, parse_stanza
 
@@ -86,6 +90,7 @@ class Observation:
     observation (the event's raw stanza is that marker); None for direct evidence. ``sender`` is the
     stanza's raw ``from`` attribute (kept raw: a bounce from a malformed address can't be parsed back).
     ``delay_stamp`` is the stanza's XEP-0203 delay (or XEP-0313 archive) stamp: when it really happened.
+    ``tracking`` is the sender's registered tracking context, for a message tied to none of ours.
     """
 
     event: NativeEvent
@@ -95,6 +100,7 @@ class Observation:
     inferred_from: str | None = None
     sender: str | None = None
     delay_stamp: datetime | None = None
+    tracking: TrackingContext | None = None
 
 
 ObservationSink = Callable[[Observation], None]
@@ -102,6 +108,9 @@ LateCheck = Callable[[OutboundRecord], bool]
 """Whether evidence about this outbound stanza arrives late now (§29): its receipt timeout or expiry fired.
 The caller decides (the service asks the store's timer state), so "late" has one definition."""
 DeadLetterSink = Callable[[NativeEvent, str], None]
+ContextLookup = Callable[[str, datetime], TrackingContext | None]
+"""The tracking context registered for a sender JID's bare JID and live at a time, if any (the service asks
+the store's endpoints)."""
 
 
 class EvidencePipeline:
@@ -121,6 +130,7 @@ class EvidencePipeline:
         dead_letter: DeadLetterSink | None = None,
         late: LateCheck | None = None,
         stop_suppression_enabled: bool = False,
+        contexts: ContextLookup | None = None,
     ) -> None:
         self._classifier = classifier
         self._commands = commands
@@ -129,6 +139,7 @@ class EvidencePipeline:
         self._dead_letter = dead_letter
         self._late = late
         self._stop_suppression_enabled = stop_suppression_enabled
+        self._contexts = contexts
         self._presence: dict[str, PresenceTracker] = {}
         self._rooms: dict[str, RoomRoster] = {}
         self._server_features: dict[str, frozenset[str]] = {}
@@ -230,12 +241,32 @@ class EvidencePipeline:
         ctx = _via(event, self._context(event.account, outbound, view, reply_via))
         if event.detail.get("authenticated_stream") is False:
             ctx = replace(ctx, authenticated_stream=False)
-        observations = self._from_view(event, view, ctx)
+        ctx, tracking = self._tracking(event, view, ctx)
+        observations = self._from_view(event, view, ctx, tracking)
         if outbound is not None and ctx.authenticated_stream and _answers_stanza(view, outbound):
             self.presence(event.account).note_seen(view.from_attr or "")
         if view.marker in CUMULATIVE_MARKERS and outbound is not None and observations:
             observations.extend(self._inferred_markers(event, view, outbound, ctx))
         return observations
+
+    def _tracking(
+        self, event: NativeEvent, view: StanzaView, ctx: CorrelationContext
+    ) -> tuple[CorrelationContext, TrackingContext | None]:
+        """For a one-to-one message with a body tied to none of ours, from a sender the server vouched for:
+        the tracking context registered for the sender's bare JID and live when the message was sent, and
+        the correlation context saying whether there is one."""
+        if (
+            self._contexts is None
+            or ctx.outbound is not None
+            or not ctx.authenticated_stream
+            or view.name != "message"
+            or view.type in ("groupchat", "error")
+            or not view.from_attr
+            or not (view.body and view.body.strip())
+        ):
+            return ctx, None
+        found = self._contexts(view.from_attr, _stamp(view) or event.observed_at)
+        return replace(ctx, context_registered=found is not None), found
 
     def _track_presence(self, event: NativeEvent, view: StanzaView) -> None:
         if view.from_attr is None or view.type in SUBSCRIPTION_PRESENCE_TYPES:
@@ -347,14 +378,18 @@ class EvidencePipeline:
             return False
         return self._late(outbound)
 
-    def _from_view(self, event: NativeEvent, view: StanzaView, ctx: CorrelationContext) -> list[Observation]:
+    def _from_view(
+        self, event: NativeEvent, view: StanzaView, ctx: CorrelationContext,
+        tracking: TrackingContext | None = None,
+    ) -> list[Observation]:
         try:
             fact = fact_from_stanza(view, ctx, self._commands)
         except NotEvidence:
             return []
         if view.marker is not None and ctx.outbound is not None and fact.get("correlated"):
             self._marked.add(ctx.outbound.stanza_id)
-        return [self._classified(event, fact, ctx.outbound, sender=view.from_attr, stamp=_stamp(view))]
+        observed = self._classified(event, fact, ctx.outbound, sender=view.from_attr, stamp=_stamp(view))
+        return [replace(observed, tracking=tracking if "context_registered" in fact else None)]
 
     def _inferred_markers(
         self, event: NativeEvent, view: StanzaView, named: OutboundRecord, ctx: CorrelationContext

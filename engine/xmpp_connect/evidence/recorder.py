@@ -3,7 +3,8 @@ reads) -> the attempt's state from the policy; an event nothing can be made of -
 
 Every source ends here: the pipeline's observations (native events from every provider, and stanzas posted
 to ``/adapter/events/provider``), fired timers, and the actions' own outcomes (accepted, refused,
-cancelled). The context is built here once: the message's case, participant and correlation ids, the
+cancelled). The context is built here once: the message's case, participant and correlation ids (for a
+message from an endpoint tied to none of ours, those of the endpoint's registered tracking context), the
 endpoint reference, the sender's full JID and resource (only references when privacy hides JIDs), the
 XEP-0203 delay stamp as the event's time, and the dedupe basis (§29): the same receipt, marker or error
 from the same sender full JID about the same message is one event, whatever its own stanza id.
@@ -32,6 +33,7 @@ from xmpp_connect.model.evidence import (
     endpoint_ref,
 )
 from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.store.base import EvidenceStore
 from xmpp_connect.store.records import (
     ATTEMPT_STATES,
@@ -85,7 +87,8 @@ class Evidence:
 
     ``message`` saves the recorder a lookup when the caller holds the message already (or when it is not
     stored yet: an API worker answering for a send the core will record). ``dedupe`` names what makes a
-    repeat the same evidence; without one, every entry is new."""
+    repeat the same evidence; without one, every entry is new. ``tracking`` is the sender endpoint's
+    tracking context, for evidence tied to no message: its ids are recorded where a message's would be."""
 
     tenant_id: str
     classification: Classification
@@ -99,6 +102,7 @@ class Evidence:
     raw_ref: str | None = None
     dedupe: DedupeBasis | None = None
     message: XmppMessage | None = None
+    tracking: TrackingContext | None = None
 
 
 class Recorder:
@@ -125,15 +129,16 @@ class Recorder:
         tenant_id = evidence.tenant_id
         about = evidence.endpoint_jid or evidence.sender
         sender_jid, sender_resource = self._sender(tenant_id, evidence.sender)
+        case_id, participant_id, correlation_id = _ids(message, evidence.tracking)
         return EvidenceContext(
             tenant_id=tenant_id,
             observed_at=evidence.observed_at,
             delay_stamp=evidence.delay_stamp,
             message_id=evidence.message_id,
             attempt_id=evidence.attempt_id,
-            case_id=message.case_id if message else None,
-            participant_id=message.participant_id if message else None,
-            correlation_id=message.tracking_context.get("correlation_id") if message else None,
+            case_id=case_id,
+            participant_id=participant_id,
+            correlation_id=correlation_id,
             endpoint_ref=endpoint_ref(tenant_id, about) if about else None,
             raw_ref=evidence.raw_ref,
             dedupe=evidence.dedupe,
@@ -171,6 +176,7 @@ class Recorder:
             delay_stamp=observation.delay_stamp,
             raw_ref=raw_ref,
             dedupe=DedupeBasis(kind, sender or "", about if scoped else f"{about}|{own_id}"),
+            tracking=observation.tracking,
         )
         appended = self.record(evidence)
         if observation.classification.dead_letter and appended.stored:
@@ -262,9 +268,27 @@ class TenantRecorder:
     def dead_letter(self, event: NativeEvent, reason: str) -> None:
         self.recorder.dead_letter(self.tenant_id, event, reason)
 
+    def tracking_context(self, sender: str, at: datetime) -> TrackingContext | None:
+        """The pipeline's ContextLookup: the tracking context registered for the sender's bare JID (its
+        endpoint, keyed by bare JID), if it is live at ``at``."""
+        endpoint = self.store.get_endpoint(self.tenant_id, endpoint_ref(self.tenant_id, sender))
+        found = TrackingContext.from_metadata(endpoint.metadata) if endpoint else None
+        return found if found is not None and found.live_at(at) else None
+
     def is_late(self, outbound: OutboundRecord) -> bool:
         """The pipeline's LateCheck: the store's timer state is the one definition of "late" (§29)."""
         return outbound.message_id is not None and self.store.is_late(self.tenant_id, outbound.message_id)
+
+
+def _ids(
+    message: XmppMessage | None, tracking: TrackingContext | None
+) -> tuple[str | None, str | None, str | None]:
+    """Case, participant and correlation id: the message's, else the endpoint's tracking context's."""
+    if message is not None:
+        return message.case_id, message.participant_id, message.tracking_context.get("correlation_id")
+    if tracking is not None:
+        return tracking.case_id, tracking.participant_id, tracking.correlation_id
+    return None, None, None
 
 
 def _resend_suffix(out: OutboundRecord) -> str:

@@ -25,7 +25,8 @@ that inference. A reply is tied (reply_via) by a XEP-0461 reference to those ids
 equal to them (outbound threads default to the stanza id), else as ctx.reply_via says (the correlator's
 thread/conversation match), else none; it is correlated when tied and ctx.outbound is known. A XEP-0461
 reference to any other id is ``unknown_reference`` and never correlated: an explicit reference to something
-else is not re-attributed by a guess.
+else is not re-attributed by a guess. context_registered (inbound_message only) is ctx.context_registered: the
+correlator looks up the sender's tracking context only for a message tied to none of ours.
 sender_resource_known is absent when nothing tells (no resource of the addressee seen, its presence not
 visible to us); sender_is_addressed_resource is set only when the outbound stanza went to a full JID.
 Sender fields compare bare JIDs case-insensitively (``jids.bare``) and are omitted when the stanza has no
@@ -309,6 +310,8 @@ def _kind_fields(
         fact["correlated"] = any(i in ids for i in referenced if i)
     if kind in REPLY_KINDS:
         fact.update(_reply_fields(view, ctx))
+    if kind == "inbound_message" and ctx.context_registered is not None:
+        fact["context_registered"] = ctx.context_registered
     if kind in COMMAND_KINDS:
         fact["command"] = commands.classify(sanitize_text(view.body or ""))
         fact["stop_suppression_enabled"] = ctx.stop_suppression_enabled

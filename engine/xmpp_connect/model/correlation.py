@@ -46,6 +46,8 @@ class CorrelationContext:
     reply_via: str | None = None
     marker_inferred: bool = False
     correlation_ambiguous: bool = False
+    context_registered: bool | None = None
+    """An inbound message tied to none of ours: whether its sender's bare JID has a live tracking context."""
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -196,7 +196,7 @@ def _event(
         endpoint_ref=context.endpoint_ref,
         raw_ref=context.raw_ref,
         late=context.late or fact.get("late") is True,
-        inferred=fact.get("marker_inferred") is True or fact.get("reply_via") == "conversation",
+        inferred=_inferred(fact),
         emitted=event_type != INTERNAL_EVENT_TYPE,
         scope=classification.scope,
         dedupe_key=key,
@@ -204,6 +204,16 @@ def _event(
         fact=fact,
         sender_jid=context.sender_jid,
         sender_resource=context.sender_resource,
+    )
+
+
+def _inferred(fact: Mapping[str, Any]) -> bool:
+    """Attribution by guess: a cumulative marker's coverage, a reply tied only by the conversation, a
+    message tied to a tracking context only by its sender's bare JID."""
+    return (
+        fact.get("marker_inferred") is True
+        or fact.get("reply_via") == "conversation"
+        or fact.get("context_registered") is True
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
-from xmpp_connect.providers.base import AccountConfig, ChannelHealth, EventSink, XmppProvider
+from xmpp_connect.config.settings import AccountConfig
+from xmpp_connect.providers.base import ChannelHealth, EventSink, XmppProvider
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
 
 ProviderFactory = Callable[[AccountConfig, EventSink], XmppProvider]
@@ -18,9 +19,9 @@ class AccountProviders:
                  factory: ProviderFactory = SlixmppProvider) -> None:
         self._providers: dict[str, XmppProvider] = {}
         for account in settings:
-            if account.account in self._providers:
-                raise ValueError(f"account {account.account!r} is configured twice")
-            self._providers[account.account] = factory(account, sink)
+            if account.ref in self._providers:
+                raise ValueError(f"account {account.ref!r} is configured twice")
+            self._providers[account.ref] = factory(account, sink)
 
     def __getitem__(self, account: str) -> XmppProvider:
         return self._providers[account]

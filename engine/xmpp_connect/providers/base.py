@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from xmpp_connect.config.settings import AccountConfig as ServiceAccount
-from xmpp_connect.config.settings import NodeConfig, RoomConfig
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.providers.stanza_builders import OutboundMessage
@@ -45,119 +42,15 @@ class Backoff:
 
 
 @dataclass(frozen=True)
-class RoomSettings:
-    """A MUC room an account uses (§34, e.g. an operations room). Joined at session start when
-    ``join_at_start``; when the join creates the room (it did not exist) and ``create`` is set, the adapter
-    submits its configuration form from these fields, which unlocks it; without ``create`` it leaves the new
-    room again and reports it missing. ``history_stanzas`` is what the join asks the room to replay (None:
-    the room's default, 0: none)."""
+class SessionTuning:
+    """How a client provider keeps its session, beyond what the account's configuration says: liveness
+    pings, the delay before asking the server for acks, reconnect backoff, disco of contacts."""
 
-    room_jid: str
-    nick: str = "xmpp-connect"
-    password: str | None = field(default=None, repr=False)
-    join_at_start: bool = True
-    create: bool = True
-    non_anonymous: bool = True
-    members_only: bool = False
-    moderated: bool = False
-    persistent: bool = True
-    public: bool = True
-    history_stanzas: int | None = None
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    """A PubSub node an account uses (§19, §34). ``create``: create it at session start when missing, with
-    these access and publisher models (Prosody lets only admins create nodes). ``subscribe``: this account
-    subscribes, so the notifications it receives are subscriber-side evidence for items others publish."""
-
-    service_jid: str
-    node: str
-    create: bool = False
-    access_model: str = "open"
-    publisher_model: str = "publishers"
-    subscribe: bool = False
-
-
-@dataclass(frozen=True)
-class AccountConfig:
-    """How a provider connects one configured XMPP account (§34: one account per purpose)."""
-
-    account: str
-    jid: str
-    password: str = field(repr=False)
-    host: str | None = None
-    port: int = 5222
-    ca_file: Path | None = None
-    verify_tls: bool = True
-    require_tls: bool = True
     ping_interval: float = 60.0
     ping_timeout: float = 10.0
     ack_request_delay: float = 0.005
     backoff: Backoff = Backoff()
-    subscription_requests: str = "approve_and_subscribe"
-    """approve_and_subscribe | approve | ignore (config ``accounts[].subscription_requests``)."""
     discover_capabilities: bool = True
-    rooms: tuple[RoomSettings, ...] = ()
-    nodes: tuple[NodeSettings, ...] = ()
-    room_join_timeout: float = 5.0
-    iq_timeout: float = 5.0
-
-    def room(self, room_jid: str) -> RoomSettings | None:
-        """The configured settings of a room (bare JIDs compared case-insensitively)."""
-        wanted = room_jid.split("/", 1)[0].lower()
-        return next((room for room in self.rooms if room.room_jid.lower() == wanted), None)
-
-    @classmethod
-    def from_account(cls, account: ServiceAccount, **overrides: Any) -> AccountConfig:
-        """Settings for a client account of the service configuration (``config.AccountConfig``): connection,
-        TLS verification, rooms (passwords revealed here, at the last step), nodes and their timeouts."""
-        if account.password is None:
-            raise ValueError(f"account {account.ref!r} has no password")
-        values: dict[str, Any] = {
-            "account": account.ref,
-            "jid": account.jid,
-            "password": account.password.reveal(),
-            "host": account.host,
-            "port": account.port,
-            "ca_file": Path(account.ca_certs) if account.ca_certs else None,
-            "require_tls": account.require_tls,
-            "verify_tls": account.verify_tls,
-            "rooms": tuple(_room_settings(room) for room in account.rooms),
-            "nodes": tuple(_node_settings(node) for node in account.nodes),
-            "room_join_timeout": account.room_join_timeout,
-            "iq_timeout": account.iq_timeout,
-            "subscription_requests": account.subscription_requests,
-        }
-        values.update(overrides)
-        return cls(**values)
-
-
-def _room_settings(room: RoomConfig) -> RoomSettings:
-    return RoomSettings(
-        room_jid=room.room_jid,
-        nick=room.nick,
-        password=None if room.password is None else room.password.reveal(),
-        join_at_start=room.join_at_start,
-        create=room.create,
-        non_anonymous=room.non_anonymous,
-        members_only=room.members_only,
-        moderated=room.moderated,
-        persistent=room.persistent,
-        public=room.public,
-        history_stanzas=room.history_stanzas,
-    )
-
-
-def _node_settings(node: NodeConfig) -> NodeSettings:
-    return NodeSettings(
-        service_jid=node.service_jid,
-        node=node.node,
-        create=node.create,
-        access_model=node.access_model,
-        publisher_model=node.publisher_model,
-        subscribe=node.subscribe,
-    )
 
 
 @dataclass(frozen=True)
@@ -260,7 +153,7 @@ class XmppProvider(Protocol):
     async def join_room(self, room_jid: str, nick: str, password: str | None = None, *,
                         message_id: str | None = None, attempt_id: str | None = None) -> RoomJoin:
         """Join a MUC room (XEP-0045) with a bounded wait; disco#info gives the room's kind. A room the join
-        creates is configured from the account's RoomSettings (or left, when not allowed to create). The
+        creates is configured from the account's RoomConfig (or left, when not allowed to create). The
         join presence is recorded as an outbound stanza (with ``message_id``/``attempt_id`` when given), so a
         refusal arrives as a correlated ``stanza_received`` error."""
 

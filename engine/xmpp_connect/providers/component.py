@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,9 +22,10 @@ from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+from xmpp_connect.config.settings import AccountConfig
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.native import NativeEvent
-from xmpp_connect.providers.base import Backoff, ChannelHealth, EventSink, Feature, RoomJoin
+from xmpp_connect.providers.base import ChannelHealth, EventSink, Feature, RoomJoin, SessionTuning
 from xmpp_connect.providers.stanza_builders import (
     OutboundMessage,
     endpoint_type_of,
@@ -37,20 +37,6 @@ from xmpp_connect.providers.stanza_builders import (
 log = logging.getLogger(__name__)
 
 COMPONENT_NS = "jabber:component:accept"
-
-
-@dataclass(frozen=True)
-class ComponentConfig:
-    """How to connect one external component: its JID (a domain), the shared secret the server has in
-    ``component_secret``, and the server's component port (Prosody ``component_ports``, loopback)."""
-
-    account: str
-    jid: str
-    secret: str = field(repr=False)
-    host: str = "127.0.0.1"
-    port: int = 5347
-    backoff: Backoff = field(default_factory=Backoff)
-    iq_timeout: float = 5.0
 
 
 class ComponentProvider:
@@ -66,9 +52,13 @@ class ComponentProvider:
         }
     )
 
-    def __init__(self, config: ComponentConfig, sink: EventSink) -> None:
+    def __init__(self, config: AccountConfig, sink: EventSink, tuning: SessionTuning | None = None) -> None:
+        if config.secret is None:
+            raise ValueError(f"component account {config.ref!r} has no secret")
+        self._secret = config.secret
         self.config = config
-        self.provider_account_ref = config.account
+        self.tuning = tuning or SessionTuning()
+        self.provider_account_ref = config.ref
         self._sink = sink
         self._client: ComponentXMPP | None = None
         self._ready = False
@@ -81,7 +71,7 @@ class ComponentProvider:
     async def start(self, timeout: float = 10.0) -> bool:
         """Connect and hand-shake; True once the component stream is up, False when refused or late."""
         self._first_outcome = asyncio.get_running_loop().create_future()
-        client = ComponentXMPP(self.config.jid, self.config.secret, self.config.host, self.config.port)
+        client = ComponentXMPP(self.config.jid, self._secret.reveal(), self.config.host, self.config.port)
         client.register_plugin("xep_0030")
         for stanza in ("message", "presence"):
             matcher = MatchXPath(f"{{{COMPONENT_NS}}}{stanza}")
@@ -184,7 +174,7 @@ class ComponentProvider:
         self._emit("stream_disconnected", detail={"reason": str(reason) if reason else None,
                                                   "will_retry": will_retry})
         if will_retry:
-            delay = self.config.backoff.delay(self._failures)
+            delay = self.tuning.backoff.delay(self._failures)
             self._failures += 1
             self._reconnect = asyncio.ensure_future(self._reconnect_after(delay))
 
@@ -203,7 +193,7 @@ class ComponentProvider:
         stream = "failed" if self._failed else ("connected" if self._ready else "disconnected")
         authentication = "failed" if self._failed else ("authenticated" if self._ready else "unknown")
         return ChannelHealth(
-            xmpp_account_ref=self.config.account,
+            xmpp_account_ref=self.config.ref,
             server_ref=self.config.host,
             status=status,
             stream_status=stream,
@@ -220,10 +210,10 @@ class ComponentProvider:
 
     def _emit(self, kind: str, raw: str | None = None, stanza_id: str | None = None,
               detail: dict[str, object] | None = None) -> None:
-        event = NativeEvent(kind=kind, account=self.config.account, observed_at=datetime.now(UTC), raw=raw,
+        event = NativeEvent(kind=kind, account=self.config.ref, observed_at=datetime.now(UTC), raw=raw,
                             stanza_id=stanza_id, detail={**(detail or {}), "via_component": True})
         try:
             self._sink(event)
         except Exception:
-            log.exception("event sink failed for %s (account=%s stanza=%s)", kind, self.config.account,
+            log.exception("event sink failed for %s (account=%s stanza=%s)", kind, self.config.ref,
                           stanza_id)

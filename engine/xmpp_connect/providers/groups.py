@@ -23,9 +23,10 @@ from slixmpp import JID, ClientXMPP, Iq
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import ET
 
+from xmpp_connect.config.settings import AccountConfig, NodeConfig, RoomConfig
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.providers.archive import ArchiveQuery, ArchiveResult, page_end, query_element
-from xmpp_connect.providers.base import AccountConfig, NodeSettings, RoomJoin, RoomSettings
+from xmpp_connect.providers.base import RoomJoin
 from xmpp_connect.providers.pubsub import (
     NodeInfo,
     configure_request,
@@ -81,7 +82,7 @@ class GroupChannels:
         self.joined.clear()
         for room in self._config.rooms:
             if room.join_at_start:
-                await self.join_room(room.room_jid, room.nick, room.password)
+                await self.join_room(room.room_jid, room.nick)
         for node in self._config.nodes:
             await self.ensure_node(node)
             if node.subscribe:
@@ -105,7 +106,7 @@ class GroupChannels:
                         message_id: str | None = None, attempt_id: str | None = None) -> RoomJoin:
         room = room_jid.split("/", 1)[0].lower()
         configured = self._config.room(room)
-        settings = configured or RoomSettings(room_jid=room, nick=nick)
+        settings = configured or RoomConfig(room_jid=room, nick=nick)
         nick = settings.nick if configured is not None else nick
         if room in self.joined and room in self._room_joins:
             # Still an occupant: joining again would change nothing but replay every occupant's presence.
@@ -119,7 +120,8 @@ class GroupChannels:
         self._emit("room_join_sent", stanza_id=stanza_id, detail={"outbound": record})
         presence = self._client().make_presence(pto=f"{room}/{nick}")
         presence["id"] = stanza_id
-        presence.append(join_element(password if password is not None else settings.password,
+        configured_password = None if settings.password is None else settings.password.reveal()
+        presence.append(join_element(password if password is not None else configured_password,
                                      settings.history_stanzas))
         answer = self._joins.expect(room)
         presence.send()
@@ -141,7 +143,7 @@ class GroupChannels:
                                           features=features, created=joined.created)
         return self._room_joins[room]
 
-    async def _set_up_new_room(self, room: str, settings: RoomSettings) -> str | None:
+    async def _set_up_new_room(self, room: str, settings: RoomConfig) -> str | None:
         """Configure a room this join created (which unlocks it); or destroy it when we may not create
         rooms, reporting it missing. The error condition that stopped it, else None."""
         if not settings.create:
@@ -216,7 +218,7 @@ class GroupChannels:
                 access, publisher = node_models(configured.xml)
         return NodeInfo(service_jid, node, exists=True, access_model=access, publisher_model=publisher)
 
-    async def ensure_node(self, settings: NodeSettings) -> NodeInfo:
+    async def ensure_node(self, settings: NodeConfig) -> NodeInfo:
         """The node's info; a missing node is created first when the settings allow it."""
         info = await self.node_info(settings.service_jid, settings.node)
         if info.exists or not settings.create or info.error_condition != "item_not_found":

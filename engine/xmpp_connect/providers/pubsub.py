@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from xmpp_connect.providers.base import NodeSettings
+from xmpp_connect.config.settings import NodeConfig
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_OWNER = "http://jabber.org/protocol/pubsub#owner"
@@ -38,7 +38,7 @@ def _field(form: ET.Element, var: str, value: str) -> None:
     ET.SubElement(field, f"{{{NS_DATA}}}value").text = value
 
 
-def create_element(settings: NodeSettings) -> ET.Element:
+def create_element(settings: NodeConfig) -> ET.Element:
     """``<pubsub><create/><configure/></pubsub>`` for a new node with the configured models."""
     pubsub = ET.Element(f"{{{NS_PUBSUB}}}pubsub")
     ET.SubElement(pubsub, f"{{{NS_PUBSUB}}}create", {"node": settings.node})

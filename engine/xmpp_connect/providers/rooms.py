@@ -7,7 +7,7 @@ import asyncio
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from xmpp_connect.providers.base import RoomSettings
+from xmpp_connect.config.settings import RoomConfig
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
@@ -38,7 +38,7 @@ def _flag(value: bool) -> str:
     return "1" if value else "0"
 
 
-def config_query(settings: RoomSettings) -> ET.Element:
+def config_query(settings: RoomConfig) -> ET.Element:
     """The owner's submitted muc#roomconfig form (XEP-0045 §10.1.3); submitting it unlocks a new room."""
     query = ET.Element(f"{{{NS_MUC_OWNER}}}query")
     form = ET.SubElement(query, f"{{{NS_DATA}}}x", {"type": "submit"})
@@ -50,7 +50,7 @@ def config_query(settings: RoomSettings) -> ET.Element:
     _field(form, "muc#roomconfig_publicroom", _flag(settings.public))
     _field(form, "muc#roomconfig_passwordprotectedroom", _flag(settings.password is not None))
     if settings.password is not None:
-        _field(form, "muc#roomconfig_roomsecret", settings.password)
+        _field(form, "muc#roomconfig_roomsecret", settings.password.reveal())
     return query
 
 

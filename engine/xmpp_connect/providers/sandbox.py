@@ -12,15 +12,21 @@ import asyncio
 import itertools
 import logging
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from xml.sax.saxutils import quoteattr
-
-from defusedxml.ElementTree import ParseError, fromstring
 
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.providers.base import ChannelHealth, EventSink, Feature, RoomJoin
+from xmpp_connect.providers.sandbox_network import DOMAIN, ROOM_JID, Answer, SandboxNetwork
+from xmpp_connect.providers.sandbox_stanzas import (
+    NS_CLIENT,
+    NS_MARKERS,
+    NS_PUBSUB,
+    NS_RECEIPTS,
+    NS_STANZA_ID,
+    xml_text,
+)
 from xmpp_connect.providers.stanza_builders import (
     OutboundMessage,
     build_message,
@@ -29,326 +35,7 @@ from xmpp_connect.providers.stanza_builders import (
     record_for,
 )
 
-DOMAIN = "sandbox.invalid"
-ROOM_SERVICE = f"conference.{DOMAIN}"
-PUBSUB_SERVICE = f"pubsub.{DOMAIN}"
-ROOM_JID = f"ops@{ROOM_SERVICE}"
-NODE = "events"
-
-NS_RECEIPTS = "urn:xmpp:receipts"
-NS_MARKERS = "urn:xmpp:chat-markers:0"
-NS_REPLY = "urn:xmpp:reply:0"
-NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
-NS_PUBSUB = "http://jabber.org/protocol/pubsub"
-NS_DELAY = "urn:xmpp:delay"
-NS_STANZA_ID = "urn:xmpp:sid:0"
-NS_CLIENT = "jabber:client"
-
-# §24: every defined stanza error condition with the type a server typically sends it with.
-ERROR_CONDITIONS: dict[str, str] = {
-    "bad-request": "modify",
-    "conflict": "cancel",
-    "feature-not-implemented": "cancel",
-    "forbidden": "auth",
-    "gone": "cancel",
-    "internal-server-error": "cancel",
-    "item-not-found": "cancel",
-    "jid-malformed": "modify",
-    "not-acceptable": "modify",
-    "not-allowed": "cancel",
-    "not-authorized": "auth",
-    "payment-required": "auth",
-    "recipient-unavailable": "wait",
-    "redirect": "modify",
-    "registration-required": "auth",
-    "remote-server-not-found": "cancel",
-    "remote-server-timeout": "wait",
-    "resource-constraint": "wait",
-    "service-unavailable": "cancel",
-    "subscription-required": "auth",
-    "undefined-condition": "cancel",
-    "unexpected-request": "wait",
-}
-
-# The magic recipients and what each does; the README's table is this text.
-BEHAVIOURS: dict[str, str] = {
-    "delivered": "online; the server acks, the client returns a XEP-0184 receipt",
-    "displayed": "online; receipt, then a XEP-0333 displayed marker",
-    "replies-ack": "online; receipt, then replies 'ACK' (XEP-0461 reply to the message)",
-    "replies-text": "online; receipt, then replies with free text",
-    "offline": "offline: the server stores it; the recipient comes online later and sends a delayed receipt",
-    "blocked": "the server refuses: cancel/not-acceptable with urn:xmpp:blocking:errors",
-    "no-receipts": "online, but its client never sends receipts or markers (server ack only)",
-    "late-receipt": "online; the receipt arrives only after the adapter's receipt timeout",
-    "two-devices": "online on two resources (phone, laptop); each returns its own receipt",
-    "error-<condition>": "the server answers with that §24 stanza error, e.g. error-item-not-found",
-    "anything-else": "no such account: cancel/service-unavailable (as Prosody answers for unknown users)",
-}
-ONLINE_RESOURCES: dict[str, tuple[str, ...]] = {
-    "delivered": ("phone",),
-    "displayed": ("phone",),
-    "replies-ack": ("phone",),
-    "replies-text": ("phone",),
-    "no-receipts": ("legacy",),
-    "late-receipt": ("phone",),
-    "two-devices": ("phone", "laptop"),
-}
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SandboxTiming:
-    """Seconds between the adapter's send and each simulated answer."""
-
-    ack: float = 0.001
-    receipt: float = 0.005
-    displayed: float = 0.02
-    reply: float = 0.03
-    offline_delivery: float = 2.0
-    late_receipt: float = 310.0
-
-
-@dataclass(frozen=True)
-class Outbound:
-    """What the sandbox reads from an outbound stanza."""
-
-    kind: str
-    stanza_id: str
-    to: str
-    sender: str
-    message_type: str
-    receipt_requested: bool
-    markable: bool
-    thread: str | None
-    node: str | None = None
-    item_id: str | None = None
-
-
-def parse_outbound(xml: str) -> Outbound | None:
-    """The fields the simulated network answers from; None for XML it cannot read."""
-    try:
-        root = fromstring(xml)
-    except ParseError:
-        return None
-    kind = root.tag.rpartition("}")[2]
-    node = item_id = None
-    if kind == "iq":
-        publish = root.find(f"{{{NS_PUBSUB}}}pubsub/{{{NS_PUBSUB}}}publish")
-        if publish is not None:
-            node = publish.get("node")
-            item = publish.find(f"{{{NS_PUBSUB}}}item")
-            item_id = None if item is None else item.get("id")
-    thread = next((c.text for c in root if c.tag.rpartition("}")[2] == "thread"), None)
-    return Outbound(
-        kind=kind,
-        stanza_id=root.get("id", ""),
-        to=root.get("to", ""),
-        sender=root.get("from", ""),
-        message_type=root.get("type", "normal"),
-        receipt_requested=root.find(f"{{{NS_RECEIPTS}}}request") is not None,
-        markable=root.find(f"{{{NS_MARKERS}}}markable") is not None,
-        thread=thread,
-        node=node,
-        item_id=item_id,
-    )
-
-
-class StanzaWriter:
-    """Builds the inbound stanzas the simulated recipients and servers send."""
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-
-    def next_id(self, prefix: str) -> str:
-        return f"sbx-{prefix}-{next(self._ids)}"
-
-    def receipt(self, sender: str, to: str, original_id: str, delay_from: str | None = None) -> str:
-        inner = f"<received xmlns='{NS_RECEIPTS}' id={quoteattr(original_id)}/>" + self._delay(delay_from)
-        return self._message(sender, to, self.next_id("rcpt"), "chat", inner)
-
-    def displayed(self, sender: str, to: str, original_id: str) -> str:
-        inner = f"<displayed xmlns='{NS_MARKERS}' id={quoteattr(original_id)}/>"
-        return self._message(sender, to, self.next_id("mark"), "chat", inner)
-
-    def reply(self, sender: str, to: str, original_id: str, body: str, thread: str | None) -> str:
-        reference = f"<reply xmlns='{NS_REPLY}' to={quoteattr(to)} id={quoteattr(original_id)}/>"
-        inner = f"<body>{_text(body)}</body>{reference}"
-        if thread:
-            inner += f"<thread>{_text(thread)}</thread>"
-        inner += f"<markable xmlns='{NS_MARKERS}'/>"
-        return self._message(sender, to, self.next_id("reply"), "chat", inner)
-
-    def error(
-        self, kind: str, sender: str, to: str, original_id: str, condition: str, blocked: bool = False
-    ) -> str:
-        error_type = ERROR_CONDITIONS[condition]
-        extra = f"<blocked xmlns='{NS_BLOCKING_ERRORS}'/>" if blocked else ""
-        return (
-            f"<{kind} xmlns='jabber:client' type='error' from={quoteattr(sender)} to={quoteattr(to)}"
-            f" id={quoteattr(original_id)}><error type='{error_type}'><{condition} xmlns='{NS_STANZAS}'/>"
-            f"{extra}</error></{kind}>"
-        )
-
-    def presence(self, sender: str, to: str, available: bool) -> str:
-        kind = "" if available else " type='unavailable'"
-        return f"<presence xmlns='jabber:client' from={quoteattr(sender)} to={quoteattr(to)}{kind}/>"
-
-    def room_reflection(self, room: str, nick: str, to: str, original_id: str, body_xml: str) -> str:
-        stanza_id = self.next_id("room")
-        inner = (
-            f"{body_xml}<stanza-id xmlns='{NS_STANZA_ID}' by={quoteattr(room)} id={quoteattr(stanza_id)}/>"
-        )
-        return self._message(f"{room}/{nick}", to, original_id, "groupchat", inner)
-
-    def publish_result(self, service: str, to: str, original_id: str, node: str, item_id: str) -> str:
-        return (
-            f"<iq xmlns='jabber:client' type='result' from={quoteattr(service)} to={quoteattr(to)}"
-            f" id={quoteattr(original_id)}><pubsub xmlns='{NS_PUBSUB}'><publish node={quoteattr(node)}>"
-            f"<item id={quoteattr(item_id)}/></publish></pubsub></iq>"
-        )
-
-    def _message(self, sender: str, to: str, stanza_id: str, message_type: str, inner: str) -> str:
-        return (
-            f"<message xmlns='jabber:client' from={quoteattr(sender)} to={quoteattr(to)}"
-            f" id={quoteattr(stanza_id)} type='{message_type}'>{inner}</message>"
-        )
-
-    def _delay(self, delay_from: str | None) -> str:
-        if delay_from is None:
-            return ""
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return f"<delay xmlns='{NS_DELAY}' from={quoteattr(delay_from)} stamp='{stamp}'/>"
-
-
-def _text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-@dataclass
-class Answer:
-    """One simulated observation, ``delay`` seconds after the send."""
-
-    delay: float
-    kind: str
-    raw: str | None = None
-    stanza_id: str | None = None
-    detail: dict[str, object] = field(default_factory=dict)
-
-
-class SandboxNetwork:
-    """The behaviour table: an outbound stanza in, the answers the simulated network gives out."""
-
-    def __init__(self, timing: SandboxTiming | None = None) -> None:
-        self.timing = timing or SandboxTiming()
-        self.writer = StanzaWriter()
-
-    def roster(self) -> list[str]:
-        """The sandbox account's contacts: every recipient that has presence, mutually subscribed."""
-        return [*(f"{local}@{DOMAIN}" for local in ONLINE_RESOURCES), f"offline@{DOMAIN}"]
-
-    def presence_snapshot(self, account_jid: str) -> list[str]:
-        """The presence the sandbox roster sends when a session starts."""
-        out = [
-            self.writer.presence(f"{local}@{DOMAIN}/{resource}", account_jid, True)
-            for local, resources in ONLINE_RESOURCES.items()
-            for resource in resources
-        ]
-        out.append(self.writer.presence(f"offline@{DOMAIN}", account_jid, False))
-        return out
-
-    def answer(self, xml: str, account_jid: str) -> list[Answer]:
-        """The answers to one outbound stanza sent by ``account_jid``."""
-        out = parse_outbound(xml)
-        if out is None or not out.stanza_id:
-            return []
-        if not out.sender:
-            out = replace(out, sender=account_jid)
-        answers = [Answer(self.timing.ack, "sm_ack", stanza_id=out.stanza_id)]
-        if out.kind == "iq":
-            return answers + self._pubsub(out)
-        local, _, rest = out.to.partition("@")
-        domain = rest.partition("/")[0] if rest else local.partition("/")[0]
-        if not rest:
-            local = ""
-        if domain == ROOM_SERVICE:
-            return answers + self._room(out, out.to.partition("/")[0])
-        if domain != DOMAIN:
-            return [*answers, self._error(out, "remote-server-not-found", sender=domain)]
-        return answers + self._recipient(out, local)
-
-    def _recipient(self, out: Outbound, local: str) -> list[Answer]:
-        bare = f"{local}@{DOMAIN}"
-        t = self.timing
-        if local.startswith("error-") and local[6:] in ERROR_CONDITIONS:
-            return [self._error(out, local[6:], sender=bare)]
-        if local == "blocked":
-            return [self._error(out, "not-acceptable", sender=bare, blocked=True)]
-        if local == "offline":
-            return self._receipts(out, bare, ("phone",), t.offline_delivery, delayed=True, comes_online=True)
-        if local == "late-receipt":
-            return self._receipts(out, bare, ("phone",), t.late_receipt)
-        if local not in ONLINE_RESOURCES:
-            return [self._error(out, "service-unavailable", sender=bare)]
-        if local == "no-receipts":
-            return []
-        answers = self._receipts(out, bare, ONLINE_RESOURCES[local], t.receipt)
-        full = f"{bare}/{ONLINE_RESOURCES[local][0]}"
-        if local == "displayed" and out.markable:
-            answers.append(self._inbound(t.displayed, self.writer.displayed(full, out.sender, out.stanza_id)))
-        if local in ("replies-ack", "replies-text"):
-            body = "ACK" if local == "replies-ack" else "Thanks, I will look at it tomorrow."
-            answers.append(
-                self._inbound(t.reply, self.writer.reply(full, out.sender, out.stanza_id, body, out.thread))
-            )
-        return answers
-
-    def _receipts(
-        self,
-        out: Outbound,
-        bare: str,
-        resources: tuple[str, ...],
-        delay: float,
-        delayed: bool = False,
-        comes_online: bool = False,
-    ) -> list[Answer]:
-        answers = []
-        if comes_online:
-            presence = self.writer.presence(f"{bare}/{resources[0]}", out.sender, True)
-            answers.append(self._inbound(delay, presence))
-        if out.receipt_requested:
-            for resource in resources:
-                stanza = self.writer.receipt(
-                    f"{bare}/{resource}", out.sender, out.stanza_id, delay_from=DOMAIN if delayed else None
-                )
-                answers.append(self._inbound(delay, stanza))
-        return answers
-
-    def _room(self, out: Outbound, room: str) -> list[Answer]:
-        if room != ROOM_JID:
-            return [self._error(out, "item-not-found", sender=room)]
-        if out.message_type != "groupchat":
-            return [self._error(out, "not-acceptable", sender=room)]
-        body = f"<body>{_text('(room copy)')}</body>"
-        reflection = self.writer.room_reflection(room, "adapter", out.sender, out.stanza_id, body)
-        return [self._inbound(self.timing.receipt, reflection)]
-
-    def _pubsub(self, out: Outbound) -> list[Answer]:
-        if out.to != PUBSUB_SERVICE or out.node is None:
-            return [self._error(out, "service-unavailable", sender=out.to or DOMAIN)]
-        if out.node != NODE:
-            return [self._error(out, "item-not-found", sender=out.to)]
-        item_id = out.item_id or self.writer.next_id("item")
-        result = self.writer.publish_result(out.to, out.sender, out.stanza_id, out.node, item_id)
-        return [self._inbound(self.timing.receipt, result)]
-
-    def _error(self, out: Outbound, condition: str, sender: str, blocked: bool = False) -> Answer:
-        raw = self.writer.error(out.kind, sender, out.sender, out.stanza_id, condition, blocked=blocked)
-        return self._inbound(self.timing.receipt, raw)
-
-    def _inbound(self, delay: float, raw: str) -> Answer:
-        return Answer(delay, "stanza_received", raw=raw)
 
 
 class SandboxProvider:
@@ -429,7 +116,7 @@ class SandboxProvider:
         stanza_id = message.stanza_id or new_stanza_id()
         xml = (
             f"<message xmlns='{NS_CLIENT}' to={quoteattr(message.to_jid)} from={quoteattr(self.jid)}"
-            f" type='groupchat' id={quoteattr(stanza_id)}><body>{_text(message.body)}</body>"
+            f" type='groupchat' id={quoteattr(stanza_id)}><body>{xml_text(message.body)}</body>"
             f"<origin-id xmlns='{NS_STANZA_ID}' id={quoteattr(stanza_id)}/></message>"
         )
         self._send(xml, stanza_id)

@@ -6,7 +6,7 @@ from typing import Any
 
 from xmpp_connect.api.backend import ActionOutcome
 from xmpp_connect.api.problems import FieldError, Problem
-from xmpp_connect.sending.actions import InvalidAction
+from xmpp_connect.sending.schemas import InvalidAction
 from xmpp_connect.store.errors import IdempotencyConflict
 
 
