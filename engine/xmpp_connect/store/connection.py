@@ -42,11 +42,11 @@ class SqlBase:
     begin_write = "BEGIN"
     """The statement that opens a write transaction (SQLite takes the write lock at once with IMMEDIATE)."""
     counters_in_batch = False
+    """True where a group-commit batch holds the whole database's write lock from begin to commit (SQLite):
+    its counters are then read once, handed out from memory and written back just before the COMMIT."""
     statement_undoes_itself = False
     """True where a statement that fails undoes only its own changes and leaves the transaction usable
     (SQLite). A store call nested in another write scope then joins it without a savepoint of its own."""
-    """True where a group-commit batch holds the whole database's write lock from begin to commit (SQLite):
-    its counters are then read once, handed out from memory and written back just before the COMMIT."""
 
     def __init__(self, options: StoreOptions) -> None:
         self.options = options

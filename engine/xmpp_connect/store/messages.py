@@ -48,7 +48,7 @@ class MessageRecords(SqlBase):
             )
 
     def get_message(self, tenant_id: str, message_id: str) -> XmppMessage | None:
-        """The message; one read lately (or written) is not read again (its row never changes)."""
+        """The message; one read lately is not read again (a message row never changes once written)."""
         key = (tenant_id, message_id)
         known = self._known_messages.get(key)
         if known is not None:
