@@ -310,6 +310,10 @@ def test_pubsub_publication_is_feed_evidence_only(tmp_path: Path, contract: Open
         assert "feed.item.published" in {e["event_type"] for e in entries(client, message_id)}
         missing = post(client, publish_request("p2", "no-such-node"))["xmpp_message_id"]
         assert wait_for(lambda: assessment(client, missing)["subclass"] == "fail.pubsub_node_unavailable")
+        for key, node in (("p1", "events"), ("p2", "no-such-node")):
+            # In the outbox: settled by the iq answer (result or error), so never published again.
+            replay = post(client, publish_request(key, node))
+            assert replay["idempotent_replay"] is True and replay["outbox_state"] == "server_acked", replay
         standalone = client.post(
             "/xmpp/pubsub/events/publish",
             json={"idempotency_key": "p3", "item": {"title": "hello"}},

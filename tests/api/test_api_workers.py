@@ -3,11 +3,13 @@
 In process (build_worker_app driven over ASGI): a send a worker accepts is only in the intake until the core
 carries it out; then its records, its accepted event (the id the worker answered with) and its stored result
 match what the worker answered. Requests accepted before a crash are carried out once after a restart, and
-once more from position 0 is a replay (no second stanza). A stale core health report sends everything to
-the core.
+once more from position 0 is a replay (no second stanza). A replay says where the send is: accepted while
+queued in the intake, the core's outbox state after (the core listening on its socket), and a send the core
+left accepted is written by it. A stale core health report sends everything to the core.
 
 As a process: `xmpp-connect serve --api-workers 1` on a loopback port with the sandbox provider: the worker
-answers plain sends, replays and refusals itself and forwards the rest (its answer is the core's); a SIGKILL
+answers plain sends and refusals itself and forwards the rest (its answer is the core's), replays of its sends
+too once the core carried them out (the core says where the send is); a SIGKILL
 of the core ends its worker and frees the port for a restart that serves the earlier timeline. Which process
 answered a send is read from the intake file: a claim with a result was accepted by the worker, one without
 was forwarded to the core."""
@@ -247,7 +249,64 @@ async def test_worker_accepted_send_is_carried_out_with_the_answered_ids(tmp_pat
             assert [e.scenario for e in receipts] == ["delivered_to_client"]
             assert [e.stanza_id for e in sent] == [store.list_attempts("a", message_id)[0].stanza_id]
             again = await worker.post("/adapter/actions", json=request)
-            assert again.status_code == 202 and without_replay(again.json()) == without_replay(answered)
+            assert again.status_code == 503, "carried out by the core: only the core can say where it is"
+
+
+@asynccontextmanager
+async def core_listening(service: AdapterService, config: ServiceConfig) -> AsyncIterator[None]:
+    """The core's app on the Unix socket ``worker_http`` forwards to (the service started by the caller)."""
+    import uvicorn
+
+    socket_path = config.data_dir / "no-core.sock"
+    server = uvicorn.Server(uvicorn.Config(build_app(service), uds=str(socket_path), lifespan="off",
+                                           log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, "the core listening")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, WAIT)
+
+
+async def test_replay_says_where_the_send_is_and_the_core_resumes_a_send_still_accepted(
+    tmp_path: Path,
+) -> None:
+    """A replay through the worker: queued in the intake, the claim answers ``outbox_state: accepted``; once
+    the core carried it out, the core answers with its outbox state; a send the core left accepted (as a
+    crash after its records committed leaves it) is written by the replay, with the same stanza id."""
+    config = service_config(tmp_path)
+    request = send_request("resume")
+    async with core_beside_worker(config) as (store, service, intake), worker_http(config) as worker:
+        sent = count_sends(service)
+        answered = (await worker.post("/adapter/actions", json=request)).json()
+        queued = await worker.post("/adapter/actions", json=request)
+        assert queued.status_code == 202 and queued.json()["idempotent_replay"] is True
+        assert queued.json()["outbox_state"] == "accepted", "still in the intake: accepted, not written"
+        assert without_replay(queued.json()) == without_replay(answered)
+
+        await service.start()
+        async with core_listening(service, config):
+            dispatcher = IntakeDispatcher(intake, store, service._carry_out)
+            assert await dispatcher.carry_out(intake.items_after(dispatcher.position)) is True
+            message_id = answered["xmpp_message_id"]
+            await eventually(lambda: delivered(store, message_id), "the sandbox receipt")
+            stanza_id = store.list_attempts("a", message_id)[0].stanza_id
+            carried = await worker.post("/adapter/actions", json=request)
+            assert carried.status_code == 202 and carried.json()["idempotent_replay"] is True
+            assert carried.json()["outbox_state"] == "server_acked", "the core's answer: where it really is"
+            assert without_replay(carried.json()) == without_replay(answered)
+
+            with store.transaction():
+                store._exec(store._conn(), "UPDATE outbox SET state = 'accepted', written_at = NULL,"
+                            " acked_at = NULL WHERE stanza_id = ?", (stanza_id,))
+            service.outbox._in_flight.discard(stanza_id)
+            resumed = await worker.post("/adapter/actions", json=request)
+            assert resumed.json()["outbox_state"] == "accepted", resumed.text
+            await eventually(lambda: [e.stanza_id for e in sent] == [stanza_id, stanza_id],
+                             "the replay writes the send the core left accepted")
+            await eventually(lambda: store.outbox_entry("a", stanza_id).state == "server_acked",
+                             "the resumed write acked")
 
 
 async def test_accepted_before_a_crash_are_carried_out_once_after_restart(tmp_path: Path) -> None:
@@ -465,8 +524,9 @@ async def served(tmp_path: Path) -> AsyncIterator[ServedWithWorkers]:
 
 
 async def test_worker_answers_plain_sends_and_forwards_the_rest(served: ServedWithWorkers) -> None:
-    """Accepted, replayed and refused by the worker; templated, suppressed and read requests answered by
-    the core through it; the accepted sends reach their evidence in the core."""
+    """Accepted and refused by the worker; replayed by the core once it carried the send out (with its outbox
+    state); templated, suppressed and read requests answered by the core through it; the accepted sends reach
+    their evidence in the core."""
     async with served.client() as http:
         api = Api(http)
         request = send_request("p1")
@@ -487,7 +547,8 @@ async def test_worker_answers_plain_sends_and_forwards_the_rest(served: ServedWi
 
         replay = await api.act({**request, "request_id": "req-p1-again"})
         assert replay.status_code == 202 and replay.json()["idempotent_replay"] is True
-        assert {**replay.json(), "idempotent_replay": False} == first
+        assert without_replay(replay.json()) == without_replay(first)
+        assert replay.json()["outbox_state"] == "server_acked", "the core says where the send really is"
 
         conflict = await api.act({**request, "content": {"body": "Another body."}})
         assert conflict.status_code == 409

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from api_helpers import LiveApp
-from prosody import ProsodyServer, TestUser
+from prosody import PUBSUB_DOMAIN, ProsodyServer, TestUser
 from recipients import Recipient
 from slixmpp.stanza import Message
 from test_e2e_prosody import send, start_service, stop_service
@@ -51,12 +51,21 @@ class Service(LiveApp):
         return str((await self.assessment(message_id))["subclass"])
 
 
-async def _service(prosody: ProsodyServer, tmp_path: Path, delivery: str, hold: float) -> Service:
-    user = prosody.fresh_user("svc")
+async def _service(prosody: ProsodyServer, tmp_path: Path, delivery: str, hold: float,
+                   user: TestUser | None = None, node: str | None = None) -> Service:
+    """A service on a fresh account (or ``user``'s, with ``node`` created at start), writing its config
+    once; the same call on the same ``tmp_path`` and ``user`` starts it again on the same store."""
+    user = user or prosody.fresh_user("svc")
     path = tmp_path / "xmpp-connect.yaml"
-    repo = Path(__file__).resolve().parents[2]
-    path.write_text(CONFIG.format(policy_dir=repo, jid=user.jid, port=prosody.port, ca=prosody.cert_path,
-                                  delivery=delivery, hold=hold))
+    if not path.exists():
+        repo = Path(__file__).resolve().parents[2]
+        text = CONFIG.format(policy_dir=repo, jid=user.jid, port=prosody.port, ca=prosody.cert_path,
+                             delivery=delivery, hold=hold)
+        if node is not None:
+            text = text.replace(f"    hold_while_disconnected_s: {hold}\n", (
+                f"    hold_while_disconnected_s: {hold}\n    nodes: [{{service_jid: {PUBSUB_DOMAIN},"
+                f" node: {node}, create: true, access_model: open, publisher_model: publishers}}]\n"))
+        path.write_text(text)
     service, http = await start_service(path, user)
     return Service(service, http, WAIT)
 
@@ -218,6 +227,130 @@ async def test_held_send_drains_on_reconnect_and_one_past_its_bound_expires(
     with pytest.raises(TimeoutError):
         await phone.next_message(1.0)
     assert (await at_least_once.states([bounded])) == ["expired"]
+
+
+async def test_publish_written_to_a_hung_server_is_published_again_with_the_same_item_id(
+    prosody: ProsodyServer, tmp_path: Path,
+) -> None:
+    """A PubSub publish goes through the outbox: written to a hung Prosody, never answered; Prosody killed
+    and started again (no resumption): the publish is flagged acceptance-unknown and published again as a
+    new attempt with the same iq and item id, and its iq result (not an SM ack) settles it."""
+    node = f"outbox-{uuid.uuid4().hex[:8]}"
+    under_test = await _service(prosody, tmp_path, "at_least_once", 300, prosody.admin_user(), node)
+    try:
+        body = {"idempotency_key": uuid.uuid4().hex, "service": PUBSUB_DOMAIN, "item": {"title": "Case"}}
+        path = f"/xmpp/pubsub/{node}/publish"
+        warm_up = await under_test.act({**body, "idempotency_key": uuid.uuid4().hex}, path=path)
+        await under_test.wait_for_event(warm_up["xmpp_message_id"], "feed.item.published")
+        prosody.freeze()
+        result = await under_test.act(body, path=path)
+        assert result["accepted"] is True
+        await _until_state(under_test, body, path, "written")
+        prosody.kill()
+        prosody.start()
+        await _until_state(under_test, body, path, "server_acked")
+        message_id = result["xmpp_message_id"]
+        attempts = (await under_test.get(f"/xmpp/messages/{message_id}"))["attempts"]
+        assert len(attempts) == 2, attempts
+        assert {a["stanza_id"] for a in attempts} == {attempts[0]["stanza_id"]}, "the same iq and item id"
+        entries = {(e["scenario"], e["xmpp_attempt_id"]) for e in await under_test.entries(message_id)}
+        lost, again = attempts[0]["xmpp_attempt_id"], attempts[1]["xmpp_attempt_id"]
+        assert ("sent_to_server", lost) in entries and ("acceptance_unknown", lost) in entries, entries
+        assert ("sent_to_server", again) in entries and ("pubsub_published", again) in entries, entries
+        assert await under_test.subclass(message_id) == "success.pubsub_item_published"
+    finally:
+        if not prosody.running:
+            prosody.start()
+        await stop_service(under_test.service, under_test.http)
+
+
+async def test_scheduled_send_due_while_the_server_is_down_is_held_kept_over_a_restart_and_drained(
+    prosody: ProsodyServer, tmp_path: Path, recipient_user: TestUser,
+    clients: Callable[[TestUser, str], Recipient],
+) -> None:
+    """A scheduled send that becomes due while Prosody is down leaves the schedule for the outbox (held, not
+    refused); the service is stopped and started again with Prosody still down, and when Prosody is back
+    the send is written from the outbox and reaches the recipient."""
+    user = prosody.fresh_user("svc")
+    under_test = await _service(prosody, tmp_path, "at_least_once", 300, user)
+    request = send("sched-" + uuid.uuid4().hex[:8], recipient_user.jid, send_at=_in_seconds(1.0))
+    request["action_type"] = "notification.schedule"
+    try:
+        prosody.stop()
+        scheduled = await under_test.act(request)
+        assert scheduled["accepted"] is True and scheduled["action_state"] == "scheduled"
+        message_id = scheduled["xmpp_message_id"]
+        deadline = time.monotonic() + WAIT
+        while await under_test.subclass(message_id) != "undef.channel_degraded":
+            assert time.monotonic() < deadline, "the due send was never held"
+            await asyncio.sleep(0.1)
+        assert await under_test.states([request]) == ["accepted"], "in the outbox, held"
+    finally:
+        await stop_service(under_test.service, under_test.http)
+    under_test = await _service(prosody, tmp_path, "at_least_once", 300, user)
+    try:
+        prosody.start()
+        phone = await clients(recipient_user, "phone").online()
+        delivered = await phone.next_message(WAIT)
+        stanza_id = (await under_test.get(f"/xmpp/messages/{message_id}"))["attempts"][0]["stanza_id"]
+        assert delivered["id"] == stanza_id, "the held scheduled send drains after the restart"
+        deadline = time.monotonic() + WAIT
+        while await under_test.states([request]) != ["server_acked"]:
+            assert time.monotonic() < deadline, "the drained send was never acked"
+            await asyncio.sleep(0.1)
+    finally:
+        if not prosody.running:
+            prosody.start()
+        await stop_service(under_test.service, under_test.http)
+
+
+async def _until_state(under_test: Service, body: dict[str, Any], path: str, state: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while (answer := await under_test.act(body, path=path)).get("outbox_state") != state:
+        timeline = [(e["scenario"], e["xmpp_attempt_id"]) for e in await under_test.entries(
+            answer["xmpp_message_id"])]
+        assert time.monotonic() < deadline, f"the publish never reached {state}: {answer}, {timeline}"
+        await asyncio.sleep(0.1)
+
+
+async def test_one_outage_is_one_unavailable_event_however_many_reconnects_fail(
+    prosody: ProsodyServer, at_least_once: Service,
+) -> None:
+    """Prosody stopped long enough for a reconnect to fail, then started: the feed tells the outage once
+    (``system.provider.unavailable``), then its end (``system.adapter.health_changed``)."""
+    provider = at_least_once.service.providers["notify"]
+    before = await _feed(at_least_once)
+    prosody.stop()
+    deadline = time.monotonic() + WAIT
+    while provider.state.failures_while_down < 1:
+        assert time.monotonic() < deadline, "no reconnect failed while the server was down"
+        await asyncio.sleep(0.05)
+    prosody.start()
+    while provider.health().status != "healthy":
+        assert time.monotonic() < deadline + WAIT, "the provider never reconnected"
+        await asyncio.sleep(0.05)
+    deadline = time.monotonic() + WAIT
+    back = "system.adapter.health_changed"
+    while not any(e["event_type"] == back for e in await _feed(at_least_once, before)):
+        assert time.monotonic() < deadline, "the reconnect never reached the feed"
+        await asyncio.sleep(0.05)
+    outage = [e["event_type"] for e in await _feed(at_least_once, before) if e["xmpp_message_id"] is None]
+    assert outage.count("system.provider.unavailable") == 1, outage
+    assert outage[0] == "system.provider.unavailable", outage
+    assert set(outage[1:]) == {"system.adapter.health_changed"}, "back: authenticated, then connected"
+
+
+async def _feed(under_test: Service, after: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The tenant's event feed (paged with the cursor), without the events already in ``after``."""
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = await under_test.get("/adapter/events", limit=500, **({"cursor": cursor} if cursor else {}))
+        events += page["events"]
+        if not page["events"]:
+            break
+        cursor = page["next_cursor"]
+    return events[len(after or []):]
 
 
 def _in_seconds(seconds: float) -> str:

@@ -16,7 +16,7 @@ from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.providers.base import Feature
+from xmpp_connect.providers.base import Backoff, Feature, SessionTuning
 from xmpp_connect.providers.component import ComponentProvider
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 
@@ -95,3 +95,34 @@ async def test_component_with_a_wrong_secret_fails_authentication(
         assert component.health().status == "failing"
     finally:
         await component.stop()
+
+
+async def test_a_refused_second_component_reports_one_outage_however_often_it_retries(
+    live_prosody: ProsodyServer, classifier: Classifier, commands: CommandTable,
+) -> None:
+    """Prosody closes a second connection for a connected component with a ``conflict`` stream error; each
+    retry is refused again. That is one outage (one stream-down fact), until the first component leaves."""
+    config = component_account(live_prosody.component_secret, live_prosody.component_port)
+    first = ComponentProvider(config, lambda _event: None)
+    events: list[NativeEvent] = []
+    quick = SessionTuning(backoff=Backoff(initial=0.1, maximum=0.2))
+    second = ComponentProvider(config, events.append, quick)
+    assert await first.start(timeout=WAIT)
+    try:
+        assert await second.start(timeout=2.0) is False
+
+        await asyncio.wait_for(_until(lambda: second.failures_while_down >= 2), WAIT)
+        down = [e for e in events if e.kind in ("stream_error", "stream_disconnected")]
+        assert [e.detail.get("condition") for e in down] == ["conflict"], [e.kind for e in down]
+        assert down[0].detail["will_retry"] is True
+        await first.stop()
+        await asyncio.wait_for(_until(lambda: any(e.kind == "stream_connected" for e in events)), WAIT)
+        assert [e for e in events if e.kind in ("stream_error", "stream_disconnected")] == down
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)

@@ -9,7 +9,9 @@ accepted sends wait for the core (beyond that, sends go to the core and are answ
 never in metadata-only mode (the intake would hold the body until the core takes it).
 Anything else (a refusal to record, a template to render, a room, a node, a schedule, a reminder, every
 read) goes to the core unchanged, so its answer is the core's own. When the core's health report is stale,
-everything goes to the core.
+everything goes to the core. A replay of a send accepted here is answered here while the send waits in the
+intake (``outbox_state: accepted``), and by the core once the core carried it out (its outbox state, and a
+send still only accepted is handed to the provider then).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from xmpp_connect.sending.targets import target_jid
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.errors import IdempotencyConflict
+from xmpp_connect.store.outbox import ACCEPTED
 from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore, StoreOptions
 from xmpp_connect.store.sqlite import SqliteStore
@@ -172,11 +175,19 @@ class IntakeDesk:
         operation_id = idempotency.operation_id(tenant.id, key)
         claim = self.intake.claim(tenant.id, key, digest, operation_id, now, queued)
         if claim.result is not None and not claim.fresh:
-            return _answer({**claim.result, "idempotent_replay": True})
+            return self._replay(tenant, key, claim.result)
         await self.intake.durable()
         if claim.fresh and answer is not None:
             SENDS.labels("accepted", "").inc()
         return answer if claim.fresh else None
+
+    def _replay(self, tenant: TenantConfig, key: str, result: dict[str, Any]) -> Response | None:
+        """A replay of a send this worker accepted. Once the core has carried it out, the core answers (None):
+        it says where the send really is (``outbox_state``) and hands a send still only accepted to the
+        provider. Until then the send waits in the intake, accepted and not written: the claim answers."""
+        if self.store.operation_completed(tenant.id, key):
+            return None
+        return _answer({**result, "idempotent_replay": True, "outbox_state": ACCEPTED})
 
 
 def _answer(result: dict[str, Any]) -> JSONResponse:

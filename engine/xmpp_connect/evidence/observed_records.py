@@ -61,7 +61,7 @@ class ObservedRecords:
         writer = self._writers.get(str(observation.fact.get("kind")))
         raw = observation.event.raw
         if writer is not None and raw is not None:
-            writer(observation, self._view(raw))
+            writer(observation, observation.view or self._view(raw))
 
     def _view(self, raw: str) -> StanzaView:
         """The parsed stanza; a cumulative marker yields several observations of one stanza, parsed once."""

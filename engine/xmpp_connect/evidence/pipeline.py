@@ -91,6 +91,8 @@ class Observation:
     stanza's raw ``from`` attribute (kept raw: a bounce from a malformed address can't be parsed back).
     ``delay_stamp`` is the stanza's XEP-0203 delay (or XEP-0313 archive) stamp: when it really happened.
     ``tracking`` is the sender's registered tracking context, for a message tied to none of ours.
+    ``view`` is the parsed stanza it came from (what is recorded beside the log reads it instead of parsing
+    the raw stanza once more).
     """
 
     event: NativeEvent
@@ -101,6 +103,7 @@ class Observation:
     sender: str | None = None
     delay_stamp: datetime | None = None
     tracking: TrackingContext | None = None
+    view: StanzaView | None = None
 
 
 ObservationSink = Callable[[Observation], None]
@@ -388,8 +391,8 @@ class EvidencePipeline:
             return []
         if view.marker is not None and ctx.outbound is not None and fact.get("correlated"):
             self._marked.add(ctx.outbound.stanza_id)
-        observed = self._classified(event, fact, ctx.outbound, sender=view.from_attr, stamp=_stamp(view))
-        return [replace(observed, tracking=tracking if "context_registered" in fact else None)]
+        tied = tracking if "context_registered" in fact else None
+        return [self._classified(event, fact, ctx.outbound, sender=view.from_attr, view=view, tracking=tied)]
 
     def _inferred_markers(
         self, event: NativeEvent, view: StanzaView, named: OutboundRecord, ctx: CorrelationContext
@@ -404,15 +407,18 @@ class EvidencePipeline:
             fact = fact_from_stanza(view, inferred_ctx, self._commands)
             observations.append(
                 self._classified(event, fact, earlier, inferred_from=named.stanza_id, sender=view.from_attr,
-                                 stamp=_stamp(view))
+                                 view=view)
             )
         return observations
 
     def _classified(
         self, event: NativeEvent, fact: dict[str, Any], outbound: OutboundRecord | None,
-        inferred_from: str | None = None, sender: str | None = None, stamp: datetime | None = None,
+        inferred_from: str | None = None, sender: str | None = None, view: StanzaView | None = None,
+        tracking: TrackingContext | None = None,
     ) -> Observation:
-        return Observation(event, fact, self._classify(fact), outbound, inferred_from, sender, stamp)
+        """The observation; one from a stanza carries its parsed view and the stanza's own time, if any."""
+        return Observation(event, fact, self._classify(fact), outbound, inferred_from, sender,
+                           _stamp(view) if view is not None else None, tracking, view)
 
     def _classify(self, fact: dict[str, Any]) -> Classification:
         """Classify, memoized per policy version: most facts repeat exactly (every sm_ack of a chat message

@@ -161,5 +161,7 @@ class XmppProvider(Protocol):
         """Send a groupchat message to a joined room; the room's reflected copy arrives as a native event."""
 
     def publish(self, service_jid: str, node: str, item_id: str, payload_xml: str,
-                message_id: str | None = None, attempt_id: str | None = None) -> OutboundRecord:
-        """Publish one item to a PubSub node (XEP-0060); the iq result or error arrives as a native event."""
+                message_id: str | None = None, attempt_id: str | None = None, *,
+                stanza_id: str | None = None) -> OutboundRecord:
+        """Publish one item to a PubSub node (XEP-0060) in an iq with ``stanza_id`` (a new id when None);
+        the iq result or error arrives as a native event."""

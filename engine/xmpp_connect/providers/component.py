@@ -65,6 +65,8 @@ class ComponentProvider:
         self._stopping = False
         self._failed = False
         self._failures = 0
+        self._down_reported = False
+        self.failures_while_down = 0
         self._first_outcome: asyncio.Future[bool] | None = None
         self._reconnect: asyncio.Task[None] | None = None
 
@@ -130,7 +132,8 @@ class ComponentProvider:
         raise NotImplementedError("groupchat is not offered over a component connection: use an account")
 
     def publish(self, service_jid: str, node: str, item_id: str, payload_xml: str,
-                message_id: str | None = None, attempt_id: str | None = None) -> OutboundRecord:
+                message_id: str | None = None, attempt_id: str | None = None, *,
+                stanza_id: str | None = None) -> OutboundRecord:
         raise NotImplementedError("PubSub is not offered over a component connection: use an account")
 
     async def discover(self, jid: str) -> None:
@@ -151,6 +154,8 @@ class ComponentProvider:
     def _on_session_start(self, _event: Any) -> None:
         self._ready = True
         self._failures = 0
+        self._down_reported = False
+        self.failures_while_down = 0
         self._emit("authenticated", detail={"jid": self.config.jid})
         self._emit("stream_connected", detail={"component": True, "stream_management": False,
                                                "resumed": False, "jid": self.config.jid})
@@ -165,18 +170,29 @@ class ComponentProvider:
             if self._first_outcome is not None and not self._first_outcome.done():
                 self._first_outcome.set_result(False)
             return
-        self._emit("stream_error", raw=str(error), detail={"condition": condition,
-                                                          "will_retry": not self._stopping})
+        detail: dict[str, object] = {"condition": condition, "will_retry": not self._stopping}
+        self._stream_down("stream_error", detail, str(error))
 
     def _on_disconnected(self, reason: Any) -> None:
         self._ready = False
         will_retry = not self._stopping and not self._failed
-        self._emit("stream_disconnected", detail={"reason": str(reason) if reason else None,
+        self._stream_down("stream_disconnected", {"reason": str(reason) if reason else None,
                                                   "will_retry": will_retry})
         if will_retry:
             delay = self.tuning.backoff.delay(self._failures)
             self._failures += 1
             self._reconnect = asyncio.ensure_future(self._reconnect_after(delay))
+
+    def _stream_down(self, kind: str, detail: dict[str, object], raw: str | None = None) -> None:
+        """One outage, one fact (as the client provider): a further failure while the stream is still down is
+        logged only; a give-up (``will_retry`` false) is its own fact."""
+        if self._down_reported and detail.get("will_retry") is not False:
+            self.failures_while_down += 1
+            log.info("component %s: still down (%s; failure %d of this outage)", self.config.ref, kind,
+                     self.failures_while_down)
+            return
+        self._down_reported = True
+        self._emit(kind, raw=raw, detail=detail)
 
     async def _reconnect_after(self, delay: float) -> None:
         await asyncio.sleep(delay)

@@ -3,8 +3,8 @@ and the account's message archive (XEP-0313 with XEP-0059 paging).
 
 Like the rest of the provider it reports raw observations as native events and interprets nothing:
 ``room_join_sent`` (detail ``outbound``: the join presence as an OutboundRecord, so a refusal correlates),
-``room_self_presence`` (our own occupant presence: never occupant evidence), ``message_sent`` for a publish
-request, ``stanza_received`` for iq results and errors, ``capabilities`` for room and node disco#info.
+``room_self_presence`` (our own occupant presence: never occupant evidence), ``message_sent`` when a publish
+iq is written, ``stanza_received`` for iq results and errors, ``capabilities`` for room and node disco#info.
 Every wait is bounded by the account's ``room_join_timeout`` or ``iq_timeout``.
 """
 
@@ -74,6 +74,10 @@ class GroupChannels:
         """Rooms we are an occupant of now: bare room JID -> our nick."""
         self._room_joins: dict[str, RoomJoin] = {}
         """The join that made us an occupant, per room in ``joined``."""
+        self._publishing: dict[str, tuple[OutboundRecord, str]] = {}
+        """Publishes not answered yet (record and iq XML), by iq id; waiting for a session or sent."""
+        self._answers: dict[str, asyncio.Future[Any]] = {}
+        """The answer each sent publish awaits, by iq id."""
 
     # ----------------------------------------------------------------- session
 
@@ -173,30 +177,74 @@ class GroupChannels:
     # ----------------------------------------------------------------- PubSub
 
     def publish(self, service_jid: str, node: str, item_id: str, payload_xml: str,
-                message_id: str | None = None, attempt_id: str | None = None) -> OutboundRecord:
+                message_id: str | None = None, attempt_id: str | None = None, *,
+                stanza_id: str | None = None) -> OutboundRecord:
+        """Publish one item in an iq with ``stanza_id`` (else a new id); while no session is ready it waits
+        for the next one. ``message_sent`` is reported when the iq is written (``on_outgoing``)."""
         item = PubSubItem(service_jid, node, item_id, payload_xml, message_id, attempt_id)
-        stanza_id = new_stanza_id()
+        stanza_id = stanza_id or new_stanza_id()
         raw = publish_xml(item, stanza_id)
         record = publish_record_for(item, stanza_id, datetime.now(UTC))
-        if not self._ready():
-            self._emit("message_not_sent", stanza_id=stanza_id,
-                       detail={"reason": "stream_unavailable", "outbound": record})
-            return record
-        iq = Iq(stream=self._client(), xml=ET.fromstring(raw))
-        self._emit("message_sent", raw=raw, stanza_id=stanza_id, detail={"outbound": record})
-        self._spawn(self._await_answer(iq, record))
+        self._forget_publish(stanza_id)
+        self._publishing[stanza_id] = (record, raw)
+        if self._ready():
+            self._send_publish(stanza_id)
         return record
 
-    async def _await_answer(self, iq: Iq, record: OutboundRecord) -> None:
+    def session_lost(self) -> None:
+        """The session ended without resumption: no answer will come to the publishes it carried. Each is
+        reported acceptance-unknown (the outbox may publish it again, under the same iq id)."""
+        for stanza_id in list(self._answers):
+            record, _raw = self._publishing.pop(stanza_id)
+            self._forget_publish(stanza_id)
+            self._emit("acceptance_unknown", stanza_id=stanza_id, detail={"outbound": record})
+
+    def flush_publishes(self) -> None:
+        """A session is ready: send the publishes that waited for it."""
+        for stanza_id in [s for s in self._publishing if s not in self._answers]:
+            self._send_publish(stanza_id)
+
+    def _send_publish(self, stanza_id: str) -> None:
+        record, raw = self._publishing[stanza_id]
+        answer = Iq(stream=self._client(), xml=ET.fromstring(raw)).send(timeout=self._config.iq_timeout)
+        self._answers[stanza_id] = answer
+        self._spawn(self._await_answer(answer, record))
+
+    def _forget_publish(self, stanza_id: str) -> None:
+        """Stop waiting for the answer to an earlier iq with this id (its timeout and handler too), so the
+        id can be sent again."""
+        answer = self._answers.pop(stanza_id, None)
+        if answer is not None:
+            client = self._client()
+            client.cancel_schedule(f"IqTimeout_{stanza_id}")
+            client.remove_handler(f"IqCallback_{stanza_id}")
+            answer.cancel()
+
+    def on_outgoing(self, stanza: Any) -> Any:
+        """'out' filter: a publish iq is being written to the transport: report it (``message_sent``)."""
+        if isinstance(stanza, Iq) and stanza["id"] in self._answers:
+            record, raw = self._publishing[stanza["id"]]
+            self._emit("message_sent", raw=raw, stanza_id=record.stanza_id, detail={"outbound": record})
+        return stanza
+
+    async def _await_answer(self, answer: asyncio.Future[Any], record: OutboundRecord) -> None:
         """The publish result or error is the evidence; no answer in time leaves acceptance unknown."""
         try:
-            result = await iq.send(timeout=self._config.iq_timeout)
+            raw: str | None = str(await answer)
+        except asyncio.CancelledError:
+            if answer.cancelled():
+                return  # forgotten: its session ended (reported then), or the id is being sent again
+            raise
         except IqError as error:
-            self._emit("stanza_received", raw=str(error.iq), stanza_id=record.stanza_id)
+            raw = str(error.iq)
         except IqTimeout:
+            raw = None
+        self._answers.pop(record.stanza_id, None)
+        self._publishing.pop(record.stanza_id, None)
+        if raw is None:
             self._emit("acceptance_unknown", stanza_id=record.stanza_id, detail={"outbound": record})
         else:
-            self._emit("stanza_received", raw=str(result), stanza_id=record.stanza_id)
+            self._emit("stanza_received", raw=raw, stanza_id=record.stanza_id)
 
     async def node_info(self, service_jid: str, node: str) -> NodeInfo:
         """Whether the node exists and its access/publisher models: from its disco#info meta-data, else

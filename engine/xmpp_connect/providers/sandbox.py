@@ -139,9 +139,11 @@ class SandboxProvider:
         payload_xml: str,
         message_id: str | None = None,
         attempt_id: str | None = None,
+        *,
+        stanza_id: str | None = None,
     ) -> OutboundRecord:
         """One node exists: ``events`` on ``pubsub.sandbox.invalid``; publishing elsewhere fails."""
-        stanza_id = new_stanza_id()
+        stanza_id = stanza_id or new_stanza_id()
         xml = (
             f"<iq xmlns='{NS_CLIENT}' type='set' to={quoteattr(service_jid)} from={quoteattr(self.jid)}"
             f" id={quoteattr(stanza_id)}><pubsub xmlns='{NS_PUBSUB}'><publish node={quoteattr(node)}>"

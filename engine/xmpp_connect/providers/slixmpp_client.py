@@ -131,6 +131,7 @@ class SlixmppProvider:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(client.disconnect(wait=1.0), 3.0)
         self.outbound.session_lost()
+        self.groups.session_lost()
         self.outbound.give_up("provider_stopped")
         self.state.ready = False
         self.state.stream_status = "disconnected"
@@ -138,6 +139,7 @@ class SlixmppProvider:
     def _make_client(self) -> AccountClient:
         client = new_client(self.config, self.tuning)
         client.add_filter("out", self.outbound.on_outgoing)
+        client.add_filter("out", self.groups.on_outgoing)
         client.register_handler(Callback("xc inbound message", MatchXPath("{jabber:client}message"),
                                          self.inbound.on_message))
         client.register_handler(Callback("xc inbound presence", MatchXPath("{jabber:client}presence"),
@@ -192,9 +194,11 @@ class SlixmppProvider:
                                            attempt_id=attempt_id)
 
     def publish(self, service_jid: str, node: str, item_id: str, payload_xml: str,
-                message_id: str | None = None, attempt_id: str | None = None) -> OutboundRecord:
+                message_id: str | None = None, attempt_id: str | None = None, *,
+                stanza_id: str | None = None) -> OutboundRecord:
         """Publish one item; the service's iq result or error arrives as a ``stanza_received`` event."""
-        return self.groups.publish(service_jid, node, item_id, payload_xml, message_id, attempt_id)
+        return self.groups.publish(service_jid, node, item_id, payload_xml, message_id, attempt_id,
+                                   stanza_id=stanza_id)
 
     async def node_info(self, service_jid: str, node: str) -> NodeInfo:
         return await self.groups.node_info(service_jid, node)
@@ -266,6 +270,7 @@ class SlixmppProvider:
     def _on_sm_failed(self, _event: Any) -> None:
         """A failed resumption ends the old session; a failed enable leaves a session without acks."""
         self.outbound.session_lost()
+        self.groups.session_lost()
         if self.state.stream_status == "connected" and not self.state.ready:
             self.state.sm_active = False
             self._become_ready(resumed=False)
@@ -278,6 +283,8 @@ class SlixmppProvider:
 
     def _become_ready(self, resumed: bool) -> None:
         self.state.ready = True
+        self.state.down_reported = False
+        self.state.failures_while_down = 0
         client = self._require_client()
         self._emit(
             "stream_connected",
@@ -292,6 +299,7 @@ class SlixmppProvider:
         if self._first_outcome is not None and not self._first_outcome.done():
             self._first_outcome.set_result(True)
         self.outbound.flush()
+        self.groups.flush_publishes()
         if resumed:
             self.outbound.request_ack_now()
         if self._ping_task is None or self._ping_task.done():
@@ -299,13 +307,14 @@ class SlixmppProvider:
 
     def _on_session_end(self, _event: Any) -> None:
         self.outbound.session_lost()
+        self.groups.session_lost()
 
     def _on_disconnected(self, reason: Any) -> None:
         self.state.ready = False
         self.state.sm_active = False
         will_retry = not self.state.stopping and self.state.fatal is None
         self.state.stream_status = "reconnecting" if will_retry else "disconnected"
-        self._emit("stream_disconnected", detail={"reason": describe(reason), "will_retry": will_retry})
+        self._stream_down("stream_disconnected", {"reason": describe(reason), "will_retry": will_retry})
         if will_retry:
             client = self._require_client()
             delay = self.tuning.backoff.delay(client.failed_attempts)
@@ -319,12 +328,24 @@ class SlixmppProvider:
 
     def _on_connection_failed(self, error: Any) -> None:
         self.state.stream_status = "reconnecting"
-        self._emit("stream_error", detail={"condition": "connection-failed", "reason": describe(error),
+        self._stream_down("stream_error", {"condition": "connection-failed", "reason": describe(error),
                                            "will_retry": not self.state.stopping})
 
     def _on_stream_error(self, error: Any) -> None:
-        self._emit("stream_error", raw=str(error), detail={"condition": error["condition"],
-                                                          "will_retry": not self.state.stopping})
+        detail: dict[str, object] = {"condition": error["condition"], "will_retry": not self.state.stopping}
+        self._stream_down("stream_error", detail, raw=str(error))
+
+    def _stream_down(self, kind: str, detail: dict[str, object], raw: str | None = None) -> None:
+        """One outage, one fact: the stream-down fact is emitted on the transition from up to down; a further
+        failure while the stream is still down (a failed reconnect, the disconnect after a stream error) is
+        logged only. A give-up (``will_retry`` false) is its own fact: it changes the outage to a failure."""
+        if self.state.down_reported and detail.get("will_retry") is not False:
+            self.state.failures_while_down += 1
+            log.info("account %s: still down (%s %s; failure %d of this outage)", self.config.ref, kind,
+                     detail.get("condition") or detail.get("reason"), self.state.failures_while_down)
+            return
+        self.state.down_reported = True
+        self._emit(kind, raw=raw, detail=detail)
 
     def _on_failed_auth(self, failure: Any) -> None:
         self.state.auth_status = "failed"
@@ -364,7 +385,7 @@ class SlixmppProvider:
             try:
                 await client.plugin["xep_0199"].ping(timeout=self.tuning.ping_timeout)
             except IqTimeout:
-                self._emit("stream_error", detail={"condition": "ping-timeout", "will_retry": True})
+                self._stream_down("stream_error", {"condition": "ping-timeout", "will_retry": True})
                 client.abort()
             except IqError:
                 continue

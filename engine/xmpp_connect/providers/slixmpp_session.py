@@ -25,6 +25,10 @@ class SessionState:
     stream_status: str = "unknown"
     auth_status: str = "unknown"
     tls_status: str = "unknown"
+    down_reported: bool = False
+    """The stream-down fact of the current outage was emitted (until the next ready session)."""
+    failures_while_down: int = 0
+    """Connection failures after that fact: logged, not emitted (one outage, one fact)."""
 
 
 class AccountClient(ClientXMPP):

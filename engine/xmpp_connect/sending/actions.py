@@ -136,10 +136,8 @@ class Actions:
         if not op.replayed or self.store.get_message(tenant.id, message_id) is None:
             self.store.create_message(message)
         scheduled = action_type == "notification.schedule"
-        pubsub = endpoint_type(target, to_jid) == "pubsub_node"
-        outboxed = self.outbox is not None and not scheduled and not pubsub
-        holds = outboxed and self.outbox is not None and self.outbox.holds(account)
-        holds = holds and self._may_come_back(account)
+        outboxed = self.outbox is not None and not scheduled
+        holds = outboxed and self.dispatcher.holds(account)
         # A send for an account another replica owns is that replica's to write: this one's stream is moot.
         elsewhere = outboxed and self.outbox is not None and not self.outbox.may_send(account)
         reason = self.admission.refusal(
@@ -193,13 +191,15 @@ class Actions:
         if scheduled:
             assert self.pending is not None
             self.pending.hold(tenant.id, op.operation_id, message_id, request, timestamp(request["send_at"]))
+        elif outboxed:
+            dispatch = self.dispatcher.through_outbox(
+                tenant.id, account, request, body or "", op.stanza_id, message_id, attempt_id, received_at
+            )
         else:
             dispatch = partial(
                 self.dispatcher.dispatch,
                 tenant.id, account, request, body or "", op.stanza_id, message_id, attempt_id,
             )
-        if outboxed and self.outbox is not None:
-            dispatch = self._outboxed(tenant.id, account, request, body or "", op, received_at, dispatch)
         return {
             **base,
             "accepted": True,
@@ -208,45 +208,6 @@ class Actions:
             "assessment": assessment_of(classification),
             "initial_events": events,
         }, dispatch
-
-    def _outboxed(
-        self,
-        tenant_id: str,
-        account: str,
-        request: Mapping[str, Any],
-        body: str,
-        op: IdempotentOperation,
-        received_at: datetime,
-        dispatch: Callable[[], None] | None,
-    ) -> Callable[[], None] | None:
-        """Put an accepted message send in the outbox; hand it over now only when nobody here did yet, this
-        replica owns the account (else its owner, woken by the outbox, writes it) and the stream is up (else
-        it is held, and the next session writes it)."""
-        assert self.outbox is not None
-        entry = self.outbox.accept(
-            tenant_id, account, op.stanza_id, ids.message_id(op.operation_id),
-            ids.attempt_id(op.operation_id), request, body, received_at,
-        )
-        if not self.outbox.should_write(entry) or not self.outbox.may_send(account):
-            return None
-        if self.providers[account].health().stream_status != "connected":
-            self.outbox.hold(entry)
-            return None
-        if dispatch is None:
-            return None
-        outbox, go = self.outbox, dispatch
-        outbox.handing(entry)
-
-        def hand_over() -> None:
-            outbox.handed_over(entry.stanza_id, account)
-            go()
-
-        return hand_over
-
-    def _may_come_back(self, account: str) -> bool:
-        """Whether a stream that is down may come back (a failed account, e.g. refused credentials, won't)."""
-        provider = self.providers.get(account)
-        return provider is not None and provider.health().stream_status != "failed"
 
     def _replayed(self, operation: IdempotentOperation) -> dict[str, Any]:
         """A replay's stored result, with where the send really is (``outbox_state``); a send still only

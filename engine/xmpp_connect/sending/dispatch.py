@@ -11,7 +11,12 @@ from typing import Any
 from xmpp_connect.config.settings import TenantConfig
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.providers.base import RoomJoin, XmppProvider
-from xmpp_connect.providers.stanza_builders import OutboundMessage, record_for
+from xmpp_connect.providers.stanza_builders import (
+    OutboundMessage,
+    PubSubItem,
+    publish_record_for,
+    record_for,
+)
 from xmpp_connect.sending.bodies import atom_entry
 from xmpp_connect.sending.ids import attempt_id, message_id
 from xmpp_connect.sending.outbox import Outbox
@@ -79,21 +84,64 @@ class Dispatcher:
             message_id=message_id,
             attempt_id=attempt_id,
         )
+        outboxed = self.outbox is not None and self.outbox.in_flight(stanza_id)
         if to_type == "pubsub_node":
+            # The item id and the iq id stay the same when the outbox publishes it again (a new attempt).
             item_id = (request.get("item") or {}).get("item_id") or stanza_id
             is_item = request.get("action_type") == "feed.publish_item"
             payload = body if is_item else atom_entry({"title": body})
-            sent = provider.publish(to_jid, target["value"], item_id, payload, message_id, attempt_id)
+            item = PubSubItem(to_jid, target["value"], item_id, payload, message_id, attempt_id)
             # The publish record's origin id is the item id: subscriber notifications correlate on it.
-            self._record_outbound(tenant_id, from_jid, sent, "iq")
+            self._record_outbound(tenant_id, from_jid, publish_record_for(item, stanza_id, self.clock()),
+                                  "iq")
+            provider.publish(to_jid, target["value"], item_id, payload, message_id, attempt_id,
+                             stanza_id=stanza_id)
         else:
             record = replace(record_for(outbound, stanza_id, self.clock()), endpoint_type=to_type)
             self._record_outbound(tenant_id, from_jid, record, "message")
-            outboxed = self.outbox is not None and self.outbox.in_flight(stanza_id)
             _send_to(provider, to_type, outbound)
-            if outboxed:
-                return  # the outbox starts its timers when the stanza is written (sending/outbox.py)
+        if outboxed:
+            return  # the outbox starts its timers when the stanza is written (sending/outbox.py)
         self._start_timers(tenant_id, request, outbound)
+
+    def holds(self, account: str) -> bool:
+        """Whether a send on this account is accepted and held while its stream is down: the account holds,
+        and its stream may come back (a failed account, e.g. refused credentials, won't)."""
+        provider = self.providers.get(account)
+        return (self.outbox is not None and self.outbox.holds(account) and provider is not None
+                and provider.health().stream_status != "failed")
+
+    def through_outbox(
+        self,
+        tenant_id: str,
+        account: str,
+        request: Mapping[str, Any],
+        body: str,
+        stanza_id: str,
+        message_id: str,
+        attempt_id: str,
+        accepted_at: datetime,
+    ) -> Callable[[], None] | None:
+        """Put an accepted send in the outbox (in the caller's transaction); the returned call hands it to
+        the provider. None when someone here already did, when another replica owns the account (its owner,
+        woken by the outbox, writes it), or when the stream is down: then it is held and the next session
+        writes it."""
+        outbox = self.outbox
+        assert outbox is not None
+        entry = outbox.accept(tenant_id, account, stanza_id, message_id, attempt_id, request, body,
+                              accepted_at)
+        if not outbox.should_write(entry) or not outbox.may_send(account):
+            return None
+        if self.providers[account].health().stream_status != "connected":
+            outbox.hold(entry)
+            return None
+        outbox.handing(entry)
+
+        def hand_over() -> None:
+            outbox.handed_over(stanza_id, account)
+            self.dispatch(tenant_id, account, request, body, stanza_id, message_id, attempt_id)
+
+        return hand_over
 
     def write_from_outbox(self, entry: OutboxEntry) -> None:
         """The outbox writes an entry's current attempt (after a restart, a lost session, a held wait)."""

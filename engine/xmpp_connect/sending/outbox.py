@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 AT_MOST_ONCE = "at_most_once"
 HOLD = "hold"
+IQ_OPENING = re.compile(r"\s*<(?:\w+:)?iq\b([^>]*)>")
+IQ_ANSWER_TYPE = re.compile(r"""\btype\s*=\s*(['"])(?:result|error)\1""")
+IQ_ID = re.compile(r"""\bid\s*=\s*(['"])([^'"]*)\1""")
 STOPPED = "provider_stopped"
 """The provider's reason for a queued stanza it did not write because it was stopped: kept for the restart."""
 
@@ -83,6 +87,8 @@ class Outbox:
         self._in_flight: dict[str, str] = {}
         """Stanza ids handed to a provider by this process and not settled (with their account): never handed
         over twice."""
+        self._publishes: set[str] = set()
+        """PubSub publishes written by this process and not answered: their iq result is their ack."""
 
     def policy(self, account: str) -> DeliveryPolicy:
         return self.policies.get(account, DeliveryPolicy())
@@ -171,20 +177,33 @@ class Outbox:
         kind, stanza_id = event.kind, event.stanza_id
         if kind == "stream_connected":
             self.drain(event.account)
+        elif kind == "stanza_received":
+            self._publish_answered(tenant_id, event)
         elif stanza_id is None:
             return
         elif kind == "message_sent":
             self._written(tenant_id, stanza_id, event)
-        elif kind == "sm_ack":
+        elif kind == "sm_ack" and stanza_id not in self._publishes:
             self._in_flight.pop(stanza_id, None)
             self.store.outbox_acked(tenant_id, stanza_id, event.observed_at)
         elif kind == "acceptance_unknown" and not self.stopping:
             self._lost(tenant_id, stanza_id)
         elif kind == "message_not_sent":
             self._in_flight.pop(stanza_id, None)
+            self._publishes.discard(stanza_id)
             reason = str(event.detail.get("reason") or "not_sent")
             if reason != STOPPED:
                 self.store.outbox_end(tenant_id, stanza_id, NOT_SENT, reason)
+
+    def _publish_answered(self, tenant_id: str, event: NativeEvent) -> None:
+        """A publish's server acceptance is its iq result, not a XEP-0198 ack. An iq error is the server's
+        answer too: the publish is settled (nothing to write again) and the refusal is its evidence."""
+        answered = _iq_answer_id(event.raw) if self._publishes else None
+        if answered is None or answered not in self._publishes:
+            return
+        self._publishes.discard(answered)
+        self._in_flight.pop(answered, None)
+        self.store.outbox_acked(tenant_id, answered, event.observed_at)
 
     def keeps_for_restart(self, event: NativeEvent) -> bool:
         """A stanza the provider did not write because it is stopping: it stays accepted for the restart,
@@ -203,6 +222,8 @@ class Outbox:
         if not isinstance(outbound, OutboundRecord):
             found = self.store.find_outbound(tenant_id, stanza_id=stanza_id)
             outbound = found[0] if found else None
+        if outbound is not None and outbound.endpoint_type == "pubsub_node":
+            self._publishes.add(stanza_id)
         if outbound is not None:
             self._start_timers(entry, event.observed_at, outbound.receipt_requested, outbound.markable)
 
@@ -226,6 +247,7 @@ class Outbox:
         """The session ended before the server acked this stanza: write it again as a new attempt of the
         same message with the same stanza id and origin-id, or end it (at most once / no body kept)."""
         self._in_flight.pop(stanza_id, None)
+        self._publishes.discard(stanza_id)
         entry = self.store.outbox_entry(tenant_id, stanza_id)
         if entry is None or entry.state not in (ACCEPTED, WRITTEN) or entry.ended_reason is not None:
             return
@@ -341,6 +363,15 @@ class Outbox:
             endpoint_type=attempt.to_endpoint_type if attempt else None,
             dedupe=DedupeBasis(kind=kind, sender_full_jid="", stanza_id=dedupe_on),
         ))
+
+
+def _iq_answer_id(raw: str | None) -> str | None:
+    """The id of an ``<iq type="result|error">`` (a publish's answer), from its opening tag; else None."""
+    opening = IQ_OPENING.match(raw or "")
+    if opening is None or IQ_ANSWER_TYPE.search(opening.group(1)) is None:
+        return None
+    found = IQ_ID.search(opening.group(1))
+    return None if found is None else found.group(2)
 
 
 def _seconds(value: float | None) -> timedelta | None:

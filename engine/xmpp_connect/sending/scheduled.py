@@ -76,33 +76,38 @@ class Schedules:
                 "assessment": assessment_of(classification), "initial_events": events}
 
     async def send_due(self, tenant: TenantConfig, operation_id: str) -> None:
-        """Send a held notification.schedule request now that it is due (the stream is checked now). The
-        request is taken out durably before the stanza goes out, so it is sent at most once."""
-        assert self.pending is not None
+        """Send a held notification.schedule request now that it is due (the stream is checked now). It
+        leaves the schedule and enters the outbox in one transaction, so a crash after that loses nothing:
+        the next session writes it like any accepted send (or it is held while the stream is down)."""
         with self.store.transaction():
-            request = self.pending.release(tenant.id, operation_id)
-            attempt = self.store.get_attempt(tenant.id, attempt_id(operation_id))
-            message = self.store.get_message(tenant.id, message_id(operation_id))
-            if request is not None and attempt is not None and attempt.state == SCHEDULED_STATE:
-                self.store.update_attempt(tenant.id, attempt.attempt_id, state="send_requested")
+            hand_over = self._take_due(tenant, operation_id)
+        # The outbox row is durable before the stanza goes out: a send is never on the wire unrecorded.
         await self.store.durable()
+        if hand_over is not None:
+            with self.store.transaction():
+                hand_over()
+
+    def _take_due(self, tenant: TenantConfig, operation_id: str) -> Callable[[], None] | None:
+        """Out of the schedule into the outbox (or refused, with its evidence); the call that hands it to
+        the provider now, if any."""
+        assert self.pending is not None
+        request = self.pending.release(tenant.id, operation_id)
+        attempt = self.store.get_attempt(tenant.id, attempt_id(operation_id))
+        message = self.store.get_message(tenant.id, message_id(operation_id))
         if request is None or attempt is None or message is None or attempt.state != SCHEDULED_STATE:
-            return
+            return None
         body, render_error = render_body(self.templates, "notification.schedule", request)
         reason = self.admission.refusal(
-            tenant, attempt.account_ref, attempt.to_jid, render_error, request.get("options") or {}
+            tenant, attempt.account_ref, attempt.to_jid, render_error, request.get("options") or {},
+            check_stream=not self.dispatcher.holds(attempt.account_ref),
         )
         if reason is not None:
             refused = OwnEvidence(tenant.id, message, attempt.attempt_id, attempt.to_jid, self.clock())
             self.outcomes.record({"kind": "request_rejected", "reject_reason": reason}, refused)
-            return
+            return None
         assert attempt.stanza_id is not None
-        self.dispatcher.dispatch(
-            tenant.id,
-            attempt.account_ref,
-            request,
-            body or "",
-            attempt.stanza_id,
-            message.message_id,
-            attempt.attempt_id,
+        self.store.update_attempt(tenant.id, attempt.attempt_id, state="send_requested")
+        return self.dispatcher.through_outbox(
+            tenant.id, attempt.account_ref, request, body or "", attempt.stanza_id, message.message_id,
+            attempt.attempt_id, self.clock(),
         )

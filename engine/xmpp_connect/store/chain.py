@@ -31,9 +31,9 @@ INSERT_CHAINED = (
 # raw digest) occurred_at .. notes; the chain's own values are added by ChainLinker.values.
 _INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
 _TENANT, _RAW_REF = _INDEX["tenant_id"], _INDEX["raw_ref"]
-_PERSONAL = [_INDEX[name] for name in PERSONAL_COLUMNS]
+_PERSONAL_FROM_ROW = itemgetter(*(_INDEX[name] for name in PERSONAL_COLUMNS))
 _SPLIT = CONTENT_COLUMNS.index("raw_sha256")
-_CONTENT_FROM_ROW = [_INDEX[name] for name in CONTENT_COLUMNS[:_SPLIT]]
+_CONTENT_FROM_ROW = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[:_SPLIT]))
 _MIDDLE_FROM_ROW = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[_SPLIT + 1 : -2]))
 _HEAD = "SELECT event_id, chain_hash FROM evidence_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"
 _RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw_event_id = ?"
@@ -41,6 +41,10 @@ _RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw
 Query = Callable[[str, Sequence[Any]], Any]
 
 
+RawKey = tuple[str, str]
+"""(tenant id, raw event id)"""
+RawDigests = Callable[[RawKey], str | None]
+"""The content digest of a raw stanza this store recorded lately, or None."""
 Heads = dict[str, tuple[str | None, str]]
 """tenant id -> (event id, chain hash) of its last chained entry."""
 
@@ -49,22 +53,23 @@ class ChainLinker:
     """Chain values for the rows of one write scope; tenant heads are read once (unless ``heads`` already
     holds them), then advanced in memory."""
 
-    def __init__(self, query: Query, heads: Heads | None = None) -> None:
+    def __init__(self, query: Query, heads: Heads | None = None, recent_raw: RawDigests | None = None):
         self._query = query
         self.heads: Heads = dict(heads or {})
-        self._raw: dict[tuple[str, str], str | None] = {}
+        self._raw: dict[RawKey, str | None] = {}
+        self._recent_raw = recent_raw or _nothing_recent
 
     def values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """The chain columns for an event row (``event_row`` order); call ``advance`` once it is inserted."""
         tenant_id = row[_TENANT]
-        prev_event_id, prev_chain = self._head(tenant_id)
+        prev_event_id, prev_chain = self.heads.get(tenant_id) or self._head(tenant_id)
         raw_ref = row[_RAW_REF]
         raw_sha256 = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
         salt = os.urandom(16)
-        personal = salted_digest(salt, [row[i] for i in _PERSONAL])
-        content = [row[i] for i in _CONTENT_FROM_ROW]
-        content.extend((raw_sha256, *_MIDDLE_FROM_ROW(row), prev_event_id, personal))
-        entry_hash = content_digest(content)
+        personal = salted_digest(salt, _PERSONAL_FROM_ROW(row))
+        entry_hash = content_digest(
+            (*_CONTENT_FROM_ROW(row), raw_sha256, *_MIDDLE_FROM_ROW(row), prev_event_id, personal)
+        )
         return (raw_sha256, salt.hex(), personal, prev_event_id, entry_hash, link(prev_chain, entry_hash))
 
     def advance(self, tenant_id: str, event_id: str, chain: tuple[Any, ...]) -> None:
@@ -83,7 +88,14 @@ class ChainLinker:
 
     def _raw_digest(self, tenant_id: str, raw_ref: str) -> str | None:
         key = (tenant_id, raw_ref)
+        recent = self._recent_raw(key)
+        if recent is not None:
+            return recent
         if key not in self._raw:
             row = self._query(_RAW_DIGEST, key).fetchone()
             self._raw[key] = row["content_sha256"] if row else None
         return self._raw[key]
+
+
+def _nothing_recent(_key: RawKey) -> None:
+    return None

@@ -14,6 +14,8 @@ from typing import Any
 from xmpp_connect.store.errors import TransactionMisuse
 from xmpp_connect.store.group_commit import CommitBatch
 from xmpp_connect.store.migrations import CREATE_VERSION_TABLE, MIGRATIONS, Migration
+from xmpp_connect.store.recent import Recent
+from xmpp_connect.store.records import XmppMessage
 from xmpp_connect.store.timestamps import to_text, utc_now
 
 log = logging.getLogger("xmpp_connect.store")
@@ -44,6 +46,9 @@ class SqlBase:
     counters_in_batch = False
     """True where a group-commit batch holds the whole database's write lock from begin to commit (SQLite):
     its counters are then read once, handed out from memory and written back just before the COMMIT."""
+    statement_undoes_itself = False
+    """True where a statement that fails undoes only its own changes and leaves the transaction usable
+    (SQLite). A store call nested in another write scope then joins it without a savepoint of its own."""
 
     def __init__(self, options: StoreOptions) -> None:
         self.options = options
@@ -52,6 +57,13 @@ class SqlBase:
         self._connections_lock = threading.Lock()
         self._batch: CommitBatch | None = None
         self._batch_counters: dict[str, int] = {}
+        self._raw_digests: Recent[tuple[str, str], str] = Recent()
+        """(tenant, raw event id) -> content sha256 of the raw stanzas recorded lately: chaining the
+        evidence that cites them needs no lookup."""
+        self._known_messages: Recent[tuple[str, str], XmppMessage] = Recent()
+        """(tenant, message id) -> the message (a message row never changes once written)."""
+        self._recorded_stanzas: Recent[tuple[str, str], bool] = Recent()
+        """(tenant, stanza ref) of stanzas recorded lately: recording one again is a no-op anyway."""
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -62,21 +74,33 @@ class SqlBase:
 
     def transaction(self) -> AbstractContextManager[None]:
         """One write transaction for every store write made in the block on this thread: nested store calls
-        join it (each as a savepoint, so a failed nested call undoes only its own writes) and everything
-        commits together at the end of the outermost block (with group commit on, the block becomes one
-        savepoint of the loop iteration's batch instead). Never ``await`` inside it: the connection is the
-        thread's, so another task's statements would land in this transaction (raises TransactionMisuse)."""
-        return self._write_scope()
+        join it and everything commits together at the end of the outermost block (with group commit on,
+        the block becomes one savepoint of the loop iteration's batch instead). A nested ``transaction()``
+        is a savepoint: when it fails, only its own writes are undone. A failed nested store call undoes at
+        least its failed statement (SQLite: only that; PostgreSQL: the whole call, as a savepoint); its
+        earlier statements go when the enclosing block fails. Never ``await`` inside it: the connection is
+        the thread's, so another task's statements would land in this transaction (raises
+        TransactionMisuse)."""
+        return self._write_scope(savepoint=True)
 
     def _write(self) -> AbstractContextManager[Any]:
-        """A write transaction on this thread's connection, or a savepoint in the one already open."""
-        return self._write_scope()
+        """A write transaction on this thread's connection, or a part of the one already open (a savepoint
+        unless a failed statement undoes itself: most store calls are one statement)."""
+        return self._write_scope(savepoint=not self.statement_undoes_itself)
 
     @contextmanager
-    def _write_scope(self) -> Iterator[Any]:
+    def _write_scope(self, savepoint: bool) -> Iterator[Any]:
         local = self._local
         depth = getattr(local, "depth", 0)
         conn = self._conn()
+        if depth and not savepoint:
+            try:
+                yield conn
+            except BaseException:
+                self._forget_recent()
+                self._rolled_back()
+                raise
+            return
         if depth == 0:
             local.owner = _current_task()
             local.batched = self._join_batch()
@@ -85,10 +109,17 @@ class SqlBase:
             with self._scope(conn, depth + local.batched):
                 yield conn
         except BaseException:
+            self._forget_recent()
             self._rolled_back()
             raise
         finally:
             local.depth = depth
+
+    def _forget_recent(self) -> None:
+        """Rows written in a rolled-back scope are gone: forget what memory says about recent rows."""
+        self._raw_digests.clear()
+        self._known_messages.clear()
+        self._recorded_stanzas.clear()
 
     def _rolled_back(self) -> None:
         """Hook: a write scope (or savepoint) ended in an exception and was rolled back."""
@@ -103,8 +134,13 @@ class SqlBase:
             loop,
             begin=lambda: self._exec(conn, self.begin_write),
             commit=lambda: self._commit_batch(conn),
-            rollback=lambda: self._abandon(conn),
+            rollback=lambda: self._abandon_batch(conn),
         )
+
+    def _abandon_batch(self, conn: Any) -> None:
+        """A failed group commit: roll back, and forget what memory says about the rows that are gone."""
+        self._forget_recent()
+        self._abandon(conn)
 
     def _commit_batch(self, conn: Any) -> None:
         """Write the counters handed out from memory back, then commit. They leave memory first, so after a

@@ -25,6 +25,8 @@ _INSERT_NEW_EVENT = INSERT_CHAINED + " ON CONFLICT (tenant_id, event_id) DO NOTH
 class EvidenceLog(SqlBase):
     """Append-once evidence entries; reads by message, endpoint and the cursor-paged feed."""
 
+    insert_new_event = _INSERT_NEW_EVENT
+    """Inserts one chained row unless its event id is in the log already; returns its ``seq`` if inserted."""
     chain_linker: type[ChainLinker] = ChainLinker
     """Computes each appended row's chain columns (bench/store.py swaps it to measure the chain's cost)."""
     _chain_cache: tuple[int, Heads] | None = None
@@ -54,16 +56,18 @@ class EvidenceLog(SqlBase):
                 seen.add((event.tenant_id, event.event_id))
                 fresh.append(event)
         with self._write() as conn:
-            last = self._reserve_positions(conn, len(fresh))
+            last, counter_head = self._reserve_feed(conn, len(fresh))
             first = last - len(fresh) + 1
             cache, self._chain_cache = self._chain_cache, None
-            known = cache[1] if cache is not None and cache[0] == first - 1 else None
-            linker = self.chain_linker(lambda sql, params: self._exec(conn, sql, params), known)
+            known = cache[1] if cache is not None and cache[0] == first - 1 else counter_head
+            linker = self.chain_linker(
+                lambda sql, params: self._exec(conn, sql, params), known, self._raw_digests.get
+            )
             for offset, event in enumerate(fresh):
                 placed = replace(event, seq=first + offset, recorded_at=recorded_at)
                 row = event_row(placed)
                 chain = linker.values(row)
-                if self._exec(conn, _INSERT_NEW_EVENT, row + chain).fetchone() is None:
+                if self._exec(conn, self.insert_new_event, row + chain).fetchone() is None:
                     duplicates.append(event.event_id)
                 else:
                     linker.advance(event.tenant_id, event.event_id, chain)
@@ -114,6 +118,11 @@ class EvidenceLog(SqlBase):
             chain = linker.values(row)
             linker.advance(event.tenant_id, event.event_id, chain)
             yield row + chain
+
+    def _reserve_feed(self, conn: Any, count: int) -> tuple[int, Heads | None]:
+        """Take ``count`` feed positions (the last is returned); where the backend keeps the chain head
+        beside the feed counter, also the head of the tenant that appended last (else None)."""
+        return self._reserve_positions(conn, count), None
 
     def _rolled_back(self) -> None:
         """A write scope was rolled back: rows this store appended may be gone, so forget the heads."""

@@ -48,10 +48,18 @@ class MessageRecords(SqlBase):
             )
 
     def get_message(self, tenant_id: str, message_id: str) -> XmppMessage | None:
-        row = self._one(
-            "SELECT * FROM messages WHERE tenant_id = ? AND message_id = ?", (tenant_id, message_id)
-        )
-        return message_from_row(row) if row else None
+        """The message; one read lately is not read again (a message row never changes once written)."""
+        key = (tenant_id, message_id)
+        known = self._known_messages.get(key)
+        if known is not None:
+            self._read_conn()  # as a read does: outside a write scope, an open batch commits first
+            return known
+        row = self._one("SELECT * FROM messages WHERE tenant_id = ? AND message_id = ?", key)
+        if row is None:
+            return None
+        message = message_from_row(row)
+        self._known_messages.put(key, message)
+        return message
 
     def list_messages(
         self,
@@ -168,7 +176,11 @@ class MessageRecords(SqlBase):
         return row is not None
 
     def record_stanza(self, stanza: XmppStanza) -> None:
-        """Record a sent or received stanza; its position in send order is kept for cumulative markers."""
+        """Record a sent or received stanza; its position in send order is kept for cumulative markers.
+        Recording the same stanza ref again is a no-op (not even a statement when it was recorded lately)."""
+        key = (stanza.tenant_id, stanza.stanza_ref)
+        if self._recorded_stanzas.get(key):
+            return
         with self._write() as conn:
             self._exec(
                 conn,
@@ -202,6 +214,7 @@ class MessageRecords(SqlBase):
                     stanza.raw_ref,
                 ),
             )
+        self._recorded_stanzas.put(key, True)
 
     def set_stable_id(self, tenant_id: str, stanza_ref: str, stable_id: str) -> None:
         """Remember the server-assigned XEP-0359 stanza-id of a stanza."""

@@ -225,6 +225,19 @@ _REPLICA_LEASES = (
     "ALTER TABLE outbox ADD COLUMN handed_at TEXT",
 )
 
+_LEANER_APPENDS = (
+    # Written on every send, read by no query of the service (only the store's list_stanzas, list_receipts,
+    # list_markers and list_inbound filter on these columns, and nothing but tests calls them).
+    "DROP INDEX stanzas_by_message",
+    "DROP INDEX receipts_markers_by_message",
+    "DROP INDEX inbound_by_message",
+    # The chain head of the tenant that appended last, kept (on PostgreSQL) in the feed counter's row, which
+    # every append locks and returns anyway: a writer after another writer needs no read of the log's head.
+    "ALTER TABLE counters ADD COLUMN head_tenant TEXT",
+    "ALTER TABLE counters ADD COLUMN head_event_id TEXT",
+    "ALTER TABLE counters ADD COLUMN head_hash TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
@@ -234,4 +247,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "durable outbox", _OUTBOX),
     Migration(7, "evidence sender, grade dimensions, state event", _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT),
     Migration(8, "account leases, replicas, outbox hand-over time", _REPLICA_LEASES),
+    Migration(9, "unread indexes dropped, the chain head beside the feed counter", _LEANER_APPENDS),
 )

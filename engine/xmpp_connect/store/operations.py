@@ -76,3 +76,12 @@ class IdempotentOperations(SqlBase):
             (tenant_id, idempotency_key),
         )
         return row is not None
+
+    def operation_completed(self, tenant_id: str, idempotency_key: str) -> bool:
+        """Whether the operation of ``idempotency_key`` was carried out here (its result is stored)."""
+        row = self._one(
+            "SELECT 1 AS done FROM idempotency WHERE tenant_id = ? AND idempotency_key = ?"
+            " AND result IS NOT NULL",
+            (tenant_id, idempotency_key),
+        )
+        return row is not None

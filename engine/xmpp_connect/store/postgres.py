@@ -13,25 +13,47 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from xmpp_connect.model.chain import GENESIS
 from xmpp_connect.model.evidence import EvidenceEvent
-from xmpp_connect.store.chain import CHAINED_COLUMNS
+from xmpp_connect.store.chain import CHAINED_COLUMNS, INSERT_CHAINED, Heads
 from xmpp_connect.store.connection import StoreOptions
 from xmpp_connect.store.sql import SqlStore
 
+_LOCK_COUNTERS = "WITH locked AS (SELECT name FROM counters ORDER BY name FOR UPDATE)"
+"""Every counter row locked first, in name order: transactions of several replicas (or threads) that take
+different counters in different orders would otherwise deadlock each other."""
+_RESERVE_FEED = (
+    f"{_LOCK_COUNTERS} UPDATE counters SET last_value = last_value + ? WHERE name = 'evidence_feed'"
+    " AND (SELECT count(*) FROM locked) > 0 RETURNING last_value, head_tenant, head_event_id, head_hash"
+)
+_INSERT_AND_MOVE_HEAD = (
+    f"WITH appended AS ({INSERT_CHAINED} ON CONFLICT (tenant_id, event_id) DO NOTHING"
+    " RETURNING seq, tenant_id, event_id, chain_hash),"
+    " moved AS (UPDATE counters SET head_tenant = appended.tenant_id, head_event_id = appended.event_id,"
+    " head_hash = appended.chain_hash FROM appended WHERE counters.name = 'evidence_feed')"
+    " SELECT seq FROM appended"
+)
+_MOVE_HEAD = (
+    "UPDATE counters SET head_tenant = ?, head_event_id = ?, head_hash = ? WHERE name = 'evidence_feed'"
+)
+
 
 class PostgresStore(SqlStore):
-    """All tables live in ``schema``; migrations are serialised by an advisory lock on that schema."""
+    """All tables live in ``schema``; migrations are serialised by an advisory lock on that schema.
+
+    Several writers (threads, replicas) append to one feed: each append locks the feed counter's row, and
+    that row also holds the chain head of the tenant that appended last (moved by the same statement that
+    inserts an entry), so a writer appending after another one learns the head from the counter it takes
+    anyway instead of reading the log (spec/audit.md)."""
 
     backend = "postgres"
     db_now = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
     share_lock = " FOR SHARE"
     take_counter = (
-        # Every counter row is locked first, in name order: transactions of several replicas (or threads)
-        # that take different counters in different orders would otherwise deadlock each other.
-        "WITH locked AS (SELECT name FROM counters ORDER BY name FOR UPDATE)"
-        " UPDATE counters SET last_value = last_value + ? WHERE name = ?"
+        f"{_LOCK_COUNTERS} UPDATE counters SET last_value = last_value + ? WHERE name = ?"
         " AND (SELECT count(*) FROM locked) > 0 RETURNING last_value"
     )
+    insert_new_event = _INSERT_AND_MOVE_HEAD
 
     def __init__(
         self,
@@ -95,6 +117,14 @@ class PostgresStore(SqlStore):
             "SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"xmpp-connect:{self.schema}".encode()),)
         )
 
+    def _reserve_feed(self, conn: psycopg.Connection[Any], count: int) -> tuple[int, Heads | None]:
+        row = self._exec(conn, _RESERVE_FEED, (count,)).fetchone()
+        tenant = row["head_tenant"]
+        if tenant is None:
+            return int(row["last_value"]), None
+        head = (row["head_event_id"], row["head_hash"]) if row["head_hash"] is not None else (None, GENESIS)
+        return int(row["last_value"]), {tenant: head}
+
     def _bulk_chunk(self, chunk: list[EvidenceEvent]) -> int:
         """COPY instead of INSERT: bulk loads run an order of magnitude faster."""
         recorded_at = self.options.clock()
@@ -108,6 +138,8 @@ class PostgresStore(SqlStore):
             with conn.cursor() as cursor, cursor.copy(copy) as writer:
                 for row in rows:
                     writer.write_row(row)
+            head = dict(zip(CHAINED_COLUMNS, rows[-1], strict=True))
+            self._exec(conn, _MOVE_HEAD, (head["tenant_id"], head["event_id"], head["chain_hash"]))
         return len(chunk)
 
 

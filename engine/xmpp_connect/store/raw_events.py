@@ -35,6 +35,7 @@ class RawEvents(SqlBase):
         redact = self.options.redact_raw or self.options.metadata_only
         content = redact_stanza(stanza_xml) if redact else stanza_xml
         ref = RawEventRef(tenant_id, "raw_" + uuid.uuid4().hex, source, received_at, redact, storage_ref)
+        digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
         with self._write() as conn:
             self._exec(
                 conn,
@@ -48,9 +49,10 @@ class RawEvents(SqlBase):
                     to_text(received_at),
                     int(redact),
                     content,
-                    hashlib.sha256(content.encode("utf-8")).hexdigest(),
+                    digest,
                 ),
             )
+        self._raw_digests.put((tenant_id, ref.raw_event_id), digest)
         return ref
 
     def get_raw(self, tenant_id: str, raw_event_id: str) -> tuple[RawEventRef, str | None] | None:

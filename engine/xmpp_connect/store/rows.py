@@ -256,8 +256,12 @@ def check_allowed(value: str, allowed: frozenset[str], what: str) -> None:
         raise ValueError(f"unknown {what}: {value!r}")
 
 
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+"""One encoder for every stored JSON column (``json.dumps`` with options builds a new one per call)."""
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _JSON.encode(value)
 
 
 def bool_to_int(value: bool | None) -> int | None:

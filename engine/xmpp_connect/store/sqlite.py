@@ -39,6 +39,7 @@ class SqliteStore(SqlStore):
     backend = "sqlite"
     begin_write = "BEGIN IMMEDIATE"
     counters_in_batch = True
+    statement_undoes_itself = True
 
     def __init__(
         self, path: str | Path, options: StoreOptions | None = None, *, migrate: bool = True
