@@ -28,8 +28,9 @@ def test_appended_events_carry_every_field_and_feed_position(store, tenant):
 
     [stored] = result.stored
     assert stored.seq is not None and stored.recorded_at is not None
+    assert stored == replace(event, seq=stored.seq, recorded_at=stored.recorded_at) and event.seq is None
     read = store.get_event(tenant, event.event_id)
-    assert read == stored
+    assert read == stored and read.notes == event.notes and read.grade_dimensions == event.grade_dimensions
     assert read.event_type == "notification.endpoint.accepted"
     assert read.assessment.subclass == "success.delivered_to_client"
     assert read.grade == "delivery_receipt"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import psycopg
 from store_helpers import PG_DSN, T0, evidence, minutes
 
 from xmpp_connect.store import StoreOptions
 from xmpp_connect.store.records import InboundMessage, PresenceState
+from xmpp_connect.xmpp.redaction import redact_stanza
 
 BODY = "SECRET-BODY-7f3a please wire the money"
 PASSWORD = "hunter2-credential-x9"
@@ -75,6 +77,23 @@ def test_raw_stanzas_are_redacted_by_default(store, tenant):
 
     _, credentials = store.get_raw(tenant, store.record_raw(tenant, "client", REGISTER, T0).raw_event_id)
     assert PASSWORD not in credentials
+
+
+def test_a_stanza_recorded_at_each_event_about_it_is_redacted_alike_each_time(store, tenant):
+    """A sent message is kept at each event about it (written, acked, unknown): each copy is the redacted
+    text, and the digest the chain covers is that text's, however often it is recorded."""
+    refs = [store.record_raw(tenant, "stream", STANZA, T0) for _ in range(3)]
+    contents = {store.get_raw(tenant, ref.raw_event_id)[1] for ref in refs}
+    assert contents == {redact_stanza(STANZA)} and BODY not in contents.pop()
+    assert len({ref.raw_event_id for ref in refs}) == 3 and all(ref.redacted for ref in refs)
+    other = STANZA.replace("in-1", "in-2")
+    _, content = store.get_raw(tenant, store.record_raw(tenant, "stream", other, T0).raw_event_id)
+    assert content == redact_stanza(other) and 'id="in-2"' in content
+    cited = [replace(evidence(tenant, f"m{i}", "delivered_to_client", T0)[0], raw_ref=ref.raw_event_id)
+             for i, ref in enumerate(refs)]
+    store.append_evidence(cited)
+    report = store.verify_chain(tenant)
+    assert report.ok and report.raw_checked == 3, report.failure
 
 
 def test_redaction_can_be_turned_off_outside_metadata_only_mode(store_factory, tenant):

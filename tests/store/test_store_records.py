@@ -239,6 +239,18 @@ def test_muc_and_pubsub_records(store, tenant):
     assert item.correlation == {"correlation_id": "corr-1"} and item.published_at == T0
 
 
+def test_a_message_just_created_reads_as_it_was_stored(store_factory, tenant):
+    """The store remembers a message it created as a read would return it (the JSON column decoded), so the
+    first read needs no statement and gives what another store reads from the row."""
+    store = store_factory.open()
+    context = {"correlation_id": "corr-1", "registered_at": T0, "tags": ("a", "b")}
+    store.create_message(XmppMessage(tenant, "m1", T0, "case-1", "p1", "notify", None, None, context))
+    remembered = store.get_message(tenant, "m1")
+    assert remembered == store_factory.open().get_message(tenant, "m1")
+    assert remembered.tracking_context == {"correlation_id": "corr-1", "registered_at": str(T0),
+                                           "tags": ["a", "b"]}
+
+
 def test_naive_datetimes_are_refused(store, tenant):
     with pytest.raises(ValueError):
         store.create_message(XmppMessage(tenant, "m1", T0.replace(tzinfo=None)))

@@ -113,9 +113,10 @@ class Recorder:
         self.precedence = precedence
         self.hide_jids = hide_jids
         self._deciders: dict[tuple[str, str], EvidenceEvent] = {}
-        """The deciding event per (tenant, attempt) as this recorder last wrote it. A decider is only ever
-        replaced by a stronger one, so the real one is at least as strong as this guess; the conditional
-        write checks the guess, and fails (then the store is read) when another writer moved the attempt."""
+        """The deciding event per (tenant, attempt) as this recorder last wrote it; an attempt not in it is
+        guessed to have none yet (its first evidence, mostly). A decider is only ever replaced by a stronger
+        one, so the real one is at least as strong as the guess; the conditional write checks the guess,
+        and fails (then the store is read) when another writer moved the attempt or it does not exist."""
 
     def events(self, evidence: Evidence) -> tuple[EvidenceEvent, ...]:
         """The log entries the evidence becomes (not stored)."""
@@ -207,8 +208,8 @@ class Recorder:
             return
         key = (tenant_id, attempt_id)
         decided = self._deciders.get(key)
-        guessed = decided is not None
-        for _ in range(2):
+        guessed = True
+        for _ in range(3):  # the guess, then the store's state (twice, should another writer move it between)
             if not guessed:
                 found = self.store.attempt_state_event(tenant_id, attempt_id)
                 if found is None:

@@ -67,6 +67,13 @@ class EvidenceEvent:
     sender_resource: str | None = None
     grade_dimensions: Mapping[str, str] = field(default_factory=dict)
 
+    def placed(self, seq: int, recorded_at: datetime) -> EvidenceEvent:
+        """The entry as the store appends it: a copy with its feed position and recording time (a field
+        copy; ``dataclasses.replace`` would run the whole constructor again for every appended entry)."""
+        placed = object.__new__(EvidenceEvent)
+        placed.__dict__.update(self.__dict__, seq=seq, recorded_at=recorded_at)
+        return placed
+
     def to_dict(self) -> dict[str, Any]:
         """The event as the API serves it (times in ISO 8601; no feed position)."""
         return {

@@ -64,6 +64,10 @@ class SqlBase:
         """(tenant, message id) -> the message (a message row never changes once written)."""
         self._recorded_stanzas: Recent[tuple[str, str], bool] = Recent()
         """(tenant, stanza ref) of stanzas recorded lately: recording one again is a no-op anyway."""
+        self._redacted: Recent[str, tuple[str, str]] = Recent()
+        """Raw stanza -> its redacted form and that form's sha256, for stanzas redaction changed lately: a
+        sent message is kept at the two events about it (written, then acked), the same text each time; the
+        second takes (and drops) the entry. A pure function of the text: nothing to forget on a rollback."""
 
     def _connect(self) -> Any:
         raise NotImplementedError

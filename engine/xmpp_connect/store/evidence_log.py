@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -64,7 +63,7 @@ class EvidenceLog(SqlBase):
                 lambda sql, params: self._exec(conn, sql, params), known, self._raw_digests.get
             )
             for offset, event in enumerate(fresh):
-                placed = replace(event, seq=first + offset, recorded_at=recorded_at)
+                placed = event.placed(first + offset, recorded_at)
                 row = event_row(placed)
                 chain = linker.values(row)
                 if self._exec(conn, self.insert_new_event, row + chain).fetchone() is None:
@@ -114,7 +113,7 @@ class EvidenceLog(SqlBase):
         """The rows of a bulk chunk with their chain columns, in position order."""
         linker = self.chain_linker(lambda sql, params: self._exec(conn, sql, params))
         for offset, event in enumerate(chunk):
-            row = event_row(replace(event, seq=first + offset, recorded_at=recorded_at))
+            row = event_row(event.placed(first + offset, recorded_at))
             chain = linker.values(row)
             linker.advance(event.tenant_id, event.event_id, chain)
             yield row + chain

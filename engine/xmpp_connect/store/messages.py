@@ -29,23 +29,26 @@ class MessageRecords(SqlBase):
     """Messages, attempts, stanzas; outbound stanzas by id, origin-id, stable id, conversation."""
 
     def create_message(self, message: XmppMessage) -> None:
+        """Insert the message; what a read of it returns is remembered (the evidence about it reads it)."""
+        row = {
+            "tenant_id": message.tenant_id,
+            "message_id": message.message_id,
+            "case_id": message.case_id,
+            "participant_id": message.participant_id,
+            "purpose": message.purpose,
+            "body_ref": message.body_ref,
+            "template_ref": message.template_ref,
+            "tracking_context": to_json(message.tracking_context),
+            "created_at": to_text(message.created_at),
+        }
         with self._write() as conn:
             self._exec(
                 conn,
                 "INSERT INTO messages (tenant_id, message_id, case_id, participant_id, purpose, body_ref,"
                 " template_ref, tracking_context, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.tenant_id,
-                    message.message_id,
-                    message.case_id,
-                    message.participant_id,
-                    message.purpose,
-                    message.body_ref,
-                    message.template_ref,
-                    to_json(message.tracking_context),
-                    to_text(message.created_at),
-                ),
+                tuple(row.values()),
             )
+        self._known_messages.put((message.tenant_id, message.message_id), message_from_row(row))
 
     def get_message(self, tenant_id: str, message_id: str) -> XmppMessage | None:
         """The message; one read lately is not read again (a message row never changes once written)."""

@@ -33,9 +33,14 @@ class RawEvents(SqlBase):
         chain covers that digest, not the stanza (spec/audit.md)."""
         check_allowed(source, RAW_SOURCES, "raw event source")
         redact = self.options.redact_raw or self.options.metadata_only
-        content = redact_stanza(stanza_xml) if redact else stanza_xml
+        stored = self._redacted.pop(stanza_xml) if redact else None
+        if stored is None:
+            content = redact_stanza(stanza_xml) if redact else stanza_xml
+            stored = content, hashlib.sha256(content.encode("utf-8")).hexdigest()
+            if content != stanza_xml:
+                self._redacted.put(stanza_xml, stored)
+        content, digest = stored
         ref = RawEventRef(tenant_id, "raw_" + uuid.uuid4().hex, source, received_at, redact, storage_ref)
-        digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
         with self._write() as conn:
             self._exec(
                 conn,

@@ -24,5 +24,8 @@ class Recent(Generic[K, V]):
             self._items.clear()
         self._items[key] = value
 
+    def pop(self, key: K) -> V | None:
+        return self._items.pop(key, None)
+
     def clear(self) -> None:
         self._items.clear()

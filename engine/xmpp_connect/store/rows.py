@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from xmpp_connect.model.classification import Assessment
@@ -92,12 +93,24 @@ def event_row(event: EvidenceEvent) -> tuple[Any, ...]:
         int(event.emitted),
         event.scope,
         event.dedupe_key,
-        to_json(list(event.notes)),
+        _notes_json(tuple(event.notes)),
         to_json(event.fact),
         event.sender_jid,
         event.sender_resource,
-        to_json(dict(event.grade_dimensions)),
+        _dimensions_json(tuple(event.grade_dimensions.items())),
     )
+
+
+@lru_cache(maxsize=512)
+def _notes_json(notes: tuple[str, ...]) -> str:
+    """An entry's notes come from its rule: few distinct lists, each encoded once."""
+    return to_json(list(notes))
+
+
+@lru_cache(maxsize=512)
+def _dimensions_json(dimensions: tuple[tuple[str, str], ...]) -> str:
+    """An entry's grade dimensions are its grade's: few distinct sets, each encoded once."""
+    return to_json(dict(dimensions))
 
 
 def evidence_from_row(row: Row) -> EvidenceEvent:
