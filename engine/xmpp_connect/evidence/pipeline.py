@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from xmpp_connect.facts.build import NotEvidence, fact_for_event, fact_from_stanza
+from xmpp_connect.facts.correlate import Correlator, answers_stanza, is_reflection
 from xmpp_connect.facts.markers import marker_coverage
 from xmpp_connect.facts.outbound_index import OutboundIndex, conversation_of
 from xmpp_connect.facts.presence import PresenceTracker, RoomRoster, is_availability_evidence
@@ -138,6 +139,7 @@ class EvidencePipeline:
         self._classifier = classifier
         self._commands = commands
         self._index = index
+        self._correlator = Correlator(index)
         self._sink = sink
         self._dead_letter = dead_letter
         self._late = late
@@ -238,15 +240,15 @@ class EvidencePipeline:
         view = parse_stanza(event.raw)
         if view.name == "presence":
             self._track_presence(event, view)
-        outbound, reply_via = self._correlate(view)
-        if outbound is not None and view.type == "groupchat" and _is_reflection(view, outbound):
-            outbound = self._note_stable_id(view, outbound)
+        outbound, reply_via = self._correlator.correlate(view)
+        if outbound is not None and view.type == "groupchat" and is_reflection(view, outbound):
+            outbound = self._correlator.note_stable_id(view, outbound)
         ctx = _via(event, self._context(event.account, outbound, view, reply_via))
         if event.detail.get("authenticated_stream") is False:
             ctx = replace(ctx, authenticated_stream=False)
         ctx, tracking = self._tracking(event, view, ctx)
         observations = self._from_view(event, view, ctx, tracking)
-        if outbound is not None and ctx.authenticated_stream and _answers_stanza(view, outbound):
+        if outbound is not None and ctx.authenticated_stream and answers_stanza(view, outbound):
             self.presence(event.account).note_seen(view.from_attr or "")
         if view.marker in CUMULATIVE_MARKERS and outbound is not None and observations:
             observations.extend(self._inferred_markers(event, view, outbound, ctx))
@@ -286,54 +288,6 @@ class EvidencePipeline:
             return
         presence.observe(view.from_attr, availability, event.observed_at, view.presence_priority,
                          view.presence_status)
-
-    def _correlate(self, view: StanzaView) -> tuple[OutboundRecord | None, str | None]:
-        """The outbound stanza this stanza is about, and for replies how it was tied to it."""
-        lookup = self._index.lookup
-        if view.type == "error":
-            return (lookup(view.id) if view.id else None), None
-        if view.archived is not None:
-            return self._first_known(view.archived.origin_id, view.archived.id), None
-        if view.receipt_received:
-            ref = view.receipt_id or view.id
-            return (lookup(ref) if ref else None), None
-        if view.marker is not None:
-            return (lookup(view.marker_id) if view.marker_id else None), None
-        if view.name == "iq":
-            fetched = view.pubsub.item_ids if view.pubsub is not None else ()
-            return self._first_known(view.id, *fetched) or self._latest_to(view.from_attr), None
-        if view.pubsub_event is not None:
-            return self._first_known(*view.pubsub_event.item_ids), None
-        if view.name != "message" or view.from_attr is None:
-            return self._latest_to(view.from_attr), None
-        if view.type == "groupchat" and (echo := self._first_known(view.origin_id, view.id)) is not None:
-            return echo, None
-        if view.reply_id is not None:
-            referenced = lookup(view.reply_id)
-            return referenced, ("reply_reference" if referenced is not None else "unknown_reference")
-        if view.thread is not None and (threaded := lookup(view.thread)) is not None:
-            return threaded, "thread"
-        latest = self._latest_to(view.from_attr)
-        if view.type == "groupchat":
-            return latest, "none"
-        return latest, ("conversation" if latest is not None else "none")
-
-    def _first_known(self, *ids: str | None) -> OutboundRecord | None:
-        """The outbound stanza the first known of these ids names."""
-        return next((found for i in ids if i and (found := self._index.lookup(i)) is not None), None)
-
-    def _note_stable_id(self, view: StanzaView, outbound: OutboundRecord) -> OutboundRecord:
-        """The room's reflected copy carries the stanza-id the room assigned (by = the room): remember it."""
-        room = conversation_of(view.from_attr or "")
-        assigned = next((sid.id for sid in view.stanza_ids if sid.by and conversation_of(sid.by) == room),
-                        None)
-        if assigned is None or assigned == outbound.stable_id:
-            return outbound
-        updated = self._index.set_stable_id(outbound.stanza_id, assigned)
-        return updated or replace(outbound, stable_id=assigned)
-
-    def _latest_to(self, jid: str | None) -> OutboundRecord | None:
-        return self._index.latest(conversation_of(jid)) if jid else None
 
     def _context(
         self,
@@ -432,22 +386,6 @@ class EvidencePipeline:
         if cached is None:
             cached = self._cache[key] = self._classifier.classify(fact)
         return cached
-
-
-def _answers_stanza(view: StanzaView, outbound: OutboundRecord) -> bool:
-    """A one-to-one receipt or marker from the addressed account about a stanza we sent."""
-    return (
-        (view.receipt_received or view.marker is not None)
-        and view.type != "groupchat"
-        and view.from_attr is not None
-        and conversation_of(view.from_attr) == conversation_of(outbound.to_jid)
-    )
-
-
-def _is_reflection(view: StanzaView, outbound: OutboundRecord) -> bool:
-    """A groupchat stanza carrying our stanza's id or origin-id: the room's copy of our message."""
-    ours = {outbound.stanza_id, outbound.origin_id}
-    return view.id in ours or view.origin_id in ours
 
 
 def _stamp(view: StanzaView) -> datetime | None:
