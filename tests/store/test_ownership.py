@@ -25,7 +25,7 @@ class Replica:
     def __init__(self, store: SqlStore, replica_id: str, ttl: float, log: list[tuple[float, str, str]]
                  ) -> None:
         self.log = log
-        self.ownership = Ownership(store, replica_id, 1.0, ACCOUNTS, self._gained, self._losing,
+        self.ownership = Ownership(store, replica_id, 1.0, lambda: ACCOUNTS, self._gained, self._losing,
                                    LeaseTiming(ttl_s=ttl))
 
     async def _gained(self, account: str) -> None:

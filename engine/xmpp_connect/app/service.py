@@ -122,10 +122,10 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
             recorder=self.recorder,
             outbox=self.outbox,
         )
+        self.webhooks = Webhooks(config, store)
         self.replication = self._replication(store)
         self._background: list[asyncio.Task[None]] = []
         self.intake_dispatcher: IntakeDispatcher | None = None
-        self.webhooks = Webhooks(config, store)
         self._health_report: Path | None = None
 
     def _provider(self, account: AccountConfig) -> XmppProvider:
@@ -145,7 +145,8 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
         replica = self.config.replica
         accounts = {a.ref: a for a in self.config.accounts}
         return Replication(store, replica.id, replica.weight, replica.lease_ttl_s, list(accounts),
-                           self.providers, lambda ref: self._provider(accounts[ref]), self.outbox)
+                           self.providers, lambda ref: self._provider(accounts[ref]), self.outbox,
+                           self.webhooks)
 
     def _capability(self, account: str, jid: str, feature: str) -> bool | None:
         """Whether the recipient's client advertises ``feature``, as the account's pipeline learned it."""
@@ -270,6 +271,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
         self.check_audit_key()
         self.store.enable_group_commit(asyncio.get_running_loop())
         self.account_status.announce()
+        await self.webhooks.start()
         if self.replication is not None:
             await self.replication.start()
         starting = () if self.replication is not None else self.providers.values()
@@ -285,7 +287,6 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
             asyncio.create_task(self.checkpoint_periodically(), name=CHECKPOINT_TASK),
             asyncio.create_task(EvidenceCounter(self.store).run(), name="xmpp-connect evidence metrics"),
         ]
-        await self.webhooks.start()
         if self.intake_dispatcher is not None:
             self._background += [
                 asyncio.create_task(self.intake_dispatcher.run(), name="xmpp-connect intake"),
