@@ -143,8 +143,8 @@ class Webhooks:
             task.cancel()
 
     async def _supervise(self, sub: WebhookSubscription) -> None:
-        """Run the subscription's delivery; a failure (a store error) is logged and the loop started again
-        from the stored position."""
+        """Run the subscription's delivery until the subscription is gone (or its lease lost); a failure (a
+        store error) is logged and the loop started again from the stored position."""
         key = lease_key(sub.tenant_id, sub.subscription_id)
         fence = self.fence
         while True:
