@@ -271,7 +271,6 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
         self.check_audit_key()
         self.store.enable_group_commit(asyncio.get_running_loop())
         self.account_status.announce()
-        await self.webhooks.start()
         if self.replication is not None:
             await self.replication.start()
         starting = () if self.replication is not None else self.providers.values()
@@ -287,6 +286,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
             asyncio.create_task(self.checkpoint_periodically(), name=CHECKPOINT_TASK),
             asyncio.create_task(EvidenceCounter(self.store).run(), name="xmpp-connect evidence metrics"),
         ]
+        await self.webhooks.start()
         if self.intake_dispatcher is not None:
             self._background += [
                 asyncio.create_task(self.intake_dispatcher.run(), name="xmpp-connect intake"),

@@ -67,7 +67,9 @@ class Webhooks:
         self._api_secrets: dict[tuple[str, str], str] = {}
         """Secrets of API-created subscriptions, read from the store once (signing must not query it)."""
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._running = False
+        self._stopped = False
+        """After ``stop`` no delivery starts (with replicas, a lease may be gained before ``start``: it starts
+        at once)."""
         self.fence: Callable[[str], None] | None = None
         """Set (before ``start``) when the subscriptions are shared out between replicas: raises LeaseLost
         for a lease key this replica no longer holds."""
@@ -97,7 +99,6 @@ class Webhooks:
     async def start(self) -> None:
         """Every subscription's delivery, or with replicas only the ones whose leases are gained."""
         self.sync_config()
-        self._running = True
         if self.fence is None:
             for sub in self.store.list_webhooks():
                 self._start(sub)
@@ -122,14 +123,14 @@ class Webhooks:
             await asyncio.gather(task, return_exceptions=True)
 
     async def stop(self) -> None:
-        self._running = False
+        self._stopped = True
         tasks, self._tasks = list(self._tasks.values()), {}
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start(self, sub: WebhookSubscription) -> None:
-        if not self._running:
+        if self._stopped:
             return
         key = (sub.tenant_id, sub.subscription_id)
         self._stop_task(key)
