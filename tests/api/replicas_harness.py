@@ -6,6 +6,7 @@ database)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import signal
@@ -25,6 +26,8 @@ from psycopg import sql
 TOKEN = "replica-token-4d1f0b"
 TOKEN_ENV = "XC_REPLICA_TOKEN"
 DSN_ENV = "XC_REPLICA_DSN"
+WEBHOOK_SECRET_ENV = "XC_REPLICA_WHSEC"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"replica-webhook-secret-32-bytes!").decode()
 SERVE = "import sys; from xmpp_connect.app.cli import main; sys.exit(main(sys.argv[1:]))"
 WAIT = 60.0
 ACCOUNT = """\
@@ -45,8 +48,9 @@ timers: {{receipt_timeout_s: 120}}
 accounts:
 {accounts}
 tenants:
-  - {{id: ops, token_env: {token_env}, accounts: [{refs}]}}
+  - {{id: ops, token_env: {token_env}, accounts: [{refs}], webhooks: [{webhooks}]}}
 """
+CONFIG_WEBHOOK = "{{id: {id}, url: '{url}', secret_env: {secret_env}}}"
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,9 @@ class ReplicaProcess:
 
     def __init__(
         self, base: Path, replica_id: str, server: ProsodyServer, accounts: Sequence[Account], schema: str,
-        dsn: str, weight: float = 1.0, ttl: float = 4.0,
+        dsn: str, weight: float = 1.0, ttl: float = 4.0, webhooks: Mapping[str, str] | None = None,
     ) -> None:
+        """``webhooks``: config-file subscriptions of the tenant, id -> receiver URL."""
         self.replica_id = replica_id
         self.dir = base / replica_id
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -80,11 +85,13 @@ class ReplicaProcess:
                          for a in accounts)
         (self.dir / "xmpp-connect.yaml").write_text(CONFIG.format(
             dsn_env=DSN_ENV, schema=schema, replica_id=replica_id, weight=weight, ttl=ttl,
-            accounts=listed.rstrip("\n"), token_env=TOKEN_ENV, refs=", ".join(a.ref for a in accounts)))
+            accounts=listed.rstrip("\n"), token_env=TOKEN_ENV, refs=", ".join(a.ref for a in accounts),
+            webhooks=", ".join(CONFIG_WEBHOOK.format(id=i, url=u, secret_env=WEBHOOK_SECRET_ENV)
+                               for i, u in (webhooks or {}).items())))
 
     async def start(self) -> None:
         """Spawn it and wait (bounded) until its HTTP port answers."""
-        env = {**os.environ, TOKEN_ENV: TOKEN, DSN_ENV: self.dsn,
+        env = {**os.environ, TOKEN_ENV: TOKEN, DSN_ENV: self.dsn, WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
                **{a.password_env: a.user.password for a in self.accounts}}
         command = [sys.executable, "-c", SERVE, "serve", "--config", "xmpp-connect.yaml",
                    "--port", str(self.port)]
@@ -147,8 +154,11 @@ def owners(dsn: str, schema: str) -> dict[str, LeaseRow]:
     return {ref: LeaseRow(owner, int(token), bool(live), float(at)) for ref, owner, token, live, at in rows}
 
 
-def live_owners(dsn: str, schema: str) -> Mapping[str, str]:
-    return {ref: row.owner for ref, row in owners(dsn, schema).items() if row.live and row.owner}
+def live_owners(dsn: str, schema: str, prefix: str = "acct") -> Mapping[str, str]:
+    """The live owner of each lease whose key starts with ``prefix`` (accounts; ``webhook:`` for
+    subscriptions)."""
+    return {ref: row.owner for ref, row in owners(dsn, schema).items()
+            if row.live and row.owner and ref.startswith(prefix)}
 
 
 def logged_at(log_text: str, fragment: str) -> list[float]:

@@ -13,6 +13,7 @@ import os
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from recipients import Recipient
 from replicas_harness import Account, ReplicaProcess, TcpProxy, live_owners, logged_at, owners
 from slixmpp.stanza import Message
 from test_served_process import send
+from webhook_receiver import Receiver, serve
 
 from xmpp_connect.model.placement import placement
 
@@ -265,3 +267,105 @@ async def test_a_replica_cut_off_from_postgres_stops_before_its_leases_can_be_ta
         async with cut.client() as http:
             (await http.post("/adapter/actions", json=request_for(refs[1], recipient.user.jid, 1))
              ).raise_for_status()
+
+
+async def feed_ids(replica: ReplicaProcess, cursor: str | None = None) -> list[str]:
+    """Every event id of the tenant's feed after ``cursor``, read over HTTP."""
+    found: list[str] = []
+    async with replica.client() as http:
+        while True:
+            params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
+            page = (await http.get("/adapter/events", params=params)).json()
+            found += [event["event_id"] for event in page["events"]]
+            if not page["events"] or not page.get("next_cursor"):
+                return found
+            cursor = page["next_cursor"]
+
+
+def deliveries(receiver: Receiver) -> Counter[str]:
+    """How many times each webhook-id was taken by the receiver."""
+    return Counter(receiver.accepted_ids())
+
+
+async def test_each_webhook_subscription_is_delivered_by_one_replica_and_taken_over_after_a_kill(
+    prosody: ProsodyServer, pg_schema: str, recipient: Recipient, replicas: list[ReplicaProcess],
+    tmp_path: Path,
+) -> None:
+    """A config-file subscription and one created over the API on a replica that should not deliver it:
+    each is delivered by its lease's owner alone (every event exactly once while no replica dies); SIGKILL
+    the API subscription's owner and another replica resumes it from the stored position (every event
+    still arrives; a copy, with the same webhook-id, only across the takeover)."""
+    ids = ["w1", "w2", "w3"]
+    refs = ["acct0", "acct1"]
+    weights = dict.fromkeys(ids, 1.0)
+    cfg_key = "webhook:ops/cfg"
+    cfg_owner = placement([cfg_key], weights)[cfg_key]
+    sub_id = next(f"wh-{n}" for n in range(100)
+                  if placement([f"webhook:ops/wh-{n}"], weights)[f"webhook:ops/wh-{n}"] != cfg_owner)
+    api_key = f"webhook:ops/{sub_id}"
+    api_owner = placement([api_key], weights)[api_key]
+    accounts = [Account(ref, prosody.fresh_user("svc")) for ref in refs]
+    api_rx, cfg_rx = Receiver(), Receiver()
+    with serve(api_rx) as api_url, serve(cfg_rx) as cfg_url:
+        replicas += [ReplicaProcess(tmp_path, r, prosody, accounts, pg_schema, PG_DSN, ttl=TTL,
+                                    webhooks={"cfg": cfg_url}) for r in ids]
+        await asyncio.gather(*(r.start() for r in replicas))
+        await until("accounts spread over the replicas",
+                    lambda: settled(replicas, pg_schema, placement(refs, weights)))
+        by_id = {r.replica_id: r for r in replicas}
+        creator = next(r for r in replicas if r.replica_id not in (api_owner, cfg_owner))
+        async with creator.client() as http:
+            response = await http.post("/adapter/webhooks", json={"id": sub_id, "url": api_url})
+        assert response.status_code == 201, response.text
+        api_from = response.json()["cursor"]
+
+        async def leased() -> bool:
+            leases = live_owners(PG_DSN, pg_schema, "webhook:")
+            return leases == {cfg_key: cfg_owner, api_key: api_owner}
+
+        await until("each subscription leased to its desired owner", leased)
+        tokens = {key: row.token for key, row in owners(PG_DSN, pg_schema).items()}
+
+        async def sends(via: list[ReplicaProcess], round_: int) -> None:
+            answers = [await post(via[n % len(via)],
+                                  request_for(refs[n % 2], recipient.user.jid, round_ * 10 + n))
+                       for n in range(6)]
+            sids = {await stanza_id(via[0], a["xmpp_message_id"]) for a in answers}
+            assert sids <= set(await receive(recipient, sids, WAIT)), "every send reached the recipient"
+
+        async def all_delivered(reader: ReplicaProcess) -> bool:
+            """Every event after the API subscription's start reached both receivers (the config-file one
+            started earlier, with the first replica)."""
+            feed = set(await feed_ids(reader, api_from))
+            return bool(feed) and feed <= set(api_rx.accepted_ids()) and feed <= set(cfg_rx.accepted_ids())
+
+        await sends(replicas, 0)
+        await until("every event delivered to both receivers", lambda: all_delivered(creator))
+        for receiver in (api_rx, cfg_rx):
+            repeated = {event: n for event, n in deliveries(receiver).items() if n > 1}
+            assert repeated == {}, f"events delivered more than once while no replica died: {repeated}"
+        before_kill = deliveries(api_rx)
+
+        by_id[api_owner].kill()
+        survivors = [r for r in replicas if r.replica_id != api_owner]
+
+        async def taken_over() -> bool:
+            return live_owners(PG_DSN, pg_schema, "webhook:").get(api_key) not in (None, api_owner)
+
+        await until("another replica holds the killed owner's subscription", taken_over)
+        assert owners(PG_DSN, pg_schema)[api_key].token > tokens[api_key], "taken over with a larger token"
+        await sends(survivors, 1)
+        await until("every event delivered after the takeover", lambda: all_delivered(survivors[0]))
+        after = deliveries(api_rx)
+        assert max(after.values()) <= 2, f"an event delivered more than twice: {after}"
+        print(f"webhook takeover: {sum(n - 1 for n in after.values())} repeated deliveries of "
+              f"{len(after)} events ({len(before_kill)} before the kill)")
+        assert max(deliveries(cfg_rx).values()) == 1, "the surviving owner's subscription never repeats"
+
+        async with survivors[0].client() as http:
+            assert (await http.delete(f"/adapter/webhooks/{sub_id}")).status_code == 204
+
+        async def released() -> bool:
+            return api_key not in live_owners(PG_DSN, pg_schema, "webhook:")
+
+        await until("a deleted subscription's lease is given up by its owner", released)

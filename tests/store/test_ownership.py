@@ -22,10 +22,10 @@ WAIT = 30.0
 class Replica:
     """An Ownership whose sessions are a log of (monotonic time, event, account)."""
 
-    def __init__(self, store: SqlStore, replica_id: str, ttl: float, log: list[tuple[float, str, str]]
-                 ) -> None:
+    def __init__(self, store: SqlStore, replica_id: str, ttl: float, log: list[tuple[float, str, str]],
+                 keys: list[str] = ACCOUNTS) -> None:
         self.log = log
-        self.ownership = Ownership(store, replica_id, 1.0, ACCOUNTS, self._gained, self._losing,
+        self.ownership = Ownership(store, replica_id, 1.0, lambda: list(keys), self._gained, self._losing,
                                    LeaseTiming(ttl_s=ttl))
 
     async def _gained(self, account: str) -> None:
@@ -91,4 +91,26 @@ async def test_a_replica_that_cannot_renew_stops_before_its_lease_can_be_taken(s
     assert last_stop < first_gain, log
     with pytest.raises(LeaseLost):
         b.ownership.check(ACCOUNTS[0])
+    await a.ownership.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_factory", ["postgres"], indirect=True)
+async def test_the_keys_are_read_every_round_and_a_vanished_key_is_given_up(store_factory):
+    """Webhook subscriptions come and go while running: a new key is acquired on the next round, a key no
+    longer listed is stopped and its lease released."""
+    log: list[tuple[float, str, str]] = []
+    keys = ["acct-0"]
+    a = Replica(store_factory.open(), "a", 60.0, log, keys)
+    await a.ownership.tick()
+    assert a.ownership.owned() == ["acct-0"]
+    keys.append("webhook:t/new")
+    await a.ownership.tick()
+    assert a.ownership.owned() == ["acct-0", "webhook:t/new"]
+    keys.remove("webhook:t/new")
+    await a.ownership.tick()
+    assert a.ownership.owned() == ["acct-0"]
+    assert (log[-1][1], log[-1][2]) == ("a stopped", "webhook:t/new")
+    lease = store_factory.opened[0].leases()["webhook:t/new"]
+    assert lease.owner is None, "released for whoever lists it next"
     await a.ownership.stop()

@@ -1,6 +1,7 @@
 """This process as one replica on PostgreSQL (spec/replicas.md): owned accounts get a session, the outbox
 writes only for them, owner-only writes are fenced, and NOTIFY wakes the owner for sends other replicas
-accepted (a slow sweep is only the safety net)."""
+accepted (a slow sweep is only the safety net). Webhook subscriptions are leased the same way: each is
+delivered by its owner only."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from xmpp_connect.providers.base import XmppProvider
 from xmpp_connect.sending.outbox import Outbox
 from xmpp_connect.sending.ownership import LeaseTiming, Ownership
+from xmpp_connect.sending.webhooks.subscriptions import Webhooks, subscription_of
 from xmpp_connect.store.errors import LeaseLost
 from xmpp_connect.store.notify_listener import NotifyListener
 from xmpp_connect.store.postgres import PostgresStore
@@ -23,8 +25,8 @@ CONNECTED = "connected"
 
 
 class Replication:
-    """Starts and stops account sessions as leases come and go; ``providers`` is the service's own map (a
-    fresh provider per gained lease, made by ``new_provider``)."""
+    """Starts and stops account sessions and webhook deliveries as leases come and go; ``providers`` is the
+    service's own map (a fresh provider per gained lease, made by ``new_provider``)."""
 
     def __init__(
         self,
@@ -36,15 +38,19 @@ class Replication:
         providers: MutableMapping[str, XmppProvider],
         new_provider: Callable[[str], XmppProvider],
         outbox: Outbox,
+        webhooks: Webhooks,
     ) -> None:
         self.store = store
         self.providers = providers
         self.new_provider = new_provider
         self.outbox = outbox
+        self.webhooks = webhooks
         self.timing = LeaseTiming(lease_ttl_s)
-        self.ownership = Ownership(store, replica_id, weight, accounts, self._gained, self._losing,
-                                   self.timing)
+        fixed = tuple(accounts)
+        self.ownership = Ownership(store, replica_id, weight, lambda: [*fixed, *webhooks.lease_keys()],
+                                   self._gained, self._losing, self.timing)
         outbox.may_send = self.ownership.may_send
+        webhooks.fence = self.ownership.check
         self._sessions: dict[str, asyncio.Task[bool]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: NotifyListener | None = None
@@ -115,12 +121,20 @@ class Replication:
                 log.warning("outbox sweep failed (%s)", type(exc).__name__)
 
     async def _gained(self, account: str) -> None:
-        """A fresh session for the account (its stream_connected event drains the outbox, spec/outbox.md)."""
+        """A fresh session for the account (its stream_connected event drains the outbox, spec/outbox.md), or
+        a subscription's delivery."""
+        if subscription_of(account) is not None:
+            await self.webhooks.gained(account)
+            return
         provider = self.providers[account] = self.new_provider(account)
         self._sessions[account] = asyncio.create_task(provider.start(), name=f"xmpp-connect login {account}")
 
     async def _losing(self, account: str) -> None:
-        """End the account's session; what it had in flight is the next owner's to recover."""
+        """End the account's session (what it had in flight is the next owner's to recover), or a
+        subscription's delivery."""
+        if subscription_of(account) is not None:
+            await self.webhooks.losing(account)
+            return
         login = self._sessions.pop(account, None)
         if login is not None:
             login.cancel()

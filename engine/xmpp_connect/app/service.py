@@ -122,10 +122,10 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
             recorder=self.recorder,
             outbox=self.outbox,
         )
+        self.webhooks = Webhooks(config, store)
         self.replication = self._replication(store)
         self._background: list[asyncio.Task[None]] = []
         self.intake_dispatcher: IntakeDispatcher | None = None
-        self.webhooks = Webhooks(config, store)
         self._health_report: Path | None = None
 
     def _provider(self, account: AccountConfig) -> XmppProvider:
@@ -145,7 +145,8 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
         replica = self.config.replica
         accounts = {a.ref: a for a in self.config.accounts}
         return Replication(store, replica.id, replica.weight, replica.lease_ttl_s, list(accounts),
-                           self.providers, lambda ref: self._provider(accounts[ref]), self.outbox)
+                           self.providers, lambda ref: self._provider(accounts[ref]), self.outbox,
+                           self.webhooks)
 
     def _capability(self, account: str, jid: str, feature: str) -> bool | None:
         """Whether the recipient's client advertises ``feature``, as the account's pipeline learned it."""

@@ -1,17 +1,19 @@
-"""This replica's share of the XMPP accounts (spec/replicas.md): heartbeat, leases, rebalance, fencing.
+"""This replica's share of the XMPP accounts and webhook subscriptions (spec/replicas.md): heartbeat, leases,
+rebalance, fencing.
 
-Every ``renew_every_s`` the replica heartbeats, renews the leases it holds, computes each account's desired
-owner from the live replicas (model/placement.py) and acquires what should be its own or gives up what
-should not. It sends as an account's owner only while its last successful renewal is younger than
-``send_window_s``, well inside the lease's TTL, so a replica cut off from the database has stopped before
-its lease can expire and be taken over; owner-only writes are fenced by the lease's token in the store.
+Every ``renew_every_s`` the replica heartbeats, renews the leases it holds, reads the keys to share out (an
+account's ref, or a subscription's ``webhook:`` key), computes each key's desired owner from the live replicas
+(model/placement.py) and acquires what should be its own or gives up what should not (or is gone).
+It sends as an account's owner only while its last successful renewal is younger than ``send_window_s``,
+well inside the lease's TTL, so a replica cut off from the database has stopped before its lease can expire
+and be taken over; owner-only writes are fenced by the lease's token in the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -50,15 +52,16 @@ class _Held:
 
 
 class Ownership:
-    """The accounts this replica owns. ``gained`` starts an account's session; ``losing`` ends it (awaited
-    before a lease is given up; on a lost lease, right away)."""
+    """The keys (accounts, webhook subscriptions) this replica owns, out of those ``keys`` returns each
+    round (called in the lease thread). ``gained`` starts a key's work; ``losing`` ends it (awaited before a
+    lease is given up; on a lost lease, right away)."""
 
     def __init__(
         self,
         store: LeaseRecords,
         replica_id: str,
         weight: float,
-        accounts: Sequence[str],
+        keys: Callable[[], Iterable[str]],
         gained: Hook,
         losing: Hook,
         timing: LeaseTiming | None = None,
@@ -66,7 +69,7 @@ class Ownership:
         self.store = store
         self.replica_id = replica_id
         self.weight = weight
-        self.accounts = tuple(accounts)
+        self.keys = keys
         self.timing = timing or LeaseTiming()
         self._gained = gained
         self._losing = losing
@@ -103,18 +106,22 @@ class Ownership:
             await asyncio.sleep(self.timing.renew_every_s)
 
     async def tick(self) -> None:
-        """One round: heartbeat, renew, then acquire or give up accounts per the desired placement."""
+        """One round: heartbeat, renew, then acquire or give up keys per the desired placement (and give up
+        the keys that are gone)."""
         ttl = self.timing.ttl_s
         try:
             await self._call(self.store.replica_heartbeat, self.replica_id, self.weight, ttl)
             await self._renew()
             replicas = await self._call(self.store.replicas_alive)
+            keys = await self._call(lambda: sorted(set(self.keys())))
         except Exception as exc:
             log.warning("lease round failed (%s); sending stops when the send window ends",
                         type(exc).__name__)
             return
         replicas[self.replica_id] = self.weight
-        desired = placement(self.accounts, replicas)
+        desired = placement(keys, replicas)
+        for gone in set(self._held) - set(desired) - self._leaving:
+            await self.give_up(gone)
         for account, owner in desired.items():
             if owner == self.replica_id and account not in self._held and account not in self._stopping:
                 await self._acquire(account)

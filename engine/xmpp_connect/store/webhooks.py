@@ -139,15 +139,17 @@ class WebhookRecords(SqlBase):
                 (secret, tenant_id, subscription_id),
             )
 
-    def advance_webhook(self, tenant_id: str, subscription_id: str, position: int) -> None:
-        """Record delivery up to ``position`` (never moves back)."""
+    def advance_webhook(self, tenant_id: str, subscription_id: str, read: int, position: int) -> bool:
+        """Record delivery up to ``position`` if the stored one is still ``read`` (the one the delivery
+        started from): False after a redelivery rewound it, or once the subscription is gone."""
         with self._write() as conn:
-            self._exec(
+            row = self._exec(
                 conn,
                 "UPDATE webhook_subscriptions SET position = ? WHERE tenant_id = ? AND subscription_id = ?"
-                " AND position < ?",
-                (position, tenant_id, subscription_id, position),
-            )
+                " AND position = ? RETURNING position",
+                (position, tenant_id, subscription_id, read),
+            ).fetchone()
+        return row is not None
 
     def rewind_webhook(self, tenant_id: str, subscription_id: str, position: int) -> None:
         """Deliver again everything after ``position`` (a receiver that lost data asked for it)."""

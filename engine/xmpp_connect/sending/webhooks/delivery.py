@@ -94,8 +94,12 @@ class SubscriptionDelivery:
         retry: RetryPolicy,
         poll_interval: float = 0.2,
         concurrency: int = 16,
+        fence: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        self.fence = fence
+        """Inside the position's advance: raises (LeaseLost) unless this replica still holds the
+        subscription's lease (spec/replicas.md), so a stale deliverer never moves the position."""
         self.subscription = subscription
         self.secret = secret
         self.retry = retry
@@ -103,19 +107,21 @@ class SubscriptionDelivery:
         self.concurrency = concurrency
 
     async def run(self) -> None:
+        """Deliver until cancelled, or until the subscription is gone from the store."""
         sub = self.subscription
-        stored = self.store.get_webhook(sub.tenant_id, sub.subscription_id)
-        position = stored.position if stored else sub.position
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.concurrency),
             timeout=aiohttp.ClientTimeout(total=self.retry.timeout),
         )
         async with session as client:
             while True:
+                stored = await asyncio.to_thread(self.store.get_webhook, sub.tenant_id, sub.subscription_id)
+                if stored is None:
+                    return
                 page = await asyncio.to_thread(
                     self.store.events_page,
                     sub.tenant_id,
-                    cursor=encode_cursor(position),
+                    cursor=encode_cursor(stored.position),
                     limit=PAGE,
                     event_types=list(sub.event_types) or None,
                 )
@@ -123,8 +129,12 @@ class SubscriptionDelivery:
                     await asyncio.sleep(self.poll_interval)
                     continue
                 await self._deliver_page(client, page.events)
-                position = page.events[-1].seq or position
-                self.store.advance_webhook(sub.tenant_id, sub.subscription_id, position)
+                with self.store.transaction():
+                    self.fence()
+                    self.store.advance_webhook(
+                        sub.tenant_id, sub.subscription_id, stored.position, page.events[-1].seq or 0
+                    )
+                await self.store.durable()
 
     async def _deliver_page(self, client: aiohttp.ClientSession, events: Sequence[EvidenceEvent]) -> None:
         """Each message's events in order; messages side by side, at most ``concurrency`` at once."""

@@ -1,4 +1,5 @@
-"""Webhook subscriptions of every tenant (from the config file and the API) and their delivery tasks."""
+"""Webhook subscriptions of every tenant (from the config file and the API) and their delivery tasks; with
+replicas, each subscription is delivered by the one replica holding its lease (spec/replicas.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from xmpp_connect.api.problems import FieldError, Problem, not_found
@@ -15,7 +17,7 @@ from xmpp_connect.config.webhook_url import ReceiverUrlError, check_receiver_url
 from xmpp_connect.sending.webhooks.delivery import SubscriptionDelivery
 from xmpp_connect.sending.webhooks.retry import RetryPolicy
 from xmpp_connect.store.cursor import decode_cursor, encode_cursor
-from xmpp_connect.store.errors import InvalidCursor
+from xmpp_connect.store.errors import InvalidCursor, LeaseLost
 from xmpp_connect.store.sql import SqlStore
 from xmpp_connect.store.webhooks import API_ORIGIN, CONFIG_ORIGIN, WebhookSubscription
 
@@ -24,6 +26,20 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CREATE_FIELDS = frozenset({"id", "url", "event_types"})
 MAX_EVENT_TYPES = 100
 RESTART_AFTER_FAILURE_S = 1.0
+LEASE_PREFIX = "webhook:"
+
+
+def lease_key(tenant_id: str, subscription_id: str) -> str:
+    """The subscription's lease key among the replicas' leases: ``webhook:<tenant>/<subscription id>``."""
+    return f"{LEASE_PREFIX}{tenant_id}/{subscription_id}"
+
+
+def subscription_of(key: str) -> tuple[str, str] | None:
+    """(tenant, subscription id) of a webhook lease key; None for any other key (an account's)."""
+    if not key.startswith(LEASE_PREFIX):
+        return None
+    tenant_id, _, subscription_id = key.removeprefix(LEASE_PREFIX).rpartition("/")
+    return tenant_id, subscription_id
 
 
 def new_secret() -> str:
@@ -32,7 +48,9 @@ def new_secret() -> str:
 
 
 class Webhooks:
-    """Keeps one delivery task per subscription while running; every method is scoped to one tenant."""
+    """Keeps one delivery task per subscription while running (with ``fence`` set, per subscription whose
+    lease this replica holds: ``gained`` and ``losing`` start and end it); every API method is scoped to
+    one tenant."""
 
     def __init__(
         self, config: ServiceConfig, store: SqlStore, retry: RetryPolicy | None = None,
@@ -49,7 +67,12 @@ class Webhooks:
         self._api_secrets: dict[tuple[str, str], str] = {}
         """Secrets of API-created subscriptions, read from the store once (signing must not query it)."""
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._running = False
+        self._stopped = False
+        """After ``stop`` no delivery starts (with replicas, a lease may be gained before ``start``: it starts
+        at once)."""
+        self.fence: Callable[[str], None] | None = None
+        """Set (before ``start``) when the subscriptions are shared out between replicas: raises LeaseLost
+        for a lease key this replica no longer holds."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -74,20 +97,40 @@ class Webhooks:
                 self.store.delete_webhook(sub.tenant_id, sub.subscription_id)
 
     async def start(self) -> None:
+        """Every subscription's delivery, or with replicas only the ones whose leases are gained."""
         self.sync_config()
-        self._running = True
-        for sub in self.store.list_webhooks():
+        if self.fence is None:
+            for sub in self.store.list_webhooks():
+                self._start(sub)
+
+    def lease_keys(self) -> list[str]:
+        """Every subscription's lease key, as stored now (API-created and deleted ones included)."""
+        return [lease_key(sub.tenant_id, sub.subscription_id) for sub in self.store.list_webhooks()]
+
+    async def gained(self, key: str) -> None:
+        """This replica holds the subscription's lease: deliver it from its stored position."""
+        tenant_and_id = subscription_of(key)
+        sub = None if tenant_and_id is None else self.store.get_webhook(*tenant_and_id)
+        if sub is not None:
             self._start(sub)
 
+    async def losing(self, key: str) -> None:
+        """The lease is given up or lost: delivery stops before it is released."""
+        tenant_and_id = subscription_of(key)
+        task = None if tenant_and_id is None else self._tasks.pop(tenant_and_id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def stop(self) -> None:
-        self._running = False
+        self._stopped = True
         tasks, self._tasks = list(self._tasks.values()), {}
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start(self, sub: WebhookSubscription) -> None:
-        if not self._running:
+        if self._stopped:
             return
         key = (sub.tenant_id, sub.subscription_id)
         self._stop_task(key)
@@ -101,17 +144,23 @@ class Webhooks:
             task.cancel()
 
     async def _supervise(self, sub: WebhookSubscription) -> None:
-        """Run the subscription's delivery; a failure (a store error) is logged and the loop started again
-        from the stored position."""
+        """Run the subscription's delivery until the subscription is gone (or its lease lost); a failure (a
+        store error) is logged and the loop started again from the stored position."""
+        key = lease_key(sub.tenant_id, sub.subscription_id)
+        fence = self.fence
         while True:
             delivery = SubscriptionDelivery(
                 self.store, sub, lambda: self._secret(sub.tenant_id, sub.subscription_id), self.retry,
-                self.poll_interval, self.concurrency,
+                self.poll_interval, self.concurrency, (lambda: fence(key)) if fence else lambda: None,
             )
             try:
                 await delivery.run()
+                return
             except asyncio.CancelledError:
                 raise
+            except LeaseLost:
+                log.warning("webhook delivery stopped, lease lost subscription=%s", sub.subscription_id)
+                return
             except Exception as exc:
                 log.error("webhook delivery loop failed subscription=%s (%s); restarting",
                           sub.subscription_id, type(exc).__name__)
@@ -161,7 +210,8 @@ class Webhooks:
         if sub is None:
             raise Problem(409, "conflict", "A webhook subscription with this id exists.",
                           [FieldError("id", "already in use")])
-        self._start(sub)
+        if self.fence is None:
+            self._start(sub)
         log.info("webhook subscription created tenant=%s subscription=%s", tenant.id, subscription_id)
         return {**_view(sub), "secret": secret}
 
@@ -185,8 +235,9 @@ class Webhooks:
         return {**_view(sub), "secret": secret}
 
     def redeliver(self, tenant: TenantConfig, subscription_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Deliver again every event after ``cursor`` (a feed cursor; absent: from the beginning)."""
-        sub = self._found(tenant, subscription_id)
+        """Deliver again every event after ``cursor`` (a feed cursor; absent: from the beginning): the
+        delivery loop, on whichever replica, reads the rewound position before its next page."""
+        self._found(tenant, subscription_id)
         unknown = sorted(set(body) - {"cursor"})
         cursor = body.get("cursor")
         errors = [FieldError(name, "unknown field") for name in unknown]
@@ -200,9 +251,7 @@ class Webhooks:
                 errors.append(FieldError("cursor", "unknown cursor"))
         if errors:
             raise Problem(422, "invalid-request", "The redelivery request is not valid.", errors)
-        self._stop_task((tenant.id, subscription_id))
         self.store.rewind_webhook(tenant.id, subscription_id, position)
-        self._start(sub)
         log.info("webhook redelivery tenant=%s subscription=%s", tenant.id, subscription_id)
         return {"id": subscription_id, "cursor": encode_cursor(position)}
 
