@@ -136,10 +136,14 @@ class SqlBase:
         conn = self._conn()
         self._batch = CommitBatch(
             loop,
-            begin=lambda: self._exec(conn, self.begin_write),
+            begin=lambda: self._begin_batch(conn),
             commit=lambda: self._commit_batch(conn),
             rollback=lambda: self._abandon_batch(conn),
         )
+
+    def _begin_batch(self, conn: Any) -> None:
+        """Open a group-commit batch's transaction."""
+        self._exec(conn, self.begin_write)
 
     def _abandon_batch(self, conn: Any) -> None:
         """A failed group commit: roll back, and forget what memory says about the rows that are gone."""
