@@ -8,7 +8,9 @@ its owner, woken by NOTIFY). Each run posts ``--sends`` sends, ``--concurrency``
 the recipient got them all. Printed per run: seconds, sends/s to the recipient, and each process's CPU time
 (user + system, from /proc) in µs per send of the whole run, plus their sum.
 
-    .venv/bin/python bench/replicas.py [--sends 600] [--accounts 6] [--concurrency 16]
+    .venv/bin/python bench/replicas.py [--sends 600] [--accounts 6] [--concurrency 16] [--only-one]
+
+``--only-one`` runs A alone (to profile one replica, or to compare two versions of the code in pairs).
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ async def main() -> None:
     parser.add_argument("--sends", type=int, default=600)
     parser.add_argument("--accounts", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--only-one", action="store_true", help="run A (one replica) only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="xc-bench-replicas-") as directory:
         base = Path(directory)
@@ -116,7 +119,7 @@ async def main() -> None:
         server.prepare()
         server.start()
         try:
-            for names in (["solo"], ["r1", "r2", "r3"]):
+            for names in (["solo"],) if args.only_one else (["solo"], ["r1", "r2", "r3"]):
                 print(await run(server, base, names, args.sends, args.accounts, args.concurrency), flush=True)
         finally:
             server.cleanup()

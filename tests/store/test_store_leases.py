@@ -112,3 +112,14 @@ def test_one_statement_renews_exactly_the_leases_still_held(store):
     held = {**tokens, "four": 1, "five": 7}
     assert store.lease_renew("replica-a", held, TTL) == {"one", "three"}
     assert store.lease_renew("replica-a", {}, TTL) == set()
+
+
+def test_a_check_repeated_in_one_transaction_still_sees_a_lease_given_up_in_it(store):
+    token = store.lease_acquire("notify", "replica-a", TTL)
+    assert token is not None
+    with store.transaction():
+        store.lease_check("notify", "replica-a", token)
+        store.lease_check("notify", "replica-a", token)
+        assert store.lease_release("notify", "replica-a", token) is True
+        with pytest.raises(LeaseLost):
+            store.lease_check("notify", "replica-a", token)

@@ -46,6 +46,24 @@ def test_a_failed_nested_call_undoes_only_its_own_writes(store, tenant):
     assert [m.message_id for m in store.list_messages(tenant)] == ["m1", "m2"]
 
 
+def test_failed_blocks_among_siblings_and_nested_ones_undo_only_their_own_writes(store, tenant):
+    with store.transaction():
+        store.create_message(_message(tenant, "m1"))
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+            store.create_message(_message(tenant, "m1"))
+        with store.transaction():
+            store.create_message(_message(tenant, "m2"))
+            with pytest.raises(RuntimeError), store.transaction():
+                store.create_message(_message(tenant, "m3"))
+                store.create_message(_message(tenant, "m4"))
+                raise RuntimeError("the inner block failed")
+            store.create_message(_message(tenant, "m5"))
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+            store.create_message(_message(tenant, "m2"))
+        store.create_message(_message(tenant, "m6"))
+    assert [m.message_id for m in store.list_messages(tenant)] == ["m1", "m2", "m5", "m6"]
+
+
 def test_an_error_leaving_the_transaction_rolls_everything_back(store, tenant):
     with pytest.raises(RuntimeError), store.transaction():
         store.create_message(_message(tenant, "m1"))

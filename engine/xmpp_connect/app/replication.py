@@ -94,6 +94,8 @@ class Replication:
         except (ValueError, TypeError):
             log.warning("outbox notification with an unreadable payload dropped")
             return
+        if self.outbox.in_flight(stanza_id):
+            return  # this replica accepted it and is writing it: the usual case for an owned account
         self._as_owner(account, lambda: self.outbox.wake(tenant_id, stanza_id))
 
     def sweep(self) -> None:

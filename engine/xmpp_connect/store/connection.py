@@ -108,6 +108,8 @@ class SqlBase:
         if depth == 0:
             local.owner = _current_task()
             local.batched = self._join_batch()
+            if not local.batched:
+                self._began()
         local.depth = depth + 1
         try:
             with self._scope(conn, depth + local.batched):
@@ -124,6 +126,7 @@ class SqlBase:
         self._raw_digests.clear()
         self._known_messages.clear()
         self._recorded_stanzas.clear()
+        self._local.fenced = set()
 
     def _rolled_back(self) -> None:
         """Hook: a write scope (or savepoint) ended in an exception and was rolled back."""
@@ -136,10 +139,25 @@ class SqlBase:
         conn = self._conn()
         self._batch = CommitBatch(
             loop,
-            begin=lambda: self._exec(conn, self.begin_write),
+            begin=lambda: self._begin_batch(conn),
             commit=lambda: self._commit_batch(conn),
             rollback=lambda: self._abandon_batch(conn),
         )
+
+    def _begin_batch(self, conn: Any) -> None:
+        """Open a group-commit batch's transaction."""
+        self._began()
+        self._exec(conn, self.begin_write)
+
+    def _began(self) -> None:
+        """A transaction starts on this thread: nothing is fenced in it yet."""
+        self._local.fenced = set()
+
+    def _in_transaction(self) -> bool:
+        """Whether this thread is inside an open write transaction (a write scope or its open batch)."""
+        batch = self._batch
+        open_batch = batch is not None and batch.is_open and batch.applies_here()
+        return bool(getattr(self._local, "depth", 0)) or open_batch
 
     def _abandon_batch(self, conn: Any) -> None:
         """A failed group commit: roll back, and forget what memory says about the rows that are gone."""

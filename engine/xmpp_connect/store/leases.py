@@ -71,6 +71,7 @@ class LeaseRecords(SqlBase):
 
     def lease_release(self, account_ref: str, owner: str, token: int) -> bool:
         """Give the lease up at once (the token stays, so the next owner's is larger)."""
+        self._local.fenced = set()
         now = self.db_now
         with self._write() as conn:
             row = self._exec(
@@ -83,7 +84,12 @@ class LeaseRecords(SqlBase):
 
     def lease_check(self, account_ref: str, owner: str, token: int) -> None:
         """Fence an owner-only write: raise LeaseLost unless ``owner`` still holds the unexpired lease with
-        ``token``. Call it inside the write's transaction: the row stays locked (shared) until it ends."""
+        ``token``. Call it inside the write's transaction: the row stays locked (shared) until it ends, so
+        within that transaction the answer cannot change (SQLite: its write lock covers the row) and a second
+        check of the same lease is answered from memory; a rollback, even of a savepoint, forgets it."""
+        fenced = (account_ref, owner, token)
+        if fenced in getattr(self._local, "fenced", ()) and self._in_transaction():
+            return
         now = self.db_now
         with self._write() as conn:
             row = self._exec(
@@ -94,6 +100,8 @@ class LeaseRecords(SqlBase):
             ).fetchone()
         if row is None:
             raise LeaseLost(account_ref)
+        checked: set[tuple[str, str, int]] = getattr(self._local, "fenced", set())
+        checked.add(fenced)
 
     def leases(self) -> dict[str, Lease]:
         """Every account's lease, by account (expired ones too)."""
