@@ -9,8 +9,6 @@ take its leases."""
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import time
 import uuid
 from collections import Counter
@@ -19,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from outbox_harness import SID_NS
+from pg import PG_DSN, fresh_schema
 from prosody import ProsodyServer
-from psycopg import sql
 from recipients import Recipient
 from replicas_harness import Account, ReplicaProcess, TcpProxy, live_owners, logged_at, owners
 from slixmpp.stanza import Message
@@ -33,9 +30,6 @@ from webhook_receiver import Receiver, serve
 from xmpp_connect.model.placement import placement
 
 pytestmark = [pytest.mark.prosody, pytest.mark.postgres]
-PG_DSN = os.environ.get(
-    "XMPP_CONNECT_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
-)
 TTL = 4.0
 TAKEOVER_BOUND = 10.0
 """Seconds from the owner's SIGKILL to another replica's lease (the issue's bound)."""
@@ -48,19 +42,7 @@ WRITTEN = frozenset({"sent_to_server", "sent_to_server_final"})
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
-    """A fresh schema on the test PostgreSQL (unreachable: fails under CI=true, else skips)."""
-    try:
-        psycopg.connect(PG_DSN).close()
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL required under CI=true but unreachable: {type(exc).__name__}")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 not reachable")
-    schema = "xc_test_rep_" + secrets.token_hex(4)
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    yield schema
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    yield from fresh_schema("xc_test_rep_")
 
 
 @pytest.fixture

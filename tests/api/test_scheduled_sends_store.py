@@ -3,17 +3,14 @@ two replicas on one PostgreSQL schema send it once between them, metadata-only m
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from api_helpers import auth, default_policy, send_request, service_config, wait_for
-from psycopg import sql
+from pg import PG_DSN, fresh_schema
 from starlette.testclient import TestClient
 
 from xmpp_connect.app.server import build_app
@@ -25,9 +22,6 @@ from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore
 from xmpp_connect.store.sqlite import SqliteStore
 
-PG_DSN = os.environ.get(
-    "XMPP_CONNECT_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
-)
 BODY = "Your scheduled confidential notice"
 
 
@@ -130,19 +124,7 @@ def test_metadata_only_mode_schedules_templates_and_refuses_inline_bodies(tmp_pa
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema (skipped when the server is unreachable, except under CI=true)."""
-    try:
-        psycopg.connect(PG_DSN).close()
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL required under CI=true but unreachable: {type(exc).__name__}")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 not reachable")
-    schema = "xc_test_sched_" + secrets.token_hex(4)
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    yield schema
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    yield from fresh_schema("xc_test_sched_")
 
 
 @pytest.mark.postgres

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from pg import PG_DSN
 from psycopg import sql
-from store_helpers import PG_DSN, T0, evidence, minutes
+from store_helpers import T0, evidence, minutes
 
 
 def tamper(factory: Any, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:

@@ -7,7 +7,6 @@ except under ``CI=true``, where they fail.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pg import PG_DSN, require_postgres
 from psycopg import sql
-from store_helpers import PG_DSN
 
 from xmpp_connect.store import PostgresStore, SqliteStore, StoreOptions
 from xmpp_connect.store.sql import SqlStore
@@ -47,12 +46,7 @@ class StoreFactory:
 @pytest.fixture(scope="session")
 def pg_schema_prefix() -> Iterator[str]:
     """A random prefix for this session's schemas; every schema with it is dropped at the end."""
-    try:
-        psycopg.connect(PG_DSN).close()
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL required under CI=true but unreachable: {type(exc).__name__}")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 not reachable")
+    require_postgres()
     prefix = "xc_test_" + secrets.token_hex(4)
     yield prefix
     with psycopg.connect(PG_DSN, autocommit=True) as conn:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from xmpp_connect.model.classification import Assessment, Classification, Conflict, Grade, Precedence
 from xmpp_connect.model.evidence import DedupeBasis, EvidenceContext, EvidenceEvent, build_evidence_events
 
-PG_DSN = os.environ.get(
-    "XMPP_CONNECT_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
-)
 T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 POLICY_VERSION = "0123456789abcdef"
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from store_helpers import PG_DSN
+from pg import PG_DSN
 
 from xmpp_connect.store.notify_listener import NotifyListener
 from xmpp_connect.store.outbox import ACCEPTED, OutboxEntry

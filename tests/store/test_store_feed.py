@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 import pytest
-from store_helpers import PG_DSN, T0, evidence, minutes
+from pg import PG_DSN
+from store_helpers import T0, evidence, minutes
 
 from xmpp_connect.store import InvalidCursor, PostgresStore, SqliteStore
 

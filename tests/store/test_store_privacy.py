@@ -6,7 +6,8 @@ import logging
 from dataclasses import replace
 
 import psycopg
-from store_helpers import PG_DSN, T0, evidence, minutes
+from pg import PG_DSN
+from store_helpers import T0, evidence, minutes
 
 from xmpp_connect.store import StoreOptions
 from xmpp_connect.store.records import InboundMessage, PresenceState
