@@ -200,6 +200,15 @@ class ProsodyServer:
         )
         return TestUser(username, password)
 
+    def unregister(self, user: TestUser) -> None:
+        """Delete an account (with the server down: a later login with it is refused)."""
+        subprocess.run(
+            ["prosodyctl", "--config", str(self.config_path), "deluser", user.jid],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
     def admin_user(self) -> TestUser:
         """The account named in ``admins`` (Prosody's PubSub service lets only admins create nodes)."""
         return self.register(ADMIN_USER, "admin-pw")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from adapter import AdapterUnderTest, explain, of_kind, subclass
-from prosody import PUBSUB_DOMAIN, ProsodyServer
+from prosody import PUBSUB_DOMAIN, ProsodyServer, TestUser
 
 from xmpp_connect.config.settings import NodeConfig
 from xmpp_connect.evidence.classify import Classifier
@@ -106,3 +106,24 @@ async def test_publisher_without_rights_is_forbidden(
     assert error.fact["error_condition"] == "forbidden"
     assert error.classification.scenario == "pubsub_publish_forbidden", explain(error)
     assert subclass(error) == "fail.authorization_failed"
+
+
+async def test_a_publish_waiting_for_a_session_that_will_never_come_is_reported_not_sent(
+    live_prosody: ProsodyServer, adapter: AdapterUnderTest, sender_user: TestUser, node: str,
+) -> None:
+    """The account is deleted while the server is down: the reconnect is refused for good, so the publish that
+    waited for the next session is never written, and says so (the outbox ends it ``not_sent``)."""
+    live_prosody.kill()
+    await adapter.wait_for(of_kind("stream_disconnected"))
+    waiting = adapter.provider.publish(PUBSUB_DOMAIN, node, "i-1", PAYLOAD)
+    live_prosody.unregister(sender_user)
+    live_prosody.start()
+    refused = await adapter.wait_event(lambda e: e.kind == "authentication_failed")
+    assert refused.detail["will_retry"] is False
+    not_sent = await adapter.wait_event(
+        lambda e: e.kind == "message_not_sent" and e.stanza_id == waiting.stanza_id
+    )
+    assert not_sent.detail["reason"] == "authentication_failed"
+    refusal = await adapter.wait_for(of_kind("request_rejected", waiting.stanza_id))
+    assert refusal.fact["reject_reason"] == "stream_unavailable", explain(refusal)
+    assert not any(e.kind == "message_sent" and e.stanza_id == waiting.stanza_id for e in adapter.events)

@@ -199,6 +199,13 @@ class GroupChannels:
             self._forget_publish(stanza_id)
             self._emit("acceptance_unknown", stanza_id=stanza_id, detail={"outbound": record})
 
+    def give_up(self, reason: str) -> None:
+        """No session will come (refused credentials, TLS): publishes still waiting for one are never written;
+        each is reported not sent."""
+        for stanza_id in [s for s in self._publishing if s not in self._answers]:
+            record, _raw = self._publishing.pop(stanza_id)
+            self._emit("message_not_sent", stanza_id=stanza_id, detail={"reason": reason, "outbound": record})
+
     def flush_publishes(self) -> None:
         """A session is ready: send the publishes that waited for it."""
         for stanza_id in [s for s in self._publishing if s not in self._answers]:

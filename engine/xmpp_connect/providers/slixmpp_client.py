@@ -369,6 +369,7 @@ class SlixmppProvider:
         self.state.stream_status = "failed"
         self._emit(kind, detail={**detail, "will_retry": False})
         self.outbound.give_up(kind)
+        self.groups.give_up(kind)
         if self._first_outcome is not None and not self._first_outcome.done():
             self._first_outcome.set_result(False)
         client = self._require_client()
