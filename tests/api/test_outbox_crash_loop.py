@@ -17,7 +17,7 @@ from ejabberd import EjabberdServer
 from outbox_harness import crash_loop
 from prosody import ProsodyServer
 from recipients import Recipient
-from test_served_process import CONFIG, PASSWORD_ENV, TOKEN_ENV, ServedProcess
+from test_served_process import ServedProcess, serving
 
 pytestmark = pytest.mark.prosody
 ROUNDS = int(os.environ.get("XC_CRASH_ROUNDS", "10"))
@@ -32,16 +32,8 @@ BOUND = 480.0
 async def served_on(
     xmpp_server: ProsodyServer | EjabberdServer, tmp_path: Path
 ) -> AsyncIterator[ServedProcess]:
-    user = xmpp_server.fresh_user("svc")
-    config_path = tmp_path / "xmpp-connect.yaml"
-    config_path.write_text(CONFIG.format(jid=user.jid, password_env=PASSWORD_ENV, port=xmpp_server.port,
-                                         ca=xmpp_server.cert_path, token_env=TOKEN_ENV))
-    process = ServedProcess(config_path, user, tmp_path / "serve.log")
-    try:
-        await process.start()
+    async with serving(xmpp_server, tmp_path) as process:
         yield process
-    finally:
-        process.stop()
 
 
 async def test_crash_loop_loses_nothing_accepted(

@@ -14,12 +14,14 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from api_helpers import EngineReads
+from ejabberd import EjabberdServer
 from prosody import ProsodyServer, TestUser, free_loopback_port
 from recipients import Recipient
 
@@ -176,19 +178,26 @@ def send(key: str, to: str, body: str = "A document is available.") -> dict[str,
     }
 
 
-@pytest.fixture
-async def served(prosody: ProsodyServer, tmp_path: Path) -> AsyncIterator[ServedProcess]:
-    """A started service for a fresh sender account; its password and token only in the environment."""
-    user = prosody.fresh_user("svc")
+@asynccontextmanager
+async def serving(server: ProsodyServer | EjabberdServer, tmp_path: Path) -> AsyncIterator[ServedProcess]:
+    """A started service for a fresh sender account on ``server``; its password and token only in the
+    environment."""
+    user = server.fresh_user("svc")
     config_path = tmp_path / "xmpp-connect.yaml"
-    config_path.write_text(CONFIG.format(jid=user.jid, password_env=PASSWORD_ENV, port=prosody.port,
-                                         ca=prosody.cert_path, token_env=TOKEN_ENV))
+    config_path.write_text(CONFIG.format(jid=user.jid, password_env=PASSWORD_ENV, port=server.port,
+                                         ca=server.cert_path, token_env=TOKEN_ENV))
     process = ServedProcess(config_path, user, tmp_path / "serve.log")
     try:
         await process.start()
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+async def served(prosody: ProsodyServer, tmp_path: Path) -> AsyncIterator[ServedProcess]:
+    async with serving(prosody, tmp_path) as process:
+        yield process
 
 
 @pytest.fixture
