@@ -1,5 +1,8 @@
-"""A throwaway Prosody on loopback for the demo: a temp directory, free ports, a self-signed certificate for
-``localhost`` (and its MUC, PubSub and component subdomains), accounts registered with prosodyctl."""
+"""A throwaway Prosody on loopback: a temp directory, a free port, a self-signed certificate for ``localhost``
+(and its MUC and PubSub subdomains), accounts registered with prosodyctl.
+
+The demo runs it as it is; the test suite's server (tests/integration/prosody.py) adds its settings and its
+fault controls (freeze, kill) to it."""
 
 from __future__ import annotations
 
@@ -70,8 +73,8 @@ class LocalUser:
 class LocalProsody:
     """One Prosody process in a temp directory, c2s on a free loopback port, STARTTLS required."""
 
-    def __init__(self, base: Path | None = None) -> None:
-        self.base = base or Path(tempfile.mkdtemp(prefix="xc-demo-prosody-"))
+    def __init__(self, base: Path | None = None, prefix: str = "xc-demo-prosody-") -> None:
+        self.base = base or Path(tempfile.mkdtemp(prefix=prefix))
         self.port = free_loopback_port()
         self.config_path = self.base / "prosody.cfg.lua"
         self.cert_path = self.base / "certs" / f"{DOMAIN}.crt"
@@ -81,17 +84,25 @@ class LocalProsody:
         """Write the certificate and the configuration."""
         (self.base / "data").mkdir(parents=True, exist_ok=True)
         (self.base / "certs").mkdir(exist_ok=True)
-        names = f"DNS:{DOMAIN},DNS:*.{DOMAIN},DNS:{MUC_DOMAIN},DNS:{PUBSUB_DOMAIN}"
+        names = ",".join(f"DNS:{name}" for name in self.certificate_names())
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
              f"/CN={DOMAIN}", "-addext", f"subjectAltName={names}",
              "-keyout", str(self.base / "certs" / f"{DOMAIN}.key"), "-out", str(self.cert_path)],
             check=True, capture_output=True, timeout=60,
         )
-        self.config_path.write_text(_CONFIG.format(
+        self.config_path.write_text(self.config_text())
+
+    def certificate_names(self) -> tuple[str, ...]:
+        """The names the self-signed certificate covers."""
+        return (DOMAIN, f"*.{DOMAIN}", MUC_DOMAIN, PUBSUB_DOMAIN)
+
+    def config_text(self) -> str:
+        """The Lua configuration: STARTTLS required, MAM in memory, MUC and PubSub components."""
+        return _CONFIG.format(
             base=self.base, run_as_root="true" if os.geteuid() == 0 else "false", domain=DOMAIN,
             muc_domain=MUC_DOMAIN, pubsub_domain=PUBSUB_DOMAIN, port=self.port,
-        ))
+        )
 
     def start(self, timeout: float = 20.0) -> None:
         """Start Prosody as a child in the foreground and wait until its c2s port accepts connections."""
@@ -109,9 +120,9 @@ class LocalProsody:
         self.stop()
         raise TimeoutError(f"prosody did not listen on 127.0.0.1:{self.port} within {timeout}s")
 
-    def register(self, username: str) -> LocalUser:
-        """A new account with a random password."""
-        password = secrets.token_urlsafe(12)
+    def register(self, username: str, password: str | None = None) -> LocalUser:
+        """A new account (a random password unless given); works with the server up or down."""
+        password = password or secrets.token_urlsafe(12)
         subprocess.run(
             ["prosodyctl", "--config", str(self.config_path), "register", username, DOMAIN, password],
             check=True, capture_output=True, timeout=60,
