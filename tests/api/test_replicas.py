@@ -347,7 +347,7 @@ async def test_each_webhook_subscription_is_delivered_by_one_replica_and_taken_o
         async with survivors[0].client() as http:
             assert (await http.delete(f"/adapter/webhooks/{sub_id}")).status_code == 204
 
-        async def released() -> bool:
-            return api_key not in live_owners(PG_DSN, pg_schema, "webhook:")
+        async def forgotten() -> bool:
+            return api_key not in owners(PG_DSN, pg_schema)
 
-        await until("a deleted subscription's lease is given up by its owner", released)
+        await until("a deleted subscription's lease row is deleted by its owner", forgotten)

@@ -26,7 +26,7 @@ class Replica:
                  keys: list[str] = ACCOUNTS) -> None:
         self.log = log
         self.ownership = Ownership(store, replica_id, 1.0, lambda: list(keys), self._gained, self._losing,
-                                   LeaseTiming(ttl_s=ttl))
+                                   LeaseTiming(ttl_s=ttl), retired=lambda key: key.startswith("webhook:"))
 
     async def _gained(self, account: str) -> None:
         self.log.append((time.monotonic(), f"{self.ownership.replica_id} gained", account))
@@ -98,19 +98,23 @@ async def test_a_replica_that_cannot_renew_stops_before_its_lease_can_be_taken(s
 @pytest.mark.parametrize("store_factory", ["postgres"], indirect=True)
 async def test_the_keys_are_read_every_round_and_a_vanished_key_is_given_up(store_factory):
     """Webhook subscriptions come and go while running: a new key is acquired on the next round, a key no
-    longer listed is stopped and its lease released."""
+    longer listed is stopped and its lease given up: released for an account (its config may list it again),
+    deleted for a retired key (a deleted subscription never comes back)."""
     log: list[tuple[float, str, str]] = []
-    keys = ["acct-0"]
+    keys = ["acct-0", "acct-1"]
     a = Replica(store_factory.open(), "a", 60.0, log, keys)
     await a.ownership.tick()
-    assert a.ownership.owned() == ["acct-0"]
+    assert a.ownership.owned() == ["acct-0", "acct-1"]
     keys.append("webhook:t/new")
     await a.ownership.tick()
-    assert a.ownership.owned() == ["acct-0", "webhook:t/new"]
+    assert a.ownership.owned() == ["acct-0", "acct-1", "webhook:t/new"]
     keys.remove("webhook:t/new")
+    keys.remove("acct-1")
     await a.ownership.tick()
     assert a.ownership.owned() == ["acct-0"]
-    assert (log[-1][1], log[-1][2]) == ("a stopped", "webhook:t/new")
-    lease = store_factory.opened[0].leases()["webhook:t/new"]
-    assert lease.owner is None, "released for whoever lists it next"
+    assert {(event, key) for _at, event, key in log[-2:]} == {("a stopped", "webhook:t/new"),
+                                                              ("a stopped", "acct-1")}
+    leases = store_factory.opened[0].leases()
+    assert leases["acct-1"].owner is None, "released for whoever lists it next"
+    assert "webhook:t/new" not in leases, "a retired key leaves no row behind"
     await a.ownership.stop()

@@ -35,6 +35,17 @@ def test_one_owner_at_a_time_and_the_token_only_grows(store):
     assert leases["notify"].owner == "replica-b" and leases["notify"].token == 2
 
 
+def test_a_key_gone_for_good_leaves_no_lease_row(store):
+    token = store.lease_acquire("webhook:t/sub-1", "replica-a", TTL)
+    assert token is not None
+    assert store.lease_release("webhook:t/sub-1", "replica-b", token, forget=True) is False, "not b's"
+    assert "webhook:t/sub-1" in store.leases()
+    assert store.lease_release("webhook:t/sub-1", "replica-a", token, forget=True) is True
+    assert "webhook:t/sub-1" not in store.leases()
+    with pytest.raises(LeaseLost):
+        store.lease_check("webhook:t/sub-1", "replica-a", token)
+
+
 def test_an_expired_lease_is_taken_over_with_a_larger_token(store):
     token = store.lease_acquire("notify", "replica-a", EXPIRED)
     assert token is not None

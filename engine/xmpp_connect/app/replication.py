@@ -48,7 +48,8 @@ class Replication:
         self.timing = LeaseTiming(lease_ttl_s)
         fixed = tuple(accounts)
         self.ownership = Ownership(store, replica_id, weight, lambda: [*fixed, *webhooks.lease_keys()],
-                                   self._gained, self._losing, self.timing)
+                                   self._gained, self._losing, self.timing,
+                                   retired=lambda key: subscription_of(key) is not None)
         outbox.may_send = self.ownership.may_send
         webhooks.fence = self.ownership.check
         self._sessions: dict[str, asyncio.Task[bool]] = {}

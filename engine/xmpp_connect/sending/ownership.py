@@ -65,11 +65,14 @@ class Ownership:
         gained: Hook,
         losing: Hook,
         timing: LeaseTiming | None = None,
+        retired: Callable[[str], bool] = lambda _key: False,
     ) -> None:
         self.store = store
         self.replica_id = replica_id
         self.weight = weight
         self.keys = keys
+        self.retired = retired
+        """Whether a key gone from ``keys`` is gone for good: its lease row is deleted, not released."""
         self.timing = timing or LeaseTiming()
         self._gained = gained
         self._losing = losing
@@ -121,7 +124,7 @@ class Ownership:
         replicas[self.replica_id] = self.weight
         desired = placement(keys, replicas)
         for gone in set(self._held) - set(desired) - self._leaving:
-            await self.give_up(gone)
+            await self.give_up(gone, forget=self.retired(gone))
         for account, owner in desired.items():
             if owner == self.replica_id and account not in self._held and account not in self._stopping:
                 await self._acquire(account)
@@ -139,15 +142,16 @@ class Ownership:
             log.warning("could not leave the replica table (%s)", type(exc).__name__)
         self._executor.shutdown(wait=False)
 
-    async def give_up(self, account: str) -> None:
-        """End the account's session, then release its lease for the replica that should own it."""
+    async def give_up(self, account: str, forget: bool = False) -> None:
+        """End the account's session, then release its lease for the replica that should own it (``forget``:
+        delete it, the key is gone for good)."""
         held = self._held.get(account)
         if held is None:
             return
         self._leaving.add(account)
         try:
             await self._losing(account)
-            await self._call(self.store.lease_release, account, self.replica_id, held.token)
+            await self._call(self.store.lease_release, account, self.replica_id, held.token, forget)
             log.info("account given up account=%s token=%d", account, held.token)
         except Exception as exc:
             log.warning("giving up account=%s failed (%s); its lease expires", account, type(exc).__name__)

@@ -69,15 +69,17 @@ class LeaseRecords(SqlBase):
             ).fetchall()
         return {row["account_ref"] for row in rows}
 
-    def lease_release(self, account_ref: str, owner: str, token: int) -> bool:
-        """Give the lease up at once (the token stays, so the next owner's is larger)."""
+    def lease_release(self, account_ref: str, owner: str, token: int, forget: bool = False) -> bool:
+        """Give the lease up at once (the token stays, so the next owner's is larger). ``forget`` deletes the
+        row instead, for a key that never comes back (a deleted webhook subscription)."""
         self._local.fenced = set()
         now = self.db_now
+        change = "DELETE FROM account_leases" if forget else \
+            f"UPDATE account_leases SET owner = NULL, expires_at = {now}"
         with self._write() as conn:
             row = self._exec(
                 conn,
-                f"UPDATE account_leases SET owner = NULL, expires_at = {now}"
-                " WHERE account_ref = ? AND owner = ? AND token = ? RETURNING token",
+                f"{change} WHERE account_ref = ? AND owner = ? AND token = ? RETURNING token",
                 (account_ref, owner, token),
             ).fetchone()
         return row is not None

@@ -104,7 +104,8 @@ class Webhooks:
                 self._start(sub)
 
     def lease_keys(self) -> list[str]:
-        """Every subscription's lease key, as stored now (API-created and deleted ones included)."""
+        """Every subscription's lease key, as stored now (creations and deletions over the API, on any
+        replica, show at once)."""
         return [lease_key(sub.tenant_id, sub.subscription_id) for sub in self.store.list_webhooks()]
 
     async def gained(self, key: str) -> None:
