@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import random
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -26,7 +28,7 @@ from xmpp_connect.model.chain import (
     salted_digest,
     walk,
 )
-from xmpp_connect.store.chain import ChainLinker
+from xmpp_connect.store.chain import ENTRY_PIECES, ChainLinker, SaltSource
 from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
 
 KEY = Ed25519PrivateKey.generate()
@@ -106,6 +108,70 @@ def test_appended_chain_values_are_the_specified_ones():
     assert all(len(bytes.fromhex(row["personal_salt"])) == 16 for row in rows)
     checked = walk(rows)
     assert checked.failure is None and checked.entries == len(rows)
+
+
+def test_random_rows_get_the_specified_chain_values():
+    """Every text column with awkward values (quotes, backslashes, control characters, non-ASCII, empty,
+    None), so that the pieces the store encodes once and splices are checked against the spec's form."""
+    rng = random.Random(16)
+    alphabet = ["a", '"', "\\", "\n", "\x01", "\x1f", "\u00e9", "\u2603", "\U0001f600", "/", " ", "\u2028"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(5)))
+
+    def maybe() -> str | None:
+        return rng.choice([None, text()])
+
+    tenant = "t" + text()
+    linker = ChainLinker(lambda _sql, _params: None, {tenant: (None, GENESIS)}, lambda _key: "cd" * 32)
+    rows = []
+    for seq in range(1, 301):
+        row = {name: maybe() for name in EVENT_COLUMNS}
+        row.update(seq=seq, tenant_id=tenant, event_id=f"e{seq}{text()}")
+        row.update({name: rng.randrange(2) for name in ("late", "inferred", "emitted")})
+        chain = linker.values(tuple(row[name] for name in EVENT_COLUMNS))
+        linker.advance(tenant, row["event_id"], chain)
+        rows.append(dict(row, **dict(zip(CHAIN_COLUMNS, chain, strict=True))))
+    assert rows == _spec_chain(rows, "cd" * 32)
+
+
+def test_the_entry_pieces_are_the_content_columns():
+    assert sum(ENTRY_PIECES, ()) == CONTENT_COLUMNS
+    rule = ENTRY_PIECES[1]
+    start = EVENT_COLUMNS.index(rule[0])
+    assert EVENT_COLUMNS[start : start + len(rule)] == rule
+
+
+def test_salts_are_fresh_across_blocks_and_threads():
+    salts = SaltSource(block=4)
+    taken: list[tuple[bytes, str]] = []
+
+    def take(count: int) -> None:
+        taken.extend(salts.take() for _ in range(count))
+
+    threads = [threading.Thread(target=take, args=(250,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(taken) == 1000 and len({raw for raw, _text in taken}) == 1000
+    assert all(len(raw) == 16 and raw.hex() == text for raw, text in taken)
+
+
+def test_a_forked_child_draws_salts_of_its_own():
+    salts = SaltSource()
+    salts.take()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(write, salts.take()[0])
+        os._exit(0)
+    os.close(write)
+    _pid, status = os.waitpid(child, 0)
+    from_child = os.read(read, 16)
+    os.close(read)
+    assert status == 0 and len(from_child) == 16
+    assert from_child != salts.take()[0]
 
 
 def test_an_untouched_log_verifies_with_its_checkpoints(store, tenant):
