@@ -81,6 +81,13 @@ def canonical_json(value: Any) -> bytes:
     return "".join(_ONE_SHOT(value, 0)).encode("utf-8")
 
 
+def canonical_items(values: Sequence[Any]) -> str:
+    """The canonical JSON of a non-empty array without its brackets: its items joined by ``,``, to be
+    spliced into a longer array (an array's canonical JSON is ``[``, its items', ``]``)."""
+    text = _CANONICAL.encode(values) if _ONE_SHOT is None else "".join(_ONE_SHOT(values, 0))
+    return text[1:-1]
+
+
 def personal_digest(salt: str, row: Mapping[str, Any]) -> str:
     """sha256 over the salt's bytes and the canonical JSON array of the personal columns."""
     return salted_digest(bytes.fromhex(salt), [row.get(name) for name in PERSONAL_COLUMNS])
@@ -103,7 +110,12 @@ def content_digest(values: Sequence[Any]) -> str:
 
 def link(prev_chain_hash: str, entry_hash: str) -> str:
     """The chain hash after an entry: sha256(previous chain hash bytes || entry hash bytes)."""
-    return hashlib.sha256(bytes.fromhex(prev_chain_hash + entry_hash)).hexdigest()
+    return link_digest(bytes.fromhex(prev_chain_hash), bytes.fromhex(entry_hash)).hex()
+
+
+def link_digest(prev_chain_digest: bytes, entry_digest: bytes) -> bytes:
+    """``link`` over the digests' bytes."""
+    return hashlib.sha256(prev_chain_digest + entry_digest).digest()
 
 
 @dataclass(frozen=True)
