@@ -237,7 +237,7 @@ class EvidencePipeline:
 
     def _stanza(self, event: NativeEvent) -> list[Observation]:
         assert event.raw is not None
-        view = parse_stanza(event.raw)
+        view = event.view or parse_stanza(event.raw)
         if view.name == "presence":
             self._track_presence(event, view)
         outbound, reply_via = self._correlator.correlate(view)

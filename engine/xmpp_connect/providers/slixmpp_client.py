@@ -50,6 +50,7 @@ from xmpp_connect.providers.stanza_builders import (
     new_stanza_id,
     record_for,
 )
+from xmpp_connect.xmpp.stanzas import StanzaView
 
 log = logging.getLogger(__name__)
 
@@ -418,10 +419,10 @@ class SlixmppProvider:
 
     def _emit(
         self, kind: str, raw: str | None = None, stanza_id: str | None = None,
-        detail: dict[str, object] | None = None,
+        detail: dict[str, object] | None = None, view: StanzaView | None = None,
     ) -> None:
         event = NativeEvent(kind=kind, account=self.config.ref, observed_at=datetime.now(UTC), raw=raw,
-                            stanza_id=stanza_id, detail=detail or {})
+                            stanza_id=stanza_id, detail=detail or {}, view=view)
         log.debug("native event %s account=%s stanza=%s", kind, self.config.ref, stanza_id)
         try:
             self._sink(event)
