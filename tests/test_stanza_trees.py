@@ -1,5 +1,6 @@
 """A received stanza read from the tree slixmpp's stream parser built, not parsed again from its text: the
-same view as parsing the text, and hostile stanzas (too large, too deep, too many elements) still refused."""
+same view as parsing the text, and hostile stanzas (too large, too deep, too many elements) still refused;
+its text written as slixmpp writes it, to the byte."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.base import SessionTuning
 from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
 from xmpp_connect.providers.slixmpp_session import SessionState
+from xmpp_connect.providers.slixmpp_text import stanza_text
 from xmpp_connect.xmpp.stanzas import (
     MAX_DEPTH,
     MAX_ELEMENTS,
@@ -135,3 +137,24 @@ def test_the_provider_hands_the_view_on_and_the_pipeline_refuses_what_has_none()
         assert pipeline.handle(receipt)
         assert pipeline.handle(deep) == []
     assert dead == [f"nested deeper than {MAX_DEPTH} elements"]
+
+
+ODD_TEXT = [
+    '<message from="bob@localhost/phone" id="q&amp;&lt;&gt;&apos;&quot;"><body>a &amp; b &lt; c &gt; d \' " e'
+    "</body> tail <x xmlns='urn:example'>in<y>deeper</y>out</x></message>",
+    '<message xml:lang="de" from="bob@localhost/phone" id="e"><body /><thread></thread>'
+    '<x xmlns="urn:example" xmlns:p="urn:other" p:attr="dropped" plain="kept" /></message>',
+    '<presence from="bob@localhost/phone"><show>away</show><priority>5</priority>'
+    '<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="n" ver="v=" /></presence>',
+]
+
+
+@pytest.mark.parametrize("xml", CAPTURED + MORE + UNFAITHFUL + ODD_TEXT
+                         + [_nested(MAX_DEPTH), _nested(MAX_DEPTH + 5)])
+def test_the_text_of_a_received_stanza_is_slixmpps_to_the_byte(xml: str) -> None:
+    stanza = _received(_stream(), xml)
+    assert stanza_text(stanza) == str(stanza)
+    cdata = _stream()
+    cdata.use_cdata = True
+    in_cdata = _received(cdata, xml)
+    assert stanza_text(in_cdata) == str(in_cdata)

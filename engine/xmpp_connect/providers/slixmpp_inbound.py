@@ -13,6 +13,7 @@ from slixmpp.stanza import Message
 from xmpp_connect.providers.base import SessionTuning
 from xmpp_connect.providers.groups import GroupChannels
 from xmpp_connect.providers.slixmpp_session import AccountClient, SessionState
+from xmpp_connect.providers.slixmpp_text import stanza_text
 from xmpp_connect.providers.stanza_builders import receipt_answer
 from xmpp_connect.xmpp.stanzas import view_of_tree
 
@@ -61,7 +62,7 @@ class InboundStanzas:
 
     def _received(self, stanza: Any) -> None:
         """A received stanza as raw text, with the view of the tree slixmpp built (not parsed again)."""
-        raw = str(stanza)
+        raw = stanza_text(stanza)
         self._emit("stanza_received", raw=raw, stanza_id=stanza.xml.get("id"),
                    view=view_of_tree(stanza.xml, raw, stanza.stream.default_ns))
 
