@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from slixmpp.xmlstream import StanzaBase
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from xmpp_connect.config import settings as config
 from xmpp_connect.evidence.classify import Classifier
@@ -24,6 +26,7 @@ from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.acceptance import AcceptanceTracker
 from xmpp_connect.providers.base import Backoff
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
+from xmpp_connect.providers.slixmpp_session import MatchRootTag
 from xmpp_connect.providers.stanza_builders import OutboundMessage, build_message, record_for
 from xmpp_connect.xmpp.stanzas import parse_stanza
 
@@ -198,3 +201,17 @@ def test_the_client_provider_takes_the_service_configuration_and_needs_a_passwor
     with pytest.raises(ValueError, match="no password"):
         SlixmppProvider(config.AccountConfig(ref="x", provider="slixmpp", jid="x@localhost"),
                         lambda event: None)
+
+
+@pytest.mark.parametrize("xml", [
+    "<message xmlns='jabber:client' id='a'><body>x</body></message>",
+    "<presence xmlns='jabber:client'/>",
+    "<iq xmlns='jabber:client' type='get' id='q'/>",
+    "<message xmlns='jabber:server'/>",
+    "<message xmlns='jabber:component:accept'/>",
+    "<r xmlns='urn:xmpp:sm:3'/>",
+])
+@pytest.mark.parametrize("tag", ["{jabber:client}message", "{jabber:client}presence"])
+def test_root_tag_matcher_matches_what_the_xpath_matcher_matched(xml: str, tag: str) -> None:
+    stanza = StanzaBase(xml=ET.fromstring(xml))
+    assert MatchRootTag(tag).match(stanza) == MatchXPath(tag).match(stanza)

@@ -154,11 +154,17 @@ class EvidencePipeline:
 
     def presence(self, account: str) -> PresenceTracker:
         """The presence/subscription/capability view of one account's contacts."""
-        return self._presence.setdefault(account, PresenceTracker())
+        tracker = self._presence.get(account)
+        if tracker is None:
+            tracker = self._presence[account] = PresenceTracker()
+        return tracker
 
     def rooms(self, account: str) -> RoomRoster:
         """The occupants and features of the rooms one account joined or discovered."""
-        return self._rooms.setdefault(account, RoomRoster())
+        roster = self._rooms.get(account)
+        if roster is None:
+            roster = self._rooms[account] = RoomRoster()
+        return roster
 
     def handle(self, event: NativeEvent) -> list[Observation]:
         """Classify one native event; every observation is also handed to the sink."""
@@ -237,7 +243,7 @@ class EvidencePipeline:
 
     def _stanza(self, event: NativeEvent) -> list[Observation]:
         assert event.raw is not None
-        view = parse_stanza(event.raw)
+        view = event.view or parse_stanza(event.raw)
         if view.name == "presence":
             self._track_presence(event, view)
         outbound, reply_via = self._correlator.correlate(view)

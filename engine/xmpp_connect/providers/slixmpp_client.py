@@ -23,7 +23,6 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza import Message
 from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath
 
 from xmpp_connect.config.settings import AccountConfig
 from xmpp_connect.model.correlation import OutboundRecord
@@ -36,6 +35,7 @@ from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
 from xmpp_connect.providers.slixmpp_outbound import OutboundStanzas
 from xmpp_connect.providers.slixmpp_session import (
     AccountClient,
+    MatchRootTag,
     SessionState,
     channel_health,
     describe,
@@ -50,6 +50,7 @@ from xmpp_connect.providers.stanza_builders import (
     new_stanza_id,
     record_for,
 )
+from xmpp_connect.xmpp.stanzas import StanzaView
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +141,9 @@ class SlixmppProvider:
         client = new_client(self.config, self.tuning)
         client.add_filter("out", self.outbound.on_outgoing)
         client.add_filter("out", self.groups.on_outgoing)
-        client.register_handler(Callback("xc inbound message", MatchXPath("{jabber:client}message"),
+        client.register_handler(Callback("xc inbound message", MatchRootTag("{jabber:client}message"),
                                          self.inbound.on_message))
-        client.register_handler(Callback("xc inbound presence", MatchXPath("{jabber:client}presence"),
+        client.register_handler(Callback("xc inbound presence", MatchRootTag("{jabber:client}presence"),
                                          self.inbound.on_presence))
         client.add_event_handler("session_start", self._on_session_start)
         client.add_event_handler("sm_enabled", self._on_sm_enabled)
@@ -418,10 +419,10 @@ class SlixmppProvider:
 
     def _emit(
         self, kind: str, raw: str | None = None, stanza_id: str | None = None,
-        detail: dict[str, object] | None = None,
+        detail: dict[str, object] | None = None, view: StanzaView | None = None,
     ) -> None:
         event = NativeEvent(kind=kind, account=self.config.ref, observed_at=datetime.now(UTC), raw=raw,
-                            stanza_id=stanza_id, detail=detail or {})
+                            stanza_id=stanza_id, detail=detail or {}, view=view)
         log.debug("native event %s account=%s stanza=%s", kind, self.config.ref, stanza_id)
         try:
             self._sink(event)

@@ -13,7 +13,9 @@ from slixmpp.stanza import Message
 from xmpp_connect.providers.base import SessionTuning
 from xmpp_connect.providers.groups import GroupChannels
 from xmpp_connect.providers.slixmpp_session import AccountClient, SessionState
+from xmpp_connect.providers.slixmpp_text import stanza_text
 from xmpp_connect.providers.stanza_builders import receipt_answer
+from xmpp_connect.xmpp.stanzas import view_of_tree
 
 
 class InboundStanzas:
@@ -37,7 +39,7 @@ class InboundStanzas:
         self._discovered: set[str] = set()
 
     def on_message(self, stanza: Any) -> None:
-        self._emit("stanza_received", raw=str(stanza), stanza_id=stanza.xml.get("id"))
+        self._received(stanza)
         answer = receipt_answer(stanza.xml)
         if answer is not None and self.state.ready:
             client = self._client()
@@ -48,7 +50,7 @@ class InboundStanzas:
         own = self._client().boundjid
         if sender.split("/", 1)[0].lower() == own.bare.lower() or self.groups.on_presence(stanza.xml):
             return
-        self._emit("stanza_received", raw=str(stanza), stanza_id=stanza.xml.get("id"))
+        self._received(stanza)
         if (
             self.discover_capabilities
             and "/" in sender
@@ -57,6 +59,12 @@ class InboundStanzas:
         ):
             self._discovered.add(sender)
             self._spawn(self.discover(sender))
+
+    def _received(self, stanza: Any) -> None:
+        """A received stanza as raw text, with the view of the tree slixmpp built (not parsed again)."""
+        raw = stanza_text(stanza)
+        self._emit("stanza_received", raw=raw, stanza_id=stanza.xml.get("id"),
+                   view=view_of_tree(stanza.xml, raw, stanza.stream.default_ns))
 
     def on_roster_update(self, iq: Any) -> None:
         for jid, item in iq["roster"]["items"].items():

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from slixmpp import ClientXMPP
+from slixmpp.xmlstream import StanzaBase
+from slixmpp.xmlstream.matcher.base import MatcherBase
 
 from xmpp_connect.config.settings import AccountConfig
 from xmpp_connect.providers.base import Backoff, ChannelHealth, Feature, SessionTuning
@@ -46,6 +48,14 @@ class AccountClient(ClientXMPP):
         self.failed_attempts += 1
         self._current_connection_attempt = asyncio.ensure_future(self._connect_loop(), loop=self.loop)
         return self._current_connection_attempt
+
+
+class MatchRootTag(MatcherBase):
+    """Stanzas whose root element has this ``{namespace}name`` tag: what ``MatchXPath`` matches for a bare
+    tag, without wrapping each received stanza in a new element and searching it."""
+
+    def match(self, xml: StanzaBase) -> bool:
+        return bool(xml.xml.tag == self._criteria)
 
 
 def new_client(config: AccountConfig, tuning: SessionTuning) -> AccountClient:

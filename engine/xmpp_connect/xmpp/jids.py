@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
+from functools import lru_cache
 
 MAX_PART_BYTES = 1023
 MAX_LABEL_CHARS = 63
+VALIDITY_CACHE_SIZE = 1024
 LOCALPART_FORBIDDEN = frozenset("\"&'/:<>@ ")
 
 
@@ -94,10 +96,11 @@ def _valid_resource(res: str) -> bool:
     return _fits(res) and not _has_control(res)
 
 
+@lru_cache(maxsize=VALIDITY_CACHE_SIZE)
 def is_valid_jid(jid: str) -> bool:
     """RFC 7622 syntax, pragmatically: parts of 1..1023 bytes, no ``"&'/:<>@`` or space in the localpart,
     domain labels of letters/digits/hyphens and a non-numeric last label (or an IPv4/[IPv6] literal), no
-    control characters."""
+    control characters. Memoized: the same few senders and recipients are checked on every stanza."""
     if not jid:
         return False
     local, domain, res = split_jid(jid)

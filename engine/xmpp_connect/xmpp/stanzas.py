@@ -37,6 +37,10 @@ NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_MAM = "urn:xmpp:mam:2"
 NS_FORWARD = "urn:xmpp:forward:0"
+NS_STREAMS = "http://etherx.jabber.org/streams"
+NS_XML = "http://www.w3.org/XML/1998/namespace"
+PREFIXED_NAMESPACES = (f"{{{NS_STREAMS}}}", f"{{{NS_XML}}}")
+"""Namespaces slixmpp's serialiser writes with a prefix (``stream:``, ``xml:``) it does not declare."""
 
 ROOM_ANONYMITY_FEATURES = {
     "muc_nonanonymous": "non_anonymous",
@@ -171,6 +175,14 @@ class _LimitedTreeBuilder(ElementTree.TreeBuilder):
         return super().end(tag)
 
 
+def _within_size(raw: str) -> bool:
+    """What ``_to_bytes`` accepts, without encoding text that cannot exceed the limit (UTF-8: <= 4 bytes a
+    character)."""
+    if len(raw) > MAX_STANZA_BYTES:
+        return False
+    return len(raw) * 4 <= MAX_STANZA_BYTES or len(raw.encode("utf-8")) <= MAX_STANZA_BYTES
+
+
 def _to_bytes(raw: str | bytes) -> bytes:
     if isinstance(raw, str):
         if len(raw) > MAX_STANZA_BYTES:
@@ -244,7 +256,7 @@ def _parse_priority(text: str | None) -> int | None:
     return value if -128 <= value <= 127 else None
 
 
-def _parse_error(element: ElementTree.Element) -> StanzaErrorView:
+def _parse_error(element: ElementTree.Element, implicit_ns: str | None) -> StanzaErrorView:
     condition = None
     text = None
     app_conditions: list[str] = []
@@ -256,7 +268,7 @@ def _parse_error(element: ElementTree.Element) -> StanzaErrorView:
             elif condition is None:
                 condition = local
         else:
-            app_conditions.append(child.tag)
+            app_conditions.append(local if ns == implicit_ns else child.tag)
     return StanzaErrorView(
         type=element.get("type"),
         condition=condition,
@@ -319,7 +331,44 @@ def parse_stanza(raw: str | bytes) -> StanzaView:
     return _view(parse_xml(raw))
 
 
-def _view(root: ElementTree.Element) -> StanzaView:
+def view_of_tree(root: ElementTree.Element, raw: str, stream_ns: str = "jabber:client") -> StanzaView | None:
+    """What ``parse_stanza(raw)`` gives, read from the tree a stream parser already built, ``raw`` being that
+    tree as slixmpp serialises it (the root's namespace when it is the stream's ``stream_ns``, and each
+    namespace an element shares with its parent, left implicit).
+
+    None when that is not certain, and then ``raw`` is to be parsed (which also words any refusal): ``raw``
+    or the tree beyond the limits, not a stanza, an element without a namespace (it would merge with the
+    implicit one) or in a namespace written with an undeclared prefix, a carriage return in text, or a
+    carriage return, line feed or tab in an attribute value (a parser normalises those)."""
+    if not _within_size(raw) or not _faithful(root):
+        return None
+    stanza_ns, _ = split_tag(root.tag)
+    try:
+        return _view(root, implicit_ns=stanza_ns if stanza_ns == stream_ns else None)
+    except StanzaRejected:
+        return None
+
+
+def _faithful(root: ElementTree.Element) -> bool:
+    """Within MAX_DEPTH and MAX_ELEMENTS, and nothing the serialisation would not give back unchanged."""
+    count = 0
+    pending = [(root, 1)]
+    while pending:
+        element, depth = pending.pop()
+        count += 1
+        tag = element.tag
+        if depth > MAX_DEPTH or count > MAX_ELEMENTS or tag[:1] != "{" or tag.startswith(PREFIXED_NAMESPACES):
+            return False
+        if (element.text and "\r" in element.text) or (element.tail and "\r" in element.tail):
+            return False
+        for value in element.attrib.values():
+            if "\r" in value or "\n" in value or "\t" in value:
+                return False
+        pending.extend((child, depth + 1) for child in element)
+    return True
+
+
+def _view(root: ElementTree.Element, implicit_ns: str | None = None) -> StanzaView:
     stanza_ns, name = split_tag(root.tag)
     if stanza_ns not in STANZA_NAMESPACES or name not in STANZA_NAMES:
         raise StanzaRejected(f"not a stanza: <{name}> in namespace '{stanza_ns}'")
@@ -334,7 +383,7 @@ def _view(root: ElementTree.Element) -> StanzaView:
     }
     error = _child(root, stanza_ns, "error")
     if error is not None:
-        fields["error"] = _parse_error(error)
+        fields["error"] = _parse_error(error, implicit_ns)
     if name == "presence":
         fields["presence_show"] = _child_text(root, stanza_ns, "show")
         fields["presence_priority"] = _parse_priority(_child_text(root, stanza_ns, "priority"))

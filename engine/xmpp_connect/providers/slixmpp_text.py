@@ -1,0 +1,78 @@
+"""A received stanza as text: exactly what slixmpp's ``str(stanza)`` writes, without its per-character escape.
+
+The raw stanza kept (§30) is this text and its digest names it, so the output must not change by a byte:
+anything this writer does not reproduce (an element without a namespace or in a namespace slixmpp writes
+with a prefix, an attribute in a namespace other than ``xml:``, CDATA output, nesting beyond MAX_DEPTH) is
+left to slixmpp.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from xmpp_connect.xmpp.stanzas import MAX_DEPTH, NS_XML
+
+XML_ATTRIBUTE = f"{{{NS_XML}}}"
+
+
+class _Unsupported(Exception):
+    """The tree needs slixmpp's own writer."""
+
+
+def stanza_text(stanza: Any) -> str:
+    """``str(stanza)`` for a stanza slixmpp received (it carries its stream)."""
+    stream = stanza.stream
+    if stream is None or stream.use_cdata:
+        return str(stanza)
+    out: list[str] = []
+    try:
+        _write(stanza.xml, stream.default_ns, stream.namespace_map, 1, out)
+    except _Unsupported:
+        return str(stanza)
+    return "".join(out)
+
+
+def _escape(text: str) -> str:
+    """slixmpp's ``escape`` (the five XML specials, each character on its own), with ``str.replace``."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if "'" in text:
+        text = text.replace("'", "&apos;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    return text
+
+
+def _write(element: ET.Element, parent_ns: str, prefixed: dict[str, str], depth: int, out: list[str]) -> None:
+    tag = element.tag
+    if depth > MAX_DEPTH or tag[:1] != "{":
+        raise _Unsupported
+    ns, _, name = tag[1:].partition("}")
+    if ns in prefixed:
+        raise _Unsupported
+    out.append(f"<{name}")
+    if ns != parent_ns:
+        out.append(f' xmlns="{ns}"')
+    for attribute, value in element.attrib.items():
+        if "}" not in attribute:
+            out.append(f' {attribute}="{_escape(value)}"')
+        elif attribute.startswith(XML_ATTRIBUTE):
+            out.append(f' xml:{attribute[len(XML_ATTRIBUTE):]}="{_escape(value)}"')
+        elif attribute[1:].partition("}")[0] in prefixed:
+            raise _Unsupported
+    if len(element) or element.text:
+        out.append(">")
+        if element.text:
+            out.append(_escape(element.text))
+        for child in element:
+            _write(child, ns, prefixed, depth + 1, out)
+        out.append(f"</{name}>")
+    else:
+        out.append(" />")
+    if element.tail:
+        out.append(_escape(element.tail))

@@ -1,0 +1,160 @@
+"""A received stanza read from the tree slixmpp's stream parser built, not parsed again from its text: the
+same view as parsing the text, and hostile stanzas (too large, too deep, too many elements) still refused;
+its text written as slixmpp writes it, to the byte."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from slixmpp import ClientXMPP
+from slixmpp.stanza import Message, Presence
+
+import captured_stanzas
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.pipeline import EvidencePipeline
+from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
+from xmpp_connect.model.native import NativeEvent
+from xmpp_connect.policy.commands import CommandTable
+from xmpp_connect.policy.load import load_policy
+from xmpp_connect.providers.base import SessionTuning
+from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
+from xmpp_connect.providers.slixmpp_session import SessionState
+from xmpp_connect.providers.slixmpp_text import stanza_text
+from xmpp_connect.xmpp.stanzas import (
+    MAX_DEPTH,
+    MAX_ELEMENTS,
+    MAX_STANZA_BYTES,
+    StanzaRejected,
+    parse_stanza,
+    view_of_tree,
+)
+
+CAPTURED = [value for name, value in vars(captured_stanzas).items() if name.isupper()]
+MORE = [
+    # XEP-0313 result: the archived message is in jabber:client again, below another namespace.
+    '<message to="alice@localhost/adapter" from="alice@localhost">'
+    '<result xmlns="urn:xmpp:mam:2" queryid="q1" id="a1"><forwarded xmlns="urn:xmpp:forward:0">'
+    '<delay xmlns="urn:xmpp:delay" stamp="2026-01-01T12:00:00Z" />'
+    '<message xmlns="jabber:client" type="chat" from="bob@localhost/phone" to="alice@localhost" id="m9">'
+    '<body>hi</body>'
+    '<origin-id xmlns="urn:xmpp:sid:0" id="o9" /></message></forwarded></result></message>',
+    # An error whose application condition is in the stanza's namespace (written without a namespace).
+    '<message type="error" from="bob@localhost" id="xc-9"><error type="cancel" by="localhost">'
+    '<service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas" /><own-condition /></error></message>',
+    '<iq type="result" from="bob@localhost/phone" id="d1"><query xmlns="http://jabber.org/protocol/disco#info">'
+    '<identity category="client" type="pc" /><feature var="urn:xmpp:receipts" /></query></iq>',
+    '<presence from="bob@localhost/phone" type="unavailable"><status>gone &amp; back</status></presence>',
+]
+# What the serialisation would not give back unchanged: a namespace-less child (merges with the implicit
+# namespace), a carriage return in text, a line feed in an attribute, a prefixed namespace slixmpp writes
+# without declaring it.
+UNFAITHFUL = [
+    '<message from="bob@localhost/phone" id="n1"><body xmlns="">hidden</body></message>',
+    '<message from="bob@localhost/phone" id="n2"><body>line&#13;break</body></message>',
+    '<message from="bob@localhost/phone" id="n3&#10;x"><body>x</body></message>',
+    '<message from="bob@localhost/phone" id="n4"><x xmlns="http://etherx.jabber.org/streams" /></message>',
+]
+
+
+def _stream() -> ClientXMPP:
+    return ClientXMPP("alice@localhost/adapter", "secret")
+
+
+def _received(stream: ClientXMPP, xml: str) -> Any:
+    """The stanza as slixmpp hands it to a handler: parsed inside the jabber:client stream."""
+    tree = ET.fromstring(f"<stream xmlns='jabber:client'>{xml}</stream>")[0]
+    kind = Presence if tree.tag.endswith("presence") else Message
+    return kind(stream=stream, xml=tree)
+
+
+@pytest.mark.parametrize("xml", CAPTURED + MORE)
+def test_the_tree_gives_the_view_parsing_its_text_gives(xml: str) -> None:
+    stanza = _received(_stream(), xml)
+    raw = str(stanza)
+    view = view_of_tree(stanza.xml, raw)
+    assert view is not None
+    assert view == parse_stanza(raw)
+
+
+@pytest.mark.parametrize("xml", UNFAITHFUL)
+def test_a_tree_its_text_would_not_give_back_is_parsed_from_the_text(xml: str) -> None:
+    stanza = _received(_stream(), xml)
+    assert view_of_tree(stanza.xml, str(stanza)) is None
+
+
+def _nested(levels: int) -> str:
+    return "<message>" + "<x>" * (levels - 1) + "</x>" * (levels - 1) + "</message>"
+
+
+@pytest.mark.parametrize(
+    ("xml", "reason"),
+    [
+        (_nested(MAX_DEPTH + 1), "nested deeper"),
+        ("<message>" + "<x/>" * MAX_ELEMENTS + "</message>", "more than"),
+        ("<message><body>" + "é" * (MAX_STANZA_BYTES // 2 + 1) + "</body></message>", "larger than"),
+        ("<message><body>" + "x" * (MAX_STANZA_BYTES + 1) + "</body></message>", "larger than"),
+    ],
+)
+def test_hostile_stanzas_get_no_view_and_their_text_is_refused(xml: str, reason: str) -> None:
+    stanza = _received(_stream(), xml)
+    raw = str(stanza)
+    assert view_of_tree(stanza.xml, raw) is None
+    with pytest.raises(StanzaRejected, match=reason):
+        parse_stanza(raw)
+
+
+def test_the_limits_on_the_tree_are_exact() -> None:
+    stream = _stream()
+    deepest = _received(stream, _nested(MAX_DEPTH))
+    assert view_of_tree(deepest.xml, str(deepest)) is not None
+    most = _received(stream, "<message>" + "<x/>" * (MAX_ELEMENTS - 1) + "</message>")
+    assert view_of_tree(most.xml, str(most)) is not None
+
+
+def test_the_provider_hands_the_view_on_and_the_pipeline_refuses_what_has_none() -> None:
+    stream = _stream()
+    emitted: list[NativeEvent] = []
+
+    def emit(kind: str, raw: str | None = None, stanza_id: str | None = None, view: Any = None) -> None:
+        emitted.append(NativeEvent(kind, "a", datetime.now(UTC), raw, stanza_id, view=view))
+
+    inbound = InboundStanzas(SessionTuning(), SessionState(), lambda: cast(Any, stream), emit,
+                             cast(Any, None), lambda _work: None)
+    inbound.on_message(_received(stream, captured_stanzas.RECEIPT))
+    inbound.on_message(_received(stream, _nested(MAX_DEPTH + 1)))
+    receipt, deep = emitted
+    assert receipt.view is not None and receipt.view == parse_stanza(str(receipt.raw))
+    assert deep.view is None
+
+    dead: list[str] = []
+    with Classifier(load_policy()) as classifier:
+        commands = CommandTable.from_mapping(classifier.policy.commands)
+        pipeline = EvidencePipeline(classifier, commands, InMemoryOutboundIndex(), lambda _o: None,
+                                    lambda _e, reason: dead.append(reason))
+        assert pipeline.handle(receipt)
+        assert pipeline.handle(deep) == []
+    assert dead == [f"nested deeper than {MAX_DEPTH} elements"]
+
+
+ODD_TEXT = [
+    '<message from="bob@localhost/phone" id="q&amp;&lt;&gt;&apos;&quot;"><body>a &amp; b &lt; c &gt; d \' " e'
+    "</body> tail <x xmlns='urn:example'>in<y>deeper</y>out</x></message>",
+    '<message xml:lang="de" from="bob@localhost/phone" id="e"><body /><thread></thread>'
+    '<x xmlns="urn:example" xmlns:p="urn:other" p:attr="dropped" plain="kept" /></message>',
+    '<presence from="bob@localhost/phone"><show>away</show><priority>5</priority>'
+    '<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="n" ver="v=" /></presence>',
+]
+
+
+@pytest.mark.parametrize("xml", CAPTURED + MORE + UNFAITHFUL + ODD_TEXT
+                         + [_nested(MAX_DEPTH), _nested(MAX_DEPTH + 5)])
+def test_the_text_of_a_received_stanza_is_slixmpps_to_the_byte(xml: str) -> None:
+    stanza = _received(_stream(), xml)
+    assert stanza_text(stanza) == str(stanza)
+    cdata = _stream()
+    cdata.use_cdata = True
+    in_cdata = _received(cdata, xml)
+    assert stanza_text(in_cdata) == str(in_cdata)
