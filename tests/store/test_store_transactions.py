@@ -229,19 +229,30 @@ async def test_a_failed_part_of_a_batch_undoes_only_its_own_writes(store_factory
     assert reader.verify_chain(tenant).ok
 
 
+_VERSIONS = iter(range(1_000_000))
+
+
+@pytest.mark.parametrize(
+    "diverging",
+    [
+        pytest.param(("answer_of", lambda cursor, returning: "a different answer"), id="answered-otherwise"),
+        pytest.param(("data_version", lambda conn: next(_VERSIONS)), id="another-writer-in-between"),
+    ],
+)
 async def test_a_batch_that_cannot_be_restored_after_a_failed_part_fails_at_its_commit(
-    store_factory, tenant, monkeypatch
+    store_factory, tenant, monkeypatch, diverging
 ):
-    """SQLite undoes a failed part of a batch by running the batch's earlier writes again; should one of
-    them answer differently, the batch is not committed half-restored: its commit fails, every waiter
-    hears it, and the next batch starts clean."""
+    """SQLite undoes a failed part of a batch by rolling the batch back and running its earlier writes
+    again; should one of them answer differently, or another connection have committed in between, the
+    batch is not committed half-restored: its commit fails, every waiter hears it, the next batch starts
+    clean."""
     if store_factory.backend != "sqlite":
         pytest.skip("PostgreSQL undoes a failed part with its savepoint")
     writer, reader = store_factory.open(), store_factory.open()
     writer.enable_group_commit(asyncio.get_running_loop())
     try:
         writer.create_message(_message(tenant, "m1"))
-        monkeypatch.setattr(batch_log, "answer_of", lambda cursor, returning: "a different answer")
+        monkeypatch.setattr(batch_log, *diverging)
         with pytest.raises(RuntimeError), writer.transaction():
             writer.create_message(_message(tenant, "m2"))
             raise RuntimeError("this part failed")

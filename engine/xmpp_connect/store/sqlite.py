@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from xmpp_connect.store.batch_log import BATCH_SAVEPOINT, BatchLog, answer_of
+from xmpp_connect.store.batch_log import BatchLog, answer_of
 from xmpp_connect.store.connection import StoreOptions
 from xmpp_connect.store.sql import SqlStore
 from xmpp_connect.store.wal import WalCheckpointer
@@ -93,9 +93,8 @@ class SqliteStore(SqlStore):
             conn.execute("PRAGMA temp_store=DEFAULT")
 
     def _begin_batch(self, conn: sqlite3.Connection) -> None:
-        """``BEGIN IMMEDIATE`` and the savepoint an undo rolls back to; the batch's writes are logged."""
+        """``BEGIN IMMEDIATE``; the batch's writes are logged, to undo a failed scope without a savepoint."""
         super()._begin_batch(conn)
-        conn.execute(f"SAVEPOINT {BATCH_SAVEPOINT}")
         self._batch_log, self._batch_conn = BatchLog(), conn
 
     def _batch_mark(self) -> int | None:
