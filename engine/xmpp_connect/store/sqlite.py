@@ -68,17 +68,11 @@ class SqliteStore(SqlStore):
 
     def enable_group_commit(self, loop: asyncio.AbstractEventLoop) -> None:
         """Group commit, and the loop's connection no longer checkpoints the WAL: a background thread
-        (xmpp_connect.store.wal) does, until ``disable_group_commit()`` or ``close()``.
-
-        The loop's connection also keeps its statement journal in memory (``temp_store=MEMORY``): a batch
-        holds savepoints for most of its life, and every page a savepoint's writes touch is copied there
-        first; past 64 KiB SQLite spills it to a temporary file, two ``pwrite`` calls per page copied (some
-        50 per send through Prosody, measured with strace)."""
+        (xmpp_connect.store.wal) does, until ``disable_group_commit()`` or ``close()``."""
         super().enable_group_commit(loop)
         if self._checkpointer is None:
             conn = self._conn()
             conn.execute("PRAGMA wal_autocheckpoint=0")
-            conn.execute("PRAGMA temp_store=MEMORY")
             self._checkpointer = (WalCheckpointer(self._connect), conn)
             self._checkpointer[0].start()
 
@@ -90,7 +84,6 @@ class SqliteStore(SqlStore):
             thread, conn = checkpointer
             thread.stop()
             conn.execute(f"PRAGMA wal_autocheckpoint={AUTO_CHECKPOINT_PAGES}")
-            conn.execute("PRAGMA temp_store=DEFAULT")
 
     def _begin_batch(self, conn: sqlite3.Connection) -> None:
         """``BEGIN IMMEDIATE``; the batch's writes are logged, to undo a failed scope without a savepoint."""
