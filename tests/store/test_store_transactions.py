@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 
 import psycopg
@@ -229,7 +230,8 @@ async def test_a_failed_part_of_a_batch_undoes_only_its_own_writes(store_factory
     assert reader.verify_chain(tenant).ok
 
 
-_VERSIONS = iter(range(1_000_000))
+_VERSIONS = itertools.count()
+"""A data version that changes at every read: as if another connection committed each time."""
 
 
 @pytest.mark.parametrize(
