@@ -149,9 +149,9 @@ class SqlBase:
     def enable_group_commit(self, loop: asyncio.AbstractEventLoop) -> None:
         """Call on the loop's thread: from now on the writes of one loop iteration on that thread commit
         together (each write scope a part that fails alone, one COMMIT after the callbacks already
-        queued). Whoever acknowledges a
-        write to the outside must ``await durable()`` first; reads outside a write scope commit the open
-        batch before they run, so nothing outside the store ever sees uncommitted writes."""
+        queued). Whoever acknowledges a write to the outside must ``await durable()`` first; reads outside
+        a write scope commit the open batch before they run, so nothing outside the store ever sees
+        uncommitted writes."""
         conn = self._conn()
         self._batch = CommitBatch(
             loop,
