@@ -91,7 +91,7 @@ class Actions:
         if scheduled_body and self.pending is not None and not self.pending.holds_bodies:
             reason = "metadata-only mode holds no message bodies: schedule with template_ref and variables"
             raise InvalidAction([("content", reason)])
-        operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest)
+        operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest, received_at)
         if operation.replayed and operation.result is not None:
             return ActionDone({**self._replayed(operation), "idempotent_replay": True})
         dispatch: Callable[[], None] | None = None

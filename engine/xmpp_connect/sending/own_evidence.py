@@ -98,7 +98,7 @@ class OwnOutcomes:
     ) -> dict[str, Any]:
         """The result the core answers for a send it accepts, computed without the store: an API worker
         answers with it before the core records the same evidence (the event ids are derived, not drawn)."""
-        operation_id = idempotency.operation_id(tenant_id, request["idempotency_key"])
+        operation_id = idempotency.operation_id(tenant_id, request["idempotency_key"], received_at)
         classification = self.classified({"kind": "adapter_accepted"})
         return {
             **result_base(action_type, request, operation_id, received_at),
@@ -118,8 +118,8 @@ class OwnOutcomes:
             tenant_id,
             key,
             "",
-            idempotency.operation_id(tenant_id, key),
-            idempotency.stanza_id(tenant_id, key),
+            idempotency.operation_id(tenant_id, key, received_at),
+            idempotency.stanza_id(tenant_id, key, received_at),
             received_at,
             replayed=False,
         )

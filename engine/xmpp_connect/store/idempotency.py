@@ -1,11 +1,19 @@
-"""Deterministic ids for an idempotent operation (§29, §36.3): the same key always yields the same ids."""
+"""Ids for an idempotent operation (§29, §36.3) and the timers of a message (spec/ids.md).
+
+An operation's ids are time-ordered: the time it was first claimed, then a digest of the tenant and the
+idempotency key. A repeat of the key finds the stored operation and its ids; whoever knows the claim time
+(an API worker that accepted the send, the core carrying it out later) derives the same ids.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+from xmpp_connect.model.ids import beside_message, time_ordered
 
 
 def payload_hash(payload: Mapping[str, Any]) -> str:
@@ -14,13 +22,19 @@ def payload_hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def operation_id(tenant_id: str, idempotency_key: str) -> str:
-    return "xmppop_" + _digest("operation", tenant_id, idempotency_key)[:24]
+def operation_id(tenant_id: str, idempotency_key: str, claimed_at: datetime) -> str:
+    return "xmppop_" + time_ordered(claimed_at, _digest("operation", tenant_id, idempotency_key))
 
 
-def stanza_id(tenant_id: str, idempotency_key: str) -> str:
+def stanza_id(tenant_id: str, idempotency_key: str, claimed_at: datetime) -> str:
     """The stanza id of the operation's first stanza, so an XMPP-level resend is recognisable."""
-    return "xc-" + _digest("stanza", tenant_id, idempotency_key)[:24]
+    return "xc-" + time_ordered(claimed_at, _digest("stanza", tenant_id, idempotency_key))
+
+
+def timer_id(tenant_id: str, message_id: str, timer: str) -> str:
+    """The one id of a message's timer of a kind."""
+    digest = _digest("operation", tenant_id, f"{message_id}\x00{timer}")
+    return "tmr_" + beside_message(message_id, digest, 24)
 
 
 def _digest(*parts: str) -> str:

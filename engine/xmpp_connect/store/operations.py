@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from xmpp_connect.store import idempotency
@@ -19,13 +20,17 @@ from xmpp_connect.store.timestamps import from_text, to_text
 class IdempotentOperations(SqlBase):
     """The idempotency table."""
 
-    def claim_operation(self, tenant_id: str, idempotency_key: str, payload_hash: str) -> IdempotentOperation:
-        """The one operation for this key. First use: ``replayed=False`` (go ahead and send). Same key and
-        payload again, also from another replica or after a restart: ``replayed=True`` with the stored
-        result. Same key, other payload: IdempotencyConflict."""
-        now = to_text(self.options.clock())
-        op_id = idempotency.operation_id(tenant_id, idempotency_key)
-        stanza = idempotency.stanza_id(tenant_id, idempotency_key)
+    def claim_operation(
+        self, tenant_id: str, idempotency_key: str, payload_hash: str, received_at: datetime | None = None
+    ) -> IdempotentOperation:
+        """The one operation for this key. First use: ``replayed=False`` (go ahead and send), its ids
+        ordered by ``received_at`` (default: now). Same key and payload again, also from another replica or
+        after a restart: ``replayed=True`` with the stored ids and result. Same key, other payload:
+        IdempotencyConflict."""
+        clock = self.options.clock()
+        now = to_text(clock)
+        op_id = idempotency.operation_id(tenant_id, idempotency_key, received_at or clock)
+        stanza = idempotency.stanza_id(tenant_id, idempotency_key, received_at or clock)
         with self._write() as conn:
             inserted = self._exec(
                 conn,
