@@ -48,7 +48,9 @@ from xmpp_connect.sending.ids import message_id
 from xmpp_connect.store import PostgresStore, SqliteStore
 from xmpp_connect.store.chain import ChainLinker
 from xmpp_connect.store.idempotency import operation_id
+from xmpp_connect.store.records import XmppMessage
 from xmpp_connect.store.sql import SqlStore
+from xmpp_connect.store.timestamps import to_text
 
 TASKS = 32
 """Concurrent appending tasks per event loop in the grouped measurements (the bench/api.py concurrency)."""
@@ -261,8 +263,15 @@ def print_ab(writers: OneWriter | ReplicaWriters, samples: int, writer: Writer) 
     )
 
 
+INSERT_MESSAGE = (
+    "INSERT INTO messages (tenant_id, message_id, created_at, tracking_context) VALUES (?, ?, ?, ?)"
+)
 RECENT = 500
 """The recent pattern's reach: its receipts and assessments are about one of the last ``RECENT`` sends."""
+
+
+Step = tuple[XmppMessage | None, EvidenceEvent]
+"""One appended event, and the message a new send creates before it."""
 
 
 class Workload:
@@ -280,31 +289,40 @@ class Workload:
     def load(self) -> str:
         began = time.perf_counter()
         rows = self.store.bulk_append(background(0, self.size, self.message))
+        for start in range(0, self.size, 10_000):
+            with self.store._write() as conn:
+                self.store._exec_many(conn, INSERT_MESSAGE, (
+                    (TENANT, self.message(n), to_text(T0 + timedelta(seconds=n)), "{}")
+                    for n in range(start, min(start + 10_000, self.size))
+                ))
         if self.store.backend == "postgres":  # as autovacuum would have by then; not while measuring
             self.store._conn().execute("VACUUM ANALYZE evidence_events")
         return f"{self.size:,} msgs: {rows:,} rows in {time.perf_counter() - began:.0f} s"
 
-    def scattered(self) -> EvidenceEvent:
+    def scattered(self) -> Step:
         """A receipt about one of the background messages, scattered over the whole store (worst case)."""
         n = next(self._numbers)
-        return about(RECEIPT, self.message(n * 7919 % self.size), f"receipt-{n}", T0)
+        return None, about(RECEIPT, self.message(n * 7919 % self.size), f"receipt-{n}", T0)
 
-    def recent(self) -> EvidenceEvent:
-        """As the service appends: in turn a new send's first event, and a receipt about a recent send."""
+    def recent(self) -> Step:
+        """As the service appends: in turn a new send (its message and first event), and a receipt about one
+        of the last sends."""
         n = next(self._numbers)
         if n % 2 == 0:
+            at = T0 + timedelta(seconds=self.sent)
+            message = XmppMessage(TENANT, self.message(self.sent), at)
             self.sent += 1
-            return about(ACK, self.message(self.sent - 1), "ack", T0 + timedelta(seconds=self.sent))
-        return about(RECEIPT, self.message(self._recent()), f"receipt-{n}", T0)
+            return message, about(ACK, message.message_id, "ack", at)
+        return None, about(RECEIPT, self.message(self._recent()), f"receipt-{n}", T0)
 
     def _recent(self) -> int:
         return self.sent - 1 - self._rng.randrange(RECENT)
 
-    def append_µs(self, pool: ThreadPoolExecutor, writer: Callable[[SqlStore, Iterator[EvidenceEvent]], None],
-                  event: Callable[[], EvidenceEvent], count: int) -> float:
-        """µs per append of ``count`` events made by ``event``, appended by ``writer`` on the pool thread."""
+    def append_µs(self, pool: ThreadPoolExecutor, writer: Callable[[SqlStore, Iterator[Step]], None],
+                  step: Callable[[], Step], count: int) -> float:
+        """µs per append of ``count`` events made by ``step``, appended by ``writer`` on the pool thread."""
         began = time.perf_counter()
-        pool.submit(writer, self.store, (event() for _ in range(count))).result()
+        pool.submit(writer, self.store, (step() for _ in range(count))).result()
         return (time.perf_counter() - began) / count * 1e6
 
     def assess_µs(self, message: Callable[[], int], count: int) -> float:
@@ -317,19 +335,26 @@ class Workload:
         return (time.perf_counter() - began) / count * 1e6
 
 
-def commit_each(store: SqlStore, events: Iterator[EvidenceEvent]) -> None:
-    """One event, one transaction (and one commit) per append: a store call outside an event loop."""
-    for event in events:
-        store.append_evidence([event])
+def write(store: SqlStore, step: Step) -> None:
+    message, event = step
+    if message is not None:
+        store.create_message(message)
+    store.append_evidence([event])
 
 
-def in_groups(store: SqlStore, events: Iterator[EvidenceEvent]) -> None:
+def commit_each(store: SqlStore, steps: Iterator[Step]) -> None:
+    """One transaction (and one commit) per store call: store calls outside an event loop."""
+    for step in steps:
+        write(store, step)
+
+
+def in_groups(store: SqlStore, steps: Iterator[Step]) -> None:
     """``TASKS`` tasks on one event loop, each appending an event and awaiting ``durable()`` in turn, as the
     service appends; group commit makes one loop iteration's appends one transaction."""
 
     async def task() -> None:
-        for event in events:
-            store.append_evidence([event])
+        for step in steps:
+            write(store, step)
             await store.durable()
 
     async def appends() -> None:
