@@ -367,7 +367,7 @@ def in_groups(store: SqlStore, steps: Iterator[Step]) -> None:
     asyncio.run(appends())
 
 
-def sweep(workloads: list[Workload], samples: int, rounds: int = 8) -> None:
+def sweep(workloads: list[Workload], samples: int, rounds: int = 16) -> None:
     """Each operation on every store, ``samples`` per store in ``rounds`` rounds; a round measures the
     stores one after the other, the order alternating, so the VM's drift hits all sizes alike. Printed per
     operation: µs per store (median of its rounds) and the largest store's over the smallest's (median of
@@ -422,7 +422,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--samples", type=int, default=2000, help="appends and assessments per size")
+    parser.add_argument("--samples", type=int, default=4000, help="appends and assessments per size")
     parser.add_argument("--ids", choices=sorted(IDS), default="ordered",
                         help="ids: time-ordered (as the service makes them) or digests (as it made them)")
     parser.add_argument("--ab-samples", type=int, default=8000, help="appends per chain A/B")
