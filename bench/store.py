@@ -349,8 +349,8 @@ def commit_each(store: SqlStore, steps: Iterator[Step]) -> None:
 
 
 def in_groups(store: SqlStore, steps: Iterator[Step]) -> None:
-    """``TASKS`` tasks on one event loop, each appending an event and awaiting ``durable()`` in turn, as the
-    service appends; group commit makes one loop iteration's appends one transaction."""
+    """``TASKS`` tasks on one event loop, each writing a step and awaiting ``durable()`` in turn, as the
+    service appends; group commit makes one loop iteration's writes one transaction."""
 
     async def task() -> None:
         for step in steps:
