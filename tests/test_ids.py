@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from xmpp_connect.model.evidence import dedupe_event_id
 from xmpp_connect.model.ids import message_time, time_ordered
 from xmpp_connect.sending.ids import message_id
-from xmpp_connect.store.idempotency import operation_id, timer_id
+from xmpp_connect.store.idempotency import operation_id, stanza_id, timer_id
 
 AT = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
 OLD_MESSAGE = "xmppmsg_" + "0f" * 12
@@ -46,3 +46,10 @@ def test_ids_derived_from_a_message_with_a_digest_id_are_made_as_before() -> Non
     assert timer_id("t", OLD_MESSAGE, "receipt") == "tmr_" + old_timer
     message = message_id(operation_id("t", "k", AT))
     assert timer_id("t", message, "receipt").startswith("tmr_" + message_time(message))  # type: ignore[operator]
+
+
+def test_the_first_stanza_id_sorts_with_its_operation_and_one_of_before_is_made_as_then() -> None:
+    """An intake item queued before the upgrade is carried out under the operation id the worker answered."""
+    operation = operation_id("t", "k", AT)
+    assert stanza_id("t", "k", operation) == "xc-" + operation[7:19] + _sha("stanza", "t", "k")[:20]
+    assert stanza_id("t", "k", "xmppop_" + "ab" * 12) == "xc-" + _sha("stanza", "t", "k")[:24]

@@ -1,8 +1,8 @@
 """Ids for an idempotent operation (§29, §36.3) and the timers of a message (spec/ids.md).
 
 An operation's ids are time-ordered: the time it was first claimed, then a digest of the tenant and the
-idempotency key. A repeat of the key finds the stored operation and its ids; whoever knows the claim time
-(an API worker that accepted the send, the core carrying it out later) derives the same ids.
+idempotency key. A repeat of the key finds the stored operation and its ids; the core carrying out a send an
+API worker accepted claims it with the operation id the worker answered, and derives the same stanza id.
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ def operation_id(tenant_id: str, idempotency_key: str, claimed_at: datetime) -> 
     return "xmppop_" + time_ordered(claimed_at, _digest("operation", tenant_id, idempotency_key))
 
 
-def stanza_id(tenant_id: str, idempotency_key: str, claimed_at: datetime) -> str:
-    """The stanza id of the operation's first stanza, so an XMPP-level resend is recognisable."""
-    return "xc-" + time_ordered(claimed_at, _digest("stanza", tenant_id, idempotency_key))
+def stanza_id(tenant_id: str, idempotency_key: str, operation: str) -> str:
+    """The stanza id of the operation's first stanza, so an XMPP-level resend is recognisable: the operation
+    id's time part, then its own digest; for an operation id of before (24 digits), made as it was then."""
+    digest = _digest("stanza", tenant_id, idempotency_key)
+    ordered = operation.removeprefix("xmppop_")
+    return "xc-" + (ordered[:12] + digest[:20] if len(ordered) == 32 else digest[:24])
 
 
 def timer_id(tenant_id: str, message_id: str, timer: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from xmpp_connect.store import idempotency
@@ -21,16 +20,16 @@ class IdempotentOperations(SqlBase):
     """The idempotency table."""
 
     def claim_operation(
-        self, tenant_id: str, idempotency_key: str, payload_hash: str, received_at: datetime | None = None
+        self, tenant_id: str, idempotency_key: str, payload_hash: str, operation_id: str | None = None
     ) -> IdempotentOperation:
-        """The one operation for this key. First use: ``replayed=False`` (go ahead and send), its ids
-        ordered by ``received_at`` (default: now). Same key and payload again, also from another replica or
-        after a restart: ``replayed=True`` with the stored ids and result. Same key, other payload:
-        IdempotencyConflict."""
+        """The one operation for this key. First use: ``replayed=False`` (go ahead and send), with
+        ``operation_id`` (the one an API worker answered) or else one made now. Same key and payload again,
+        also from another replica or after a restart: ``replayed=True`` with the stored ids and result. Same
+        key, other payload: IdempotencyConflict."""
         clock = self.options.clock()
         now = to_text(clock)
-        op_id = idempotency.operation_id(tenant_id, idempotency_key, received_at or clock)
-        stanza = idempotency.stanza_id(tenant_id, idempotency_key, received_at or clock)
+        op_id = operation_id or idempotency.operation_id(tenant_id, idempotency_key, clock)
+        stanza = idempotency.stanza_id(tenant_id, idempotency_key, op_id)
         with self._write() as conn:
             inserted = self._exec(
                 conn,
