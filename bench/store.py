@@ -1,23 +1,28 @@
-"""Evidence store benchmark: events/s appended and assessments/s computed with 10k, 100k, 1M messages stored.
+"""Evidence store benchmark: µs per append and per assessment with 10k, 100k, 1M messages stored.
 
-The store grows in place: background rows (messages with two evidence events each) are bulk-loaded up to
-each size, then the same measured work runs: single-event appends about messages scattered over the whole
-store, one transaction each (a store call outside an event loop) and grouped as the service makes them
-(tasks on one event loop with group commit: one loop iteration's appends are one transaction), and
-assessments (read a message's log, compute its assessment). Flat µs/op across sizes means the per-event
-cost does not grow with the store.
+One store per size is bulk-loaded with background messages (two evidence events each, ids as the service
+makes them: ``--ids``), then the same measured work runs on every store, in rounds that alternate the stores'
+order so the VM's drift hits all sizes alike: appends one event each, one transaction each (a store call
+outside an event loop) and grouped as the service makes them (tasks on one event loop with group commit: one
+loop iteration's appends are one transaction), in two patterns: **scattered** (receipts about messages all
+over the store: the worst case for any index) and **recent** (as the service appends: a new send's first
+event and a receipt about one of the last sends, in turn); and assessments (read a message's log, compute its
+assessment) of scattered and of recent messages. A ratio of the largest store's over the smallest's near 1
+means the per-event cost does not grow with the store.
 
 The append cost is measured with and without the evidence hash chain in the same run (A/B, alternating
 rounds on the same store, so the VM's drift hits both alike), both ways; on PostgreSQL also with several
 writers (a store, a thread and an event loop each, as replicas would be).
 
     .venv/bin/python bench/store.py [--sizes 10000,100000,1000000] [--backends sqlite,postgres]
+                                    [--ids ordered|digest]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import itertools
 import multiprocessing
 import os
@@ -38,10 +43,14 @@ from psycopg import sql
 
 from xmpp_connect.evidence import lifecycle
 from xmpp_connect.model.classification import Assessment, Precedence
-from xmpp_connect.model.evidence import EvidenceEvent
+from xmpp_connect.model.evidence import EvidenceEvent, dedupe_event_id
+from xmpp_connect.sending.ids import message_id
 from xmpp_connect.store import PostgresStore, SqliteStore
 from xmpp_connect.store.chain import ChainLinker
+from xmpp_connect.store.idempotency import operation_id
+from xmpp_connect.store.records import XmppMessage
 from xmpp_connect.store.sql import SqlStore
+from xmpp_connect.store.timestamps import to_text
 
 TASKS = 32
 """Concurrent appending tasks per event loop in the grouped measurements (the bench/api.py concurrency)."""
@@ -79,14 +88,33 @@ RECEIPT = replace(
 )
 
 
-def background(start: int, stop: int) -> Iterator[EvidenceEvent]:
+def ordered_message(n: int) -> str:
+    """Message number ``n``'s id as the service makes it: its send claimed ``n`` seconds after T0."""
+    return message_id(operation_id(TENANT, f"key{n}", T0 + timedelta(seconds=n)))
+
+
+def digest_message(n: int) -> str:
+    """Message number ``n``'s id as the service made it before ids were time-ordered: a digest."""
+    return "xmppmsg_" + hashlib.sha256(f"key{n}".encode()).hexdigest()[:24]
+
+
+IDS: dict[str, Callable[[int], str]] = {"ordered": ordered_message, "digest": digest_message}
+"""The id schemes the size sweep can store and append with (``--ids``)."""
+
+
+def about(template: EvidenceEvent, message: str, key: str, at: datetime) -> EvidenceEvent:
+    """``template`` as an observation about ``message``, its event id derived as the service derives it
+    (from a dedupe key that begins with the message id)."""
+    event_id = dedupe_event_id(TENANT, message, f"{message}|{key}")
+    return replace(template, event_id=event_id, message_id=message, occurred_at=at)
+
+
+def background(start: int, stop: int, message: Callable[[int], str]) -> Iterator[EvidenceEvent]:
     """Two events (server ack, receipt) for each message number in [start, stop)."""
     for n in range(start, stop):
         at = T0 + timedelta(seconds=n)
-        yield replace(ACK, event_id=f"evt_a{n}", message_id=f"m{n}", occurred_at=at)
-        yield replace(
-            RECEIPT, event_id=f"evt_r{n}", message_id=f"m{n}", occurred_at=at + timedelta(seconds=1)
-        )
+        yield about(ACK, message(n), "ack", at)
+        yield about(RECEIPT, message(n), "receipt", at + timedelta(seconds=1))
 
 
 class Unchained(ChainLinker):
@@ -252,44 +280,152 @@ def print_ab(writers: OneWriter | ReplicaWriters, samples: int, writer: Writer) 
     )
 
 
-def timed(operations: int, work: Callable[[int], None]) -> float:
-    """Operations per second of ``work`` called ``operations`` times."""
-    began = time.perf_counter()
-    for i in range(operations):
-        work(i)
-    return operations / (time.perf_counter() - began)
+INSERT_MESSAGE = (
+    "INSERT INTO messages (tenant_id, message_id, created_at, tracking_context) VALUES (?, ?, ?, ?)"
+)
+RECENT = 500
+"""The recent pattern's reach: its receipts and assessments are about one of the last ``RECENT`` sends."""
 
 
-def run(store: SqlStore, sizes: list[int], samples: int, ab_samples: int,
+Step = tuple[XmppMessage | None, EvidenceEvent]
+"""One appended event, and the message a new send creates before it."""
+
+
+class Workload:
+    """One store loaded with ``size`` background messages, and the size sweep's operations on it."""
+
+    def __init__(self, store: SqlStore, size: int, message: Callable[[int], str]) -> None:
+        self.store = store
+        self.size = size
+        self.message = message
+        self.sent = size
+        """Messages so far: the background's, then those the recent pattern sends."""
+        self._numbers = itertools.count()
+        self._rng = random.Random(size)
+
+    def load(self) -> str:
+        began = time.perf_counter()
+        rows = self.store.bulk_append(background(0, self.size, self.message))
+        for start in range(0, self.size, 10_000):
+            with self.store._write() as conn:
+                self.store._exec_many(conn, INSERT_MESSAGE, (
+                    (TENANT, self.message(n), to_text(T0 + timedelta(seconds=n)), "{}")
+                    for n in range(start, min(start + 10_000, self.size))
+                ))
+        if self.store.backend == "postgres":  # as autovacuum would have by then; not while measuring
+            self.store._conn().execute("VACUUM ANALYZE evidence_events")
+        return f"{self.size:,} msgs: {rows:,} rows in {time.perf_counter() - began:.0f} s"
+
+    def scattered(self) -> Step:
+        """A receipt about one of the background messages, scattered over the whole store (worst case)."""
+        n = next(self._numbers)
+        return None, about(RECEIPT, self.message(n * 7919 % self.size), f"receipt-{n}", T0)
+
+    def recent(self) -> Step:
+        """As the service appends: in turn a new send (its message and first event), and a receipt about one
+        of the last sends."""
+        n = next(self._numbers)
+        if n % 2 == 0:
+            at = T0 + timedelta(seconds=self.sent)
+            message = XmppMessage(TENANT, self.message(self.sent), at)
+            self.sent += 1
+            return message, about(ACK, message.message_id, "ack", at)
+        return None, about(RECEIPT, self.message(self._recent()), f"receipt-{n}", T0)
+
+    def _recent(self) -> int:
+        return self.sent - 1 - self._rng.randrange(RECENT)
+
+    def append_µs(self, pool: ThreadPoolExecutor, writer: Callable[[SqlStore, Iterator[Step]], None],
+                  step: Callable[[], Step], count: int) -> float:
+        """µs per append of ``count`` events made by ``step``, appended by ``writer`` on the pool thread."""
+        began = time.perf_counter()
+        pool.submit(writer, self.store, (step() for _ in range(count))).result()
+        return (time.perf_counter() - began) / count * 1e6
+
+    def assess_µs(self, message: Callable[[], int], count: int) -> float:
+        """µs per assessment of ``count`` messages (their log read and assessed) numbered by ``message``."""
+        began = time.perf_counter()
+        for _ in range(count):
+            message_id = self.message(message())
+            events = self.store.evidence_for_message(TENANT, message_id)
+            lifecycle.assess(message_id, events, PRECEDENCE, "bench")
+        return (time.perf_counter() - began) / count * 1e6
+
+
+def write(store: SqlStore, step: Step) -> None:
+    message, event = step
+    if message is not None:
+        store.create_message(message)
+    store.append_evidence([event])
+
+
+def commit_each(store: SqlStore, steps: Iterator[Step]) -> None:
+    """One transaction (and one commit) per store call: store calls outside an event loop."""
+    for step in steps:
+        write(store, step)
+
+
+def in_groups(store: SqlStore, steps: Iterator[Step]) -> None:
+    """``TASKS`` tasks on one event loop, each writing a step and awaiting ``durable()`` in turn, as the
+    service appends; group commit makes one loop iteration's writes one transaction."""
+
+    async def task() -> None:
+        for step in steps:
+            write(store, step)
+            await store.durable()
+
+    async def appends() -> None:
+        store.enable_group_commit(asyncio.get_running_loop())
+        try:
+            await asyncio.gather(*(task() for _ in range(TASKS)))
+        finally:
+            store.disable_group_commit()
+
+    asyncio.run(appends())
+
+
+def sweep(workloads: list[Workload], samples: int, rounds: int = 16) -> None:
+    """Each operation on every store, ``samples`` per store in ``rounds`` rounds; a round measures the
+    stores one after the other, the order alternating, so the VM's drift hits all sizes alike. Printed per
+    operation: µs per store (median of its rounds) and the largest store's over the smallest's (median of
+    the rounds' ratios, and their range)."""
+    count = max(1, samples // rounds)
+    pool = ThreadPoolExecutor(1)
+    operations: dict[str, Callable[[Workload], float]] = {
+        "append scattered, one commit each": lambda w: w.append_µs(pool, commit_each, w.scattered, count),
+        "append scattered, grouped": lambda w: w.append_µs(pool, in_groups, w.scattered, count),
+        "append recent, one commit each": lambda w: w.append_µs(pool, commit_each, w.recent, count),
+        "append recent, grouped": lambda w: w.append_µs(pool, in_groups, w.recent, count),
+        "assess scattered": lambda w: w.assess_µs(lambda: w._rng.randrange(w.size), count),
+        "assess recent": lambda w: w.assess_µs(w._recent, count),
+    }
+    taken: dict[str, dict[int, list[float]]] = {name: {w.size: [] for w in workloads} for name in operations}
+    try:
+        for r in range(rounds):
+            for name, operation in operations.items():
+                for workload in workloads if r % 2 == 0 else workloads[::-1]:
+                    taken[name][workload.size].append(operation(workload))
+    finally:
+        pool.shutdown()
+    backend = workloads[0].store.backend
+    small, large = workloads[0].size, workloads[-1].size
+    for name, per_size in taken.items():
+        ratios = sorted(a / b for a, b in zip(per_size[large], per_size[small], strict=True))
+        figures = " | ".join(f"{size:,}: {statistics.median(µs):5.0f} µs" for size, µs in per_size.items())
+        print(
+            f"{backend:8} {name:34} {figures} | {large // 1000:,}k/{small // 1000:,}k"
+            f" {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})",
+            flush=True,
+        )
+
+
+def run(workloads: list[Workload], samples: int, ab_samples: int,
         writers: Callable[[int], OneWriter | ReplicaWriters], counts: tuple[int, ...] = (1,)) -> None:
-    """The size sweep (``samples`` operations of each kind per size), then the chain A/B (``ab_samples``
-    appends each way) with each count of writers."""
-    loaded = 0
-    rng = random.Random(7)
-    with ThreadPoolExecutor(1) as pool:
-        for size in sizes:
-            began = time.perf_counter()
-            rows = store.bulk_append(background(loaded, size))
-            if store.backend == "postgres":  # as autovacuum would have by then; not while measuring
-                store._conn().execute("VACUUM ANALYZE evidence_events")
-            load_seconds = time.perf_counter() - began
-            loaded = size
-
-            def assess(i: int, size: int = size) -> None:
-                message = f"m{rng.randrange(size)}"
-                lifecycle.assess(message, store.evidence_for_message(TENANT, message), PRECEDENCE, "bench")
-
-            each, batched = (
-                append_seconds(store, samples, writer, pool, size) / samples * 1e6
-                for writer in (one_commit_each, grouped)
-            )
-            assessments = timed(samples, assess)
-            print(
-                f"{store.backend:8} {size:>9,} msgs  bulk-load {rows:>9,} rows {load_seconds:6.1f}s"
-                f" | append {each:5.0f} µs/event one commit each, {batched:5.0f} grouped"
-                f" | assess {1e6 / assessments:5.0f} µs",
-                flush=True,
-            )
+    """The size sweep (``samples`` operations of each kind per store), then the chain A/B (``ab_samples``
+    appends each way, on the largest store) with each count of writers."""
+    for workload in workloads:
+        print(f"{workload.store.backend:8} loaded {workload.load()}", flush=True)
+    sweep(workloads, samples)
     for count in counts:
         ab_writers = writers(count)
         try:
@@ -303,42 +439,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--samples", type=int, default=2000, help="appends and assessments per size")
+    parser.add_argument("--samples", type=int, default=4000, help="appends and assessments per size")
+    parser.add_argument("--ids", choices=sorted(IDS), default="ordered",
+                        help="ids: time-ordered (as the service makes them) or digests (as it made them)")
     parser.add_argument("--ab-samples", type=int, default=8000, help="appends per chain A/B")
     parser.add_argument("--pg-writers", default="1,4", help="writer threads for the PostgreSQL chain A/B")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     backends = args.backends.split(",")
-    print(f"sizes={sizes} samples={args.samples} (2 background events per message; appends one event each,"
-          f" one commit each or grouped: {TASKS} tasks on one event loop with group commit)")
+    message = IDS[args.ids]
+    print(f"sizes={sizes} samples={args.samples} ids={args.ids} (2 background events per message; appends one"
+          f" event each, one commit each or grouped: {TASKS} tasks on one event loop with group commit)")
     if "sqlite" in backends:
         with tempfile.TemporaryDirectory() as directory:
-            store = SqliteStore(Path(directory) / "bench.sqlite3")
+            stores = [SqliteStore(Path(directory) / f"bench{size}.sqlite3") for size in sizes]
             try:
-                run(store, sizes, args.samples, args.ab_samples, lambda count: OneWriter(store))
+                workloads = [Workload(store, n, message) for store, n in zip(stores, sizes, strict=True)]
+                run(workloads, args.samples, args.ab_samples, lambda count: OneWriter(stores[-1]))
             finally:
-                store.close()
+                for store in stores:
+                    store.close()
     if "postgres" in backends:
         try:
             psycopg.connect(PG_DSN).close()
         except psycopg.OperationalError:
             print("postgres: not reachable at 127.0.0.1:5432, skipped")
             return
-        schema = "xc_bench_" + secrets.token_hex(4)
+        schemas = ["xc_bench_" + secrets.token_hex(4) for _ in sizes]
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        store = PostgresStore(PG_DSN, schema=schema)
+            for schema in schemas:
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        stores = [PostgresStore(PG_DSN, schema=schema) for schema in schemas]
 
         def writers(count: int) -> OneWriter | ReplicaWriters:
-            return OneWriter(store) if count == 1 else ReplicaWriters(schema, count)
+            return OneWriter(stores[-1]) if count == 1 else ReplicaWriters(schemas[-1], count)
 
         try:
             counts = tuple(int(n) for n in args.pg_writers.split(","))
-            run(store, sizes, args.samples, args.ab_samples, writers, counts)
+            workloads = [Workload(store, size, message) for store, size in zip(stores, sizes, strict=True)]
+            run(workloads, args.samples, args.ab_samples, writers, counts)
         finally:
-            store.close()
             with psycopg.connect(PG_DSN, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+                for store, schema in zip(stores, schemas, strict=True):
+                    store.close()
+                    conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 if __name__ == "__main__":

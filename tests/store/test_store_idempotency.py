@@ -4,11 +4,13 @@ conflict."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from xmpp_connect.store import IdempotencyConflict
-from xmpp_connect.store.idempotency import payload_hash
+from xmpp_connect.store.idempotency import operation_id, payload_hash, stanza_id
+from xmpp_connect.store.timestamps import to_text
 
 KEY = "case_123:participant_456:xmpp:notif_001"
 PAYLOAD = {"action_type": "notification.send", "target_endpoint": {"value": "bob@example.net"}, "n": 1}
@@ -33,6 +35,34 @@ def test_replay_after_restart(store_factory, tenant):
 
     after = store_factory.open().claim_operation(tenant, KEY, payload_hash(PAYLOAD))
     assert after.replayed and after.operation_id == first.operation_id and after.result == {"accepted": True}
+
+
+def test_ids_are_ordered_by_the_claim_time_and_a_later_replay_keeps_them(store, tenant):
+    """spec/ids.md: another key claimed later sorts after; a repeat answers the first claim's ids. The core
+    claims a send an API worker accepted with the operation id the worker answered."""
+    at = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
+    first = store.claim_operation(tenant, KEY, payload_hash(PAYLOAD), operation_id(tenant, KEY, at))
+    other = KEY + ":2"
+    later = store.claim_operation(
+        tenant, other, payload_hash(PAYLOAD), operation_id(tenant, other, at + timedelta(milliseconds=1))
+    )
+    assert first.operation_id < later.operation_id and first.stanza_id < later.stanza_id
+    assert first.stanza_id == stanza_id(tenant, KEY, first.operation_id)
+    again = store.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    assert again.replayed and (again.operation_id, again.stanza_id) == (first.operation_id, first.stanza_id)
+
+
+def test_a_claim_stored_with_the_digest_ids_of_before_is_replayed_with_them(store, tenant):
+    old_operation, old_stanza = "xmppop_" + "ab" * 12, "xc-" + "cd" * 12
+    with store._write() as conn:
+        store._exec(
+            conn,
+            "INSERT INTO idempotency (tenant_id, idempotency_key, payload_hash, operation_id, stanza_id,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (tenant, KEY, payload_hash(PAYLOAD), old_operation, old_stanza, to_text(datetime.now(UTC))),
+        )
+    again = store.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    assert again.replayed and (again.operation_id, again.stanza_id) == (old_operation, old_stanza)
 
 
 def test_same_key_with_another_payload_is_a_conflict(store, tenant):

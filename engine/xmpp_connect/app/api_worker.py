@@ -172,7 +172,7 @@ class IntakeDesk:
             result = self.actions.outcomes.accepted_result(tenant.id, action_type, request, now)
             answer = _answer({**result, "idempotent_replay": False})
             queued = Queued(raw.decode(), now, bytes(answer.body).decode())
-        operation_id = idempotency.operation_id(tenant.id, key)
+        operation_id = idempotency.operation_id(tenant.id, key, now)
         claim = self.intake.claim(tenant.id, key, digest, operation_id, now, queued)
         if claim.result is not None and not claim.fresh:
             return self._replay(tenant, key, claim.result)

@@ -111,7 +111,9 @@ class ReadModel:
         waiting = self._waiting(tenant_id, message_id)
         if waiting is None:
             return None
-        return self.actions.outcomes.accepted_events(tenant_id, waiting.request, waiting.received_at)
+        return self.actions.outcomes.accepted_events(
+            tenant_id, waiting.request, waiting.received_at, waiting.operation_id
+        )
 
     def _waiting(self, tenant_id: str, message_id: str) -> IntakeItem | None:
         if self.intake_dispatcher is None or not message_id.startswith(MESSAGE_PREFIX):

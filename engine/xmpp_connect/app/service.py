@@ -175,7 +175,7 @@ class AdapterService(ReadModel, AuditService, ArchiveService, EndpointService):
             return
         try:
             done = await self.actions.perform(
-                tenant, item.request, accepted_at=item.received_at
+                tenant, item.request, accepted_at=item.received_at, operation_id=item.operation_id
             )
             count_send(done.result, acceptance=False)
         except (InvalidAction, IdempotencyConflict) as exc:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from xmpp_connect.model.classification import Assessment, Classification
+from xmpp_connect.model.ids import beside_message
 from xmpp_connect.xmpp import jids
 
 INTERNAL_EVENT_TYPE = "xmpp.evidence_recorded"
@@ -160,6 +161,11 @@ def dedupe_key(message_id: str | None, basis: DedupeBasis, event_type: str) -> s
     return "|".join((message_id or "", basis.kind, basis.sender_full_jid, basis.stanza_id, event_type))
 
 
+def dedupe_event_id(tenant_id: str, message_id: str | None, key: str) -> str:
+    """The one event id of an observation under its dedupe key (spec/ids.md)."""
+    return "evt_" + beside_message(message_id, _digest(tenant_id, key), 32)
+
+
 def build_evidence_events(
     classification: Classification,
     context: EvidenceContext,
@@ -167,7 +173,8 @@ def build_evidence_events(
 ) -> tuple[EvidenceEvent, ...]:
     """One log entry per normalized event type of the classification (one internal entry if it has none).
 
-    With a dedupe basis the event id is derived from it, so the store keeps a repeated observation once.
+    With a dedupe basis the event id is derived from it, so the store keeps a repeated observation once;
+    about a message with a time-ordered id, it starts with the message's time part (spec/ids.md).
     """
     event_types = classification.events or (INTERNAL_EVENT_TYPE,)
     fact = dict(classification.fact)
@@ -182,7 +189,10 @@ def _event(
     new_id: Callable[[], str],
 ) -> EvidenceEvent:
     key = dedupe_key(context.message_id, context.dedupe, event_type) if context.dedupe else None
-    event_id = "evt_" + (_digest(context.tenant_id, key)[:32] if key else new_id())
+    if key:
+        event_id = dedupe_event_id(context.tenant_id, context.message_id, key)
+    else:
+        event_id = "evt_" + beside_message(context.message_id, new_id(), 32)
     return EvidenceEvent(
         tenant_id=context.tenant_id,
         event_id=event_id,

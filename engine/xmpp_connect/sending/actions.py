@@ -75,11 +75,13 @@ class Actions:
         request: Mapping[str, Any],
         schema: str | None = None,
         accepted_at: datetime | None = None,
+        operation_id: str | None = None,
     ) -> ActionDone:
         """Validate, then run the action once per idempotency key (a repeat returns the original result).
 
-        ``accepted_at``: an API worker already accepted this send then (it is carried out from the intake),
-        so its accepted evidence is recorded even if the send is refused now."""
+        ``accepted_at``, ``operation_id``: an API worker already accepted this send then, and answered with
+        that id (it is carried out from the intake), so its accepted evidence is recorded even if the send
+        is refused now, under the ids the worker answered."""
         action_type = self.validate(request, schema)
         received_at = accepted_at or self.clock()
         digest = request_digest(request)
@@ -91,7 +93,7 @@ class Actions:
         if scheduled_body and self.pending is not None and not self.pending.holds_bodies:
             reason = "metadata-only mode holds no message bodies: schedule with template_ref and variables"
             raise InvalidAction([("content", reason)])
-        operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest)
+        operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest, operation_id)
         if operation.replayed and operation.result is not None:
             return ActionDone({**self._replayed(operation), "idempotent_replay": True})
         dispatch: Callable[[], None] | None = None

@@ -98,7 +98,7 @@ class OwnOutcomes:
     ) -> dict[str, Any]:
         """The result the core answers for a send it accepts, computed without the store: an API worker
         answers with it before the core records the same evidence (the event ids are derived, not drawn)."""
-        operation_id = idempotency.operation_id(tenant_id, request["idempotency_key"])
+        operation_id = idempotency.operation_id(tenant_id, request["idempotency_key"], received_at)
         classification = self.classified({"kind": "adapter_accepted"})
         return {
             **result_base(action_type, request, operation_id, received_at),
@@ -106,20 +106,21 @@ class OwnOutcomes:
             "action_state": "accepted",
             "reason": None,
             "assessment": assessment_of(classification),
-            "initial_events": summaries(self.accepted_events(tenant_id, request, received_at)),
+            "initial_events": summaries(self.accepted_events(tenant_id, request, received_at, operation_id)),
         }
 
     def accepted_events(
-        self, tenant_id: str, request: Mapping[str, Any], received_at: datetime
+        self, tenant_id: str, request: Mapping[str, Any], received_at: datetime, operation_id: str
     ) -> tuple[EvidenceEvent, ...]:
-        """The evidence a send accepted at ``received_at`` is recorded with (not stored here)."""
+        """The evidence a send accepted at ``received_at`` as ``operation_id`` is recorded with (not stored
+        here)."""
         key = request["idempotency_key"]
         operation = IdempotentOperation(
             tenant_id,
             key,
             "",
-            idempotency.operation_id(tenant_id, key),
-            idempotency.stanza_id(tenant_id, key),
+            operation_id,
+            idempotency.stanza_id(tenant_id, key, operation_id),
             received_at,
             replayed=False,
         )

@@ -189,7 +189,7 @@ class EvidenceStore(Protocol):
 
     # idempotency (§29, §36.3)
     def claim_operation(
-        self, tenant_id: str, idempotency_key: str, payload_hash: str
+        self, tenant_id: str, idempotency_key: str, payload_hash: str, operation_id: str | None = None
     ) -> IdempotentOperation: ...
     def complete_operation(self, tenant_id: str, idempotency_key: str, result: Mapping[str, Any]) -> None: ...
 

@@ -19,13 +19,17 @@ from xmpp_connect.store.timestamps import from_text, to_text
 class IdempotentOperations(SqlBase):
     """The idempotency table."""
 
-    def claim_operation(self, tenant_id: str, idempotency_key: str, payload_hash: str) -> IdempotentOperation:
-        """The one operation for this key. First use: ``replayed=False`` (go ahead and send). Same key and
-        payload again, also from another replica or after a restart: ``replayed=True`` with the stored
-        result. Same key, other payload: IdempotencyConflict."""
-        now = to_text(self.options.clock())
-        op_id = idempotency.operation_id(tenant_id, idempotency_key)
-        stanza = idempotency.stanza_id(tenant_id, idempotency_key)
+    def claim_operation(
+        self, tenant_id: str, idempotency_key: str, payload_hash: str, operation_id: str | None = None
+    ) -> IdempotentOperation:
+        """The one operation for this key. First use: ``replayed=False`` (go ahead and send), with
+        ``operation_id`` (the one an API worker answered) or else one made now. Same key and payload again,
+        also from another replica or after a restart: ``replayed=True`` with the stored ids and result. Same
+        key, other payload: IdempotencyConflict."""
+        clock = self.options.clock()
+        now = to_text(clock)
+        op_id = operation_id or idempotency.operation_id(tenant_id, idempotency_key, clock)
+        stanza = idempotency.stanza_id(tenant_id, idempotency_key, op_id)
         with self._write() as conn:
             inserted = self._exec(
                 conn,

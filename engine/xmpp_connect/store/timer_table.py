@@ -28,7 +28,7 @@ class TimerTable(SqlBase):
     ) -> Timer:
         """One timer per message and kind; rescheduling moves a pending one, a fired one stays fired."""
         check_allowed(timer, TIMER_KINDS, "timer")
-        timer_id = "tmr_" + idempotency.operation_id(tenant_id, f"{message_id}\x00{timer}")[7:]
+        timer_id = idempotency.timer_id(tenant_id, message_id, timer)
         with self._write() as conn:
             row = self._exec(
                 conn,
