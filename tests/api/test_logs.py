@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,15 @@ def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in buffer.getvalue().splitlines()]
 
 
+def retried(buffer: io.StringIO, within_s: float = 30.0) -> None:
+    """Wait until a webhook delivery has failed and logged its retry (the receiver's port is closed): the
+    delivery loop runs on its own, so the service must not be stopped before it has tried once."""
+    deadline = time.monotonic() + within_s
+    while '"webhook retry ' not in buffer.getvalue():
+        assert time.monotonic() < deadline, "no webhook retry logged"
+        time.sleep(0.05)
+
+
 def test_json_lines_carry_request_ids_access_lines_and_no_secrets(
     tmp_path: Path, json_log: io.StringIO
 ) -> None:
@@ -55,6 +65,7 @@ def test_json_lines_carry_request_ids_access_lines_and_no_secrets(
         api_secret = created.json()["secret"]
         client.post("/adapter/actions", content=b"{" + body.encode(), headers=auth())
         client.get("/adapter/events", headers={"Authorization": "Bearer wrong-" + TOKENS["TOKEN_B"]})
+        retried(json_log)
     records = lines(json_log)
     text = json_log.getvalue()
     for secret in (body, SECRET, api_secret, *TOKENS.values()):
