@@ -42,6 +42,24 @@ from typing import Any
 
 import httpx
 
+SQL_TRACE_HOOK = """\
+import os, sqlite3
+_out = open(os.path.join(os.environ["XC_SQL_TRACE"], f"{os.getpid()}.sql"), "a", buffering=1)
+_connect = sqlite3.connect
+
+
+def connect(database, *args, **kwargs):
+    conn = _connect(database, *args, **kwargs)
+    tag = os.path.basename(str(database))
+    conn.set_trace_callback(lambda text: _out.write(f"{tag}\\t{' '.join(text.split())}\\n"))
+    return conn
+
+
+sqlite3.connect = connect
+"""
+"""A ``sitecustomize`` for the served processes with ``--sql-trace``: every SQLite statement each process
+runs, one line (file name, text) in ``<dir>/<pid>.sql``."""
+
 TOKEN = "bench-token-not-secret"
 PASSWORD_ENV = "XC_BENCH_PASSWORD"
 SANDBOX_RECIPIENT = "delivered@sandbox.invalid"
@@ -264,6 +282,50 @@ def service(config: Path, env: dict[str, str], api_workers: int = 0) -> Iterator
         server.wait(timeout=10)
 
 
+class SqlTrace:
+    """Counts the statements the core ran on the store file between ``mark()`` and ``count()``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir()
+        (directory / "sitecustomize.py").write_text(SQL_TRACE_HOOK)
+        self._offset = 0
+
+    def env(self) -> dict[str, str]:
+        path = os.pathsep.join(p for p in (str(self.directory), os.environ.get("PYTHONPATH")) if p)
+        return {"XC_SQL_TRACE": str(self.directory), "PYTHONPATH": path}
+
+    def mark(self, pid: int) -> None:
+        self._offset = (self.directory / f"{pid}.sql").stat().st_size
+
+    def count(self, pid: int, store: str, output: Path) -> Counter[str]:
+        """Writes the statements to ``output``, one a line, and counts them by kind."""
+        with (self.directory / f"{pid}.sql").open("rb") as trace:
+            trace.seek(self._offset)
+            lines = trace.read().decode().splitlines()
+        statements = [text for tag, _, text in (line.partition("\t") for line in lines) if tag == store]
+        output.write_text("".join(f"{text}\n" for text in statements))
+        return Counter(map(statement_kind, statements))
+
+
+def statement_kind(text: str) -> str:
+    """A statement's verb and table ("INSERT evidence_events", "SELECT counters", "SAVEPOINT")."""
+    words = text.replace("(", " ").split()
+    verb = words[0].upper() if words else ""
+    table = {"INSERT": "INTO", "UPDATE": "UPDATE", "DELETE": "FROM", "SELECT": "FROM"}.get(verb)
+    upper = [w.upper() for w in words]
+    if table is None or table not in upper[:-1]:
+        return verb
+    return f"{verb} {words[upper.index(table) + 1]}"
+
+
+def print_statements(counts: Counter[str], sends: int) -> None:
+    total = sum(counts.values())
+    print(f"SQLite statements of the core on the store per send: {total / sends:.2f}")
+    for kind, n in counts.most_common():
+        print(f"  {n / sends:6.2f}  {kind}")
+
+
 @contextmanager
 def sampled(pid: int, output: Path) -> Iterator[None]:
     """py-spy samples ``pid`` (100 Hz, collapsed stacks) for the duration of the block."""
@@ -358,17 +420,23 @@ def run_prosody(args: argparse.Namespace, directory: Path) -> tuple[Load, list[f
             f" host: 127.0.0.1, port: {server.port}, ca_certs: {server.cert_path}}}"
         )
         config = write_config(directory, account, args.policy)
-        with service(config, {PASSWORD_ENV: user.password}, args.api_workers) as (port, pid):
+        trace = SqlTrace(directory / "trace") if args.sql_trace else None
+        env = {PASSWORD_ENV: user.password, **(trace.env() if trace else {})}
+        with service(config, env, args.api_workers) as (port, pid):
 
             async def measure() -> tuple[Load, list[float]]:
                 profiled = sampled(pid, args.py_spy) if args.py_spy else nullcontext()
                 async with prosody_recipient(server) as jid:
+                    if trace:
+                        trace.mark(pid)
                     before = process_cpu(pid)
                     with profiled:
                         load = await drive(port, args.requests, args.concurrency, jid)
                         accepting = cpu_between(before, process_cpu(pid))
                         found = await await_receipts(database(directory), load.accepted, args.receipt_wait)
                     args.cpu = CpuUse(accepting, cpu_between(before, process_cpu(pid)))
+                    if trace:
+                        args.statements = trace.count(pid, database(directory).name, args.sql_trace)
                     return load, found
 
             return asyncio.run(measure())
@@ -410,6 +478,11 @@ def main() -> None:
         "--api-workers", type=int, help="only serve --api-workers N (default: 0 as the baseline, then 1)"
     )
     parser.add_argument("--py-spy", type=Path, help="with --prosody: sample the core with py-spy into FILE")
+    parser.add_argument(
+        "--sql-trace", type=Path, metavar="FILE",
+        help="with --prosody: the core's SQLite statements on the store into FILE, and their count per send"
+        " (tracing costs CPU: not for timing)",
+    )
     parser.add_argument("--receipt-wait", type=float, default=60.0, help="seconds to wait for receipts")
     args = parser.parse_args()
     rates: dict[int, float] = {}
@@ -422,6 +495,8 @@ def main() -> None:
         report(mode, load, found)
         if args.py_spy:
             profile_top(args.py_spy)
+        if args.sql_trace:
+            print_statements(mode.statements, load.accepted)
         rates[workers] = load.accepted / load.elapsed
     if 0 in rates and len(rates) > 1:
         for workers, rate in rates.items():

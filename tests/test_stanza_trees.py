@@ -24,13 +24,10 @@ from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
 from xmpp_connect.providers.slixmpp_session import SessionState
 from xmpp_connect.providers.slixmpp_text import stanza_text
 from xmpp_connect.xmpp.stanzas import (
-    MAX_DEPTH,
-    MAX_ELEMENTS,
-    MAX_STANZA_BYTES,
-    StanzaRejected,
     parse_stanza,
     view_of_tree,
 )
+from xmpp_connect.xmpp.untrusted_xml import MAX_DEPTH, MAX_ELEMENTS, MAX_STANZA_BYTES, StanzaRejected
 
 CAPTURED = [value for name, value in vars(captured_stanzas).items() if name.isupper()]
 MORE = [

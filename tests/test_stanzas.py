@@ -16,15 +16,12 @@ from captured_stanzas import (
     REPLY,
 )
 from xmpp_connect.xmpp.stanzas import (
-    MAX_DEPTH,
-    MAX_ELEMENTS,
-    MAX_STANZA_BYTES,
     MucUserView,
     PubSubView,
     StanzaIdView,
-    StanzaRejected,
     parse_stanza,
 )
+from xmpp_connect.xmpp.untrusted_xml import MAX_DEPTH, MAX_ELEMENTS, MAX_STANZA_BYTES, StanzaRejected
 
 # Captured from Prosody 0.12.3 through slixmpp 1.17 (str(stanza): no top-level xmlns).
 OUTBOUND_AS_DELIVERED = (

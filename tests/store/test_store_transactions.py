@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 
 import psycopg
@@ -10,6 +11,7 @@ import pytest
 from store_helpers import T0, evidence, minutes
 
 from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.store import batch_log
 from xmpp_connect.store.errors import TransactionMisuse
 from xmpp_connect.store.group_commit import CommitBatch
 from xmpp_connect.store.outbound import StoreOutboundIndex
@@ -192,6 +194,77 @@ async def test_a_failed_group_commit_drops_its_batch_positions(store_factory, te
     feed = other.events_page(tenant).events
     assert [e.message_id for e in feed] == ["m2", "m3", "m4"]
     assert [e.seq for e in feed] == sorted({e.seq for e in feed})
+
+
+async def test_a_failed_part_of_a_batch_undoes_only_its_own_writes(store_factory, tenant):
+    writer, reader = store_factory.open(), store_factory.open()
+    writer.enable_group_commit(asyncio.get_running_loop())
+    try:
+        with writer.transaction():
+            writer.create_message(_message(tenant, "m1"))
+            stored = list(writer.append_evidence(evidence(tenant, "m1", "server_acknowledged", T0)).stored)
+            writer.claim_operation(tenant, "key-1", "hash")
+        with pytest.raises(RuntimeError), writer.transaction():
+            writer.create_message(_message(tenant, "m2"))
+            writer.append_evidence(evidence(tenant, "m2", "server_acknowledged", T0))
+            writer.complete_operation(tenant, "key-1", {"accepted": True})
+            raise RuntimeError("this native event's handling failed")
+        with writer.transaction():
+            writer.create_message(_message(tenant, "m3"))
+            with pytest.raises(RuntimeError), writer.transaction():
+                writer.create_message(_message(tenant, "m4"))
+                raise RuntimeError("a nested block failed")
+            with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+                writer.create_message(_message(tenant, "m1"))
+            stored += writer.append_evidence(evidence(tenant, "m3", "server_acknowledged", T0)).stored
+        writer.create_message(_message(tenant, "m5"))
+        assert reader.get_message(tenant, "m1") is None, "the batch is still open"
+        await writer.durable()
+    finally:
+        writer.disable_group_commit()
+    assert [m.message_id for m in reader.list_messages(tenant)] == ["m1", "m3", "m5"]
+    assert [(e.message_id, e.seq) for e in reader.events_page(tenant).events] == [
+        (e.message_id, e.seq) for e in stored
+    ]
+    assert reader.claim_operation(tenant, "key-1", "hash").result is None, "its completion was undone"
+    assert reader.verify_chain(tenant).ok
+
+
+_VERSIONS = itertools.count()
+"""A data version that changes at every read: as if another connection committed each time."""
+
+
+@pytest.mark.parametrize("store_factory", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "diverging",
+    [
+        pytest.param(("answer_of", lambda cursor, returning: "a different answer"), id="answered-otherwise"),
+        pytest.param(("data_version", lambda conn: next(_VERSIONS)), id="another-writer-in-between"),
+    ],
+)
+async def test_a_batch_that_cannot_be_restored_after_a_failed_part_fails_at_its_commit(
+    store_factory, tenant, monkeypatch, diverging
+):
+    """SQLite undoes a failed part of a batch by rolling the batch back and running its earlier writes
+    again; should one of them answer differently, or another connection have committed in between, the
+    batch is not committed half-restored: its commit fails, every waiter hears it, the next batch starts
+    clean. (PostgreSQL undoes a failed part with its savepoint.)"""
+    writer, reader = store_factory.open(), store_factory.open()
+    writer.enable_group_commit(asyncio.get_running_loop())
+    try:
+        writer.create_message(_message(tenant, "m1"))
+        monkeypatch.setattr(batch_log, *diverging)
+        with pytest.raises(RuntimeError), writer.transaction():
+            writer.create_message(_message(tenant, "m2"))
+            raise RuntimeError("this part failed")
+        monkeypatch.undo()
+        with pytest.raises(batch_log.ReplayDiverged):
+            await writer.durable()
+        writer.create_message(_message(tenant, "m3"))
+        await writer.durable()
+    finally:
+        writer.disable_group_commit()
+    assert [m.message_id for m in reader.list_messages(tenant)] == ["m3"]
 
 
 def test_outbound_lookup_merges_id_columns_and_ignores_inbound(store, tenant):

@@ -34,7 +34,8 @@ from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.xmpp.stanzas import StanzaRejected, StanzaView, parse_stanza
+from xmpp_connect.xmpp.stanzas import StanzaView, parse_stanza
+from xmpp_connect.xmpp.untrusted_xml import StanzaRejected
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from xmpp_connect.xmpp.stanzas import MAX_DEPTH, NS_XML
+from xmpp_connect.xmpp.stanzas import NS_XML
+from xmpp_connect.xmpp.untrusted_xml import MAX_DEPTH
 
 XML_ATTRIBUTE = f"{{{NS_XML}}}"
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from xml.sax.saxutils import escape, quoteattr
 
 from xmpp_connect.model.correlation import OutboundRecord
-from xmpp_connect.xmpp.stanzas import parse_xml
+from xmpp_connect.xmpp.untrusted_xml import parse_xml
 
 CLIENT_NS = "jabber:client"
 RECEIPTS_NS = "urn:xmpp:receipts"

@@ -79,7 +79,8 @@ class SqlBase:
     def transaction(self) -> AbstractContextManager[None]:
         """One write transaction for every store write made in the block on this thread: nested store calls
         join it and everything commits together at the end of the outermost block (with group commit on,
-        the block becomes one savepoint of the loop iteration's batch instead). A nested ``transaction()``
+        the block becomes one part of the loop iteration's batch instead, undone alone if it fails: a
+        savepoint, or on SQLite a replay of the batch's earlier writes). A nested ``transaction()``
         is a savepoint: when it fails, only its own writes are undone. A failed nested store call undoes at
         least its failed statement (SQLite: only that; PostgreSQL: the whole call, as a savepoint); its
         earlier statements go when the enclosing block fails. Never ``await`` inside it: the connection is
@@ -110,16 +111,30 @@ class SqlBase:
             local.batched = self._join_batch()
             if not local.batched:
                 self._began()
+        mark = self._batch_mark() if local.batched else None
         local.depth = depth + 1
         try:
-            with self._scope(conn, depth + local.batched):
+            if mark is None:
+                with self._scope(conn, depth + local.batched):
+                    yield conn
+            else:
                 yield conn
         except BaseException:
             self._forget_recent()
             self._rolled_back()
+            if mark is not None:
+                self._batch_undo(conn, mark)
             raise
         finally:
             local.depth = depth
+
+    def _batch_mark(self) -> int | None:
+        """Where a scope inside the open group-commit batch is undone without a savepoint (SQLite: by
+        replaying the batch's earlier writes, store/batch_log.py), the mark to undo back to; else None."""
+        return None
+
+    def _batch_undo(self, conn: Any, mark: int) -> None:
+        """Undo the batch's writes made after ``mark`` (see ``_batch_mark``)."""
 
     def _forget_recent(self) -> None:
         """Rows written in a rolled-back scope are gone: forget what memory says about recent rows."""
@@ -133,9 +148,10 @@ class SqlBase:
 
     def enable_group_commit(self, loop: asyncio.AbstractEventLoop) -> None:
         """Call on the loop's thread: from now on the writes of one loop iteration on that thread commit
-        together (a savepoint each, one COMMIT after the callbacks already queued). Whoever acknowledges a
-        write to the outside must ``await durable()`` first; reads outside a write scope commit the open
-        batch before they run, so nothing outside the store ever sees uncommitted writes."""
+        together (each write scope a part that fails alone, one COMMIT after the callbacks already
+        queued). Whoever acknowledges a write to the outside must ``await durable()`` first; reads outside
+        a write scope commit the open batch before they run, so nothing outside the store ever sees
+        uncommitted writes."""
         conn = self._conn()
         self._batch = CommitBatch(
             loop,

@@ -14,8 +14,9 @@ class CommitBatch:
     """The open batch transaction of one event loop thread, committed by a ``call_soon`` callback.
 
     ``join()`` opens the batch (``begin``) at the first write of an iteration and schedules its commit;
-    every write of the iteration lands in it (each store call as a savepoint). ``durable()`` resolves once
-    everything written so far is committed, or raises the commit's error (the batch is then rolled back)."""
+    every write of the iteration lands in it (each store call a part undone alone when it fails).
+    ``durable()`` resolves once everything written so far is committed, or raises the commit's error (the
+    batch is then rolled back)."""
 
     def __init__(
         self,

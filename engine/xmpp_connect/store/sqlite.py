@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from xmpp_connect.store.batch_log import BatchLog, answer_of
 from xmpp_connect.store.connection import StoreOptions
 from xmpp_connect.store.sql import SqlStore
 from xmpp_connect.store.wal import WalCheckpointer
@@ -49,6 +50,9 @@ class SqliteStore(SqlStore):
             raise ValueError("SQLite store needs a file: every thread opens its own connection")
         self.path = str(path)
         self._checkpointer: tuple[WalCheckpointer, sqlite3.Connection] | None = None
+        self._batch_log: BatchLog | None = None
+        """The open group-commit batch's writes (store/batch_log.py), None while no batch is open."""
+        self._batch_conn: sqlite3.Connection | None = None
         if migrate:
             self.migrate()
 
@@ -81,7 +85,28 @@ class SqliteStore(SqlStore):
             thread.stop()
             conn.execute(f"PRAGMA wal_autocheckpoint={AUTO_CHECKPOINT_PAGES}")
 
+    def _begin_batch(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``; the batch's writes are logged, to undo a failed scope without a savepoint."""
+        super()._begin_batch(conn)
+        self._batch_log, self._batch_conn = BatchLog(), conn
+
+    def _batch_mark(self) -> int | None:
+        batch_log = self._batch_log
+        return None if batch_log is None else len(batch_log)
+
+    def _batch_undo(self, conn: sqlite3.Connection, mark: int) -> None:
+        if self._batch_log is not None:
+            self._batch_log.undo_to(conn, mark)
+
+    def _abandon_batch(self, conn: sqlite3.Connection) -> None:
+        self._batch_log = None
+        super()._abandon_batch(conn)
+
     def _commit_batch(self, conn: sqlite3.Connection) -> None:
+        batch_log, self._batch_log = self._batch_log, None
+        if batch_log is not None and batch_log.broken is not None:
+            self._batch_counters = {}
+            raise batch_log.broken
         super()._commit_batch(conn)
         if self._checkpointer is not None:
             self._checkpointer[0].after_commit(conn)
@@ -108,8 +133,22 @@ class SqliteStore(SqlStore):
             conn.execute("ROLLBACK")
 
     def _exec(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
-        cursor = conn.execute(sql, tuple(params))
-        return _Rows(cursor.fetchall()) if "RETURNING" in sql else cursor
+        params = tuple(params)
+        cursor = conn.execute(sql, params)
+        batch_log = self._batch_log
+        if batch_log is None or conn is not self._batch_conn or sql.startswith("SELECT"):
+            return _Rows(cursor.fetchall()) if "RETURNING" in sql else cursor
+        if "RETURNING" in sql:
+            rows = cursor.fetchall()
+            batch_log.add(sql, params, [tuple(row) for row in rows])
+            return _Rows(rows)
+        batch_log.add(sql, params, answer_of(cursor, returning=False))
+        return cursor
 
     def _exec_many(self, conn: sqlite3.Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        conn.executemany(sql, rows)
+        batch_log = self._batch_log
+        if batch_log is None or conn is not self._batch_conn:
+            conn.executemany(sql, rows)
+            return
+        params = [tuple(row) for row in rows]
+        batch_log.add(sql, params, answer_of(conn.executemany(sql, params), returning=False), many=True)

@@ -1,9 +1,8 @@
 """Parse one raw XMPP stanza safely into a typed, read-only view of the parts evidence depends on.
 
-Hostile input is refused with ``StanzaRejected`` before it can cost much: the size is checked before parsing,
-DTDs, entity declarations and external references are refused by defusedxml, and depth and element count are
-checked while the tree is built. ``from``/``to`` are kept as the raw attribute strings: a bounce from a
-malformed address still carries its bad ``from``.
+Hostile input is refused with ``StanzaRejected`` before it can cost much (xmpp/untrusted_xml.py).
+``from``/``to`` are kept as the raw attribute strings: a bounce from a malformed address still carries its
+bad ``from``.
 """
 
 from __future__ import annotations
@@ -13,12 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import defusedxml
-import defusedxml.ElementTree as SafeElementTree
-
-MAX_STANZA_BYTES = 256 * 1024
-MAX_DEPTH = 32
-MAX_ELEMENTS = 5000
+from xmpp_connect.xmpp.untrusted_xml import MAX_DEPTH, MAX_ELEMENTS, StanzaRejected, parse_xml, within_size
 
 STANZA_NAMESPACES = frozenset({"", "jabber:client", "jabber:server", "jabber:component:accept"})
 STANZA_NAMES = frozenset({"message", "presence", "iq"})
@@ -52,14 +46,6 @@ ROOM_ANONYMITY_FEATURES = {
 MARKER_NAMES = ("displayed", "received", "acknowledged")
 CHAT_STATES = ("active", "composing", "paused", "inactive", "gone")
 PUBSUB_ACTIONS = ("publish", "items", "retract", "subscribe", "create", "delete", "purge")
-
-
-class StanzaRejected(ValueError):
-    """The input is not a stanza this adapter will read; ``reason`` says why (never quotes the content)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -151,65 +137,6 @@ def room_anonymity(features: Iterable[str]) -> str:
         if feature in advertised:
             return anonymity
     return "unknown"
-
-
-class _LimitedTreeBuilder(ElementTree.TreeBuilder):
-    """A tree builder that refuses documents deeper than MAX_DEPTH or larger than MAX_ELEMENTS."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._depth = 0
-        self._count = 0
-
-    def start(self, tag: str, attrs: dict[str, str]) -> ElementTree.Element:
-        self._depth += 1
-        self._count += 1
-        if self._depth > MAX_DEPTH:
-            raise StanzaRejected(f"nested deeper than {MAX_DEPTH} elements")
-        if self._count > MAX_ELEMENTS:
-            raise StanzaRejected(f"more than {MAX_ELEMENTS} elements")
-        return super().start(tag, attrs)
-
-    def end(self, tag: str) -> ElementTree.Element:
-        self._depth -= 1
-        return super().end(tag)
-
-
-def _within_size(raw: str) -> bool:
-    """What ``_to_bytes`` accepts, without encoding text that cannot exceed the limit (UTF-8: <= 4 bytes a
-    character)."""
-    if len(raw) > MAX_STANZA_BYTES:
-        return False
-    return len(raw) * 4 <= MAX_STANZA_BYTES or len(raw.encode("utf-8")) <= MAX_STANZA_BYTES
-
-
-def _to_bytes(raw: str | bytes) -> bytes:
-    if isinstance(raw, str):
-        if len(raw) > MAX_STANZA_BYTES:
-            raise StanzaRejected(f"larger than {MAX_STANZA_BYTES} bytes")
-        raw = raw.encode("utf-8")
-    if len(raw) > MAX_STANZA_BYTES:
-        raise StanzaRejected(f"larger than {MAX_STANZA_BYTES} bytes")
-    return raw
-
-
-def parse_xml(raw: str | bytes) -> ElementTree.Element:
-    """Parse untrusted XML within the module's limits; raise StanzaRejected on anything else."""
-    data = _to_bytes(raw)
-    parser = SafeElementTree.XMLParser(
-        target=_LimitedTreeBuilder(), forbid_dtd=True, forbid_entities=True, forbid_external=True
-    )
-    try:
-        parser.feed(data)
-        return parser.close()
-    except defusedxml.DTDForbidden:
-        raise StanzaRejected("document type declarations are not allowed") from None
-    except defusedxml.EntitiesForbidden:
-        raise StanzaRejected("entity declarations are not allowed") from None
-    except defusedxml.ExternalReferenceForbidden:
-        raise StanzaRejected("external references are not allowed") from None
-    except ElementTree.ParseError as exc:
-        raise StanzaRejected(f"malformed XML ({exc})") from None
 
 
 def split_tag(tag: str) -> tuple[str, str]:
@@ -340,7 +267,7 @@ def view_of_tree(root: ElementTree.Element, raw: str, stream_ns: str = "jabber:c
     or the tree beyond the limits, not a stanza, an element without a namespace (it would merge with the
     implicit one) or in a namespace written with an undeclared prefix, a carriage return in text, or a
     carriage return, line feed or tab in an attribute value (a parser normalises those)."""
-    if not _within_size(raw) or not _faithful(root):
+    if not within_size(raw) or not _faithful(root):
         return None
     stanza_ns, _ = split_tag(root.tag)
     try:
