@@ -9,12 +9,13 @@ store calls both versions have (``append_evidence``, ``enable_group_commit``, ``
 same rows: a receipt-like entry about one of the stored messages, scattered over them.
 
 Rounds alternate between the sides in pairs (before-now, now-before, ...), so the loaded VM's drift hits
-both alike. Printed per mode: each side's µs per append, wall and the driver's CPU time (all its threads; on
-PostgreSQL the client's alone), and the median of the per-pair ratios now / before. Modes: SQLite one
-commit each (a store call outside an event loop), SQLite grouped and PostgreSQL grouped (``TASKS`` tasks on
-one event loop with group commit, each appending one entry and awaiting ``durable()``, as the service
-appends). ``--callgrind N`` adds instructions per SQLite append (valgrind; per side, two runs from copies of
-one pre-filled store: ``WARM`` + N appends less ``WARM`` appends, divided by N).
+both alike. Printed per mode: each side's µs per append, wall and the driver's CPU time (all its threads;
+on PostgreSQL the client's alone), the median of the per-pair ratios now / before, and the CPU time's
+system part (counted in clock ticks: summed only). Modes: SQLite one commit each (a store call outside an
+event loop), SQLite grouped and PostgreSQL grouped (``TASKS`` tasks on one event loop with group commit,
+each appending one entry and awaiting ``durable()``, as the service appends). ``--callgrind N`` adds
+instructions per SQLite append (valgrind; per side, two runs from copies of one pre-filled store: ``WARM``
++ N appends less ``WARM`` appends, divided by N).
 
     .venv/bin/python bench/append_vs_before.py [--before bc96e86] [--after REV] [--pairs 40]
         [--modes sqlite-one,sqlite-grouped,postgres-grouped] [--callgrind 2000]
@@ -141,9 +142,10 @@ def driver(backend: str, target: str) -> None:
     try:
         for line in sys.stdin:
             mode, count = line.split()
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall, cpu, system = time.perf_counter(), time.process_time(), os.times().system
             writers[mode](store, int(count))
-            print(time.perf_counter() - wall, time.process_time() - cpu, flush=True)
+            took = time.perf_counter() - wall, time.process_time() - cpu, os.times().system - system
+            print(*took, flush=True)
     finally:
         store.close()
 
@@ -163,13 +165,12 @@ class Side:
         if not ready or ready[0] != "ready" or not ready[1].startswith(str(engine)):
             raise RuntimeError(f"{name}: driver did not start on {engine}: {ready}")
 
-    def round(self, mode: str, count: int) -> tuple[float, float]:
-        """Wall and CPU seconds of ``count`` appends."""
+    def round(self, mode: str, count: int) -> tuple[float, ...]:
+        """Wall, CPU and (of that) system CPU seconds of ``count`` appends."""
         assert self._process.stdin is not None and self._process.stdout is not None
         self._process.stdin.write(f"{mode} {count}\n")
         self._process.stdin.flush()
-        wall, cpu = self._process.stdout.readline().split()
-        return float(wall), float(cpu)
+        return tuple(float(seconds) for seconds in self._process.stdout.readline().split())
 
     def close(self) -> None:
         assert self._process.stdin is not None
@@ -183,19 +184,21 @@ def measure(sides: dict[str, Side], mode: str, pairs: int) -> None:
     count = ROUND[mode]
     for side in sides.values():
         side.round(kind, count)
-    took: dict[str, list[tuple[float, float]]] = {name: [] for name in SIDES}
+    took: dict[str, list[tuple[float, ...]]] = {name: [] for name in SIDES}
     for p in range(pairs):
         for name in SIDES if p % 2 == 0 else reversed(SIDES):
             took[name].append(sides[name].round(kind, count))
     figures = []
+    per_append = 1e6 / (pairs * count)
     for i, label in enumerate(("wall", "CPU")):
         before, now = ([t[i] for t in took[name]] for name in SIDES)
         ratio = statistics.median(n / b for b, n in zip(before, now, strict=True))
-        per_append = 1e6 / (pairs * count)
         figures.append(
             f"{label} {sum(before) * per_append:5.0f} µs before, {sum(now) * per_append:5.0f} now"
             f" (median of pairs {(ratio - 1) * 100:+.1f}%)"
         )
+    system = {name: sum(t[2] for t in took[name]) * per_append for name in SIDES}
+    figures.append(f"of the CPU, system {system['before']:4.0f} µs before, {system['now']:4.0f} now")
     print(f"{mode:17} {pairs} pairs of {count}: " + " | ".join(figures), flush=True)
 
 
