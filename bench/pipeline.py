@@ -7,10 +7,12 @@ per loop iteration, i.e. per commit).
 Per message the harness first stores the message and its attempt and builds the three events (the receipt
 with its parsed view, as the provider hands it on); ``--setup-only`` does only that, so that the events'
 own cost is the difference. Instruction counts are the load-independent figure: run under callgrind with
-two message counts and take the difference, with and without ``--setup-only`` (bench/README.md):
+two message counts and take the difference, with and without ``--setup-only`` (bench/README.md).
+``--callgrind`` turns callgrind's instrumentation on just before the messages (start it with
+``--instr-atstart=no``: imports and the policy's rule engine then run uninstrumented, several times faster):
 
-    valgrind --tool=callgrind --callgrind-out-file=cg.300 .venv/bin/python bench/pipeline.py --messages 300
-    valgrind --tool=callgrind --callgrind-out-file=cg.900 .venv/bin/python bench/pipeline.py --messages 900
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=cg.100 \
+        .venv/bin/python bench/pipeline.py --callgrind --messages 100   # then 400; (Ir 400 - Ir 100) / 300
     .venv/bin/python bench/pipeline.py --messages 3000 --profile 25   # cProfile, top 25 by own time
 """
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
+import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -76,7 +80,7 @@ def _events(store: SqliteStore, n: int) -> tuple[NativeEvent, NativeEvent, Nativ
     )
 
 
-async def run(messages: int, setup_only: bool, profile: int, batch: int) -> None:
+async def run(messages: int, setup_only: bool, profile: int, batch: int, callgrind: bool) -> None:
     classifier = Classifier(load_policy())
     commands = CommandTable.from_mapping(classifier.policy.commands)
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +92,9 @@ async def run(messages: int, setup_only: bool, profile: int, batch: int) -> None
                                     dead_letter=sink.dead_letter, late=sink.is_late,
                                     contexts=sink.tracking_context)
         profiler = cProfile.Profile() if profile else None
+        if callgrind:
+            subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True,
+                           capture_output=True)
         handled = 0
         cpu = time.process_time()
         for n in range(messages):
@@ -119,6 +126,8 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--setup-only", action="store_true", help="store messages and attempts, no events")
     parser.add_argument("--batch", type=int, default=20, help="sends per group-commit batch")
+    parser.add_argument("--callgrind", action="store_true", help="callgrind's instrumentation on here")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile the events, top N")
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.messages, arguments.setup_only, arguments.profile, arguments.batch))
+    asyncio.run(run(arguments.messages, arguments.setup_only, arguments.profile, arguments.batch,
+                    arguments.callgrind))
