@@ -383,12 +383,14 @@ class EvidencePipeline:
 
     def _classify(self, fact: dict[str, Any]) -> Classification:
         """Classify, memoized per policy version: most facts repeat exactly (every sm_ack of a chat message
-        to a bare JID looks the same), and the rule engine costs far more than a dict lookup."""
+        to a bare JID looks the same), and the rule engine costs far more than a dict lookup. The key keeps
+        the fact's field order (the fact builders add fields in a fixed order; an equal fact built in
+        another order only costs a second entry)."""
         version = self._classifier.policy.version
         if version != self._cache_version or len(self._cache) >= CLASSIFICATION_CACHE_SIZE:
             self._cache.clear()
             self._cache_version = version
-        key = tuple(sorted(fact.items()))
+        key = tuple(fact.items())
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = self._classifier.classify(fact)
