@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,17 @@ from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.policy.commands import CommandTable, sanitize_text
 from xmpp_connect.policy.paths import default_policy_dir
 from xmpp_connect.policy.vocabulary import Vocabulary
-from xmpp_connect.xmpp.jids import bare, is_valid_jid, normalize, resource
+from xmpp_connect.xmpp import jids
+from xmpp_connect.xmpp.jids import is_valid_jid
 from xmpp_connect.xmpp.stanzas import ROOM_ANONYMITY_FEATURES, StanzaView, parse_stanza
+
+JID_CACHE_SIZE = 1024
+"""How many JIDs' bare form, normal form and resource are kept computed: a fact compares the sender's and
+the addressee's several times, and the same few JIDs answer message after message (as many as the
+validity check keeps, jids.VALIDITY_CACHE_SIZE: a JID may be 3 KiB)."""
+bare = lru_cache(maxsize=JID_CACHE_SIZE)(jids.bare)
+normalize = lru_cache(maxsize=JID_CACHE_SIZE)(jids.normalize)
+resource = lru_cache(maxsize=JID_CACHE_SIZE)(jids.resource)
 
 FEATURE_RECEIPTS = "urn:xmpp:receipts"
 FEATURE_MARKERS = "urn:xmpp:chat-markers:0"
