@@ -6,8 +6,10 @@ per loop iteration, i.e. per commit).
 
 Per message the harness first stores the message and its attempt and builds the three events (the receipt
 with its parsed view, as the provider hands it on); ``--setup-only`` does only that, so that the events'
-own cost is the difference. Instruction counts are the load-independent figure: run under callgrind with
-two message counts and take the difference, with and without ``--setup-only`` (bench/README.md).
+own cost is the difference; ``--without-recorder`` leaves the recorder out (the pipeline's sink drops
+each observation), so that the recorder's share is the difference. Instruction counts are the
+load-independent figure: run under callgrind with two message counts and take the difference
+(bench/README.md).
 ``--callgrind`` turns callgrind's instrumentation on just before the messages (start it with
 ``--instr-atstart=no``: imports and the policy's rule engine then run uninstrumented, several times faster):
 
@@ -80,7 +82,9 @@ def _events(store: SqliteStore, n: int) -> tuple[NativeEvent, NativeEvent, Nativ
     )
 
 
-async def run(messages: int, setup_only: bool, profile: int, batch: int, callgrind: bool) -> None:
+async def run(
+    messages: int, setup_only: bool, profile: int, batch: int, callgrind: bool, without_recorder: bool
+) -> None:
     classifier = Classifier(load_policy())
     commands = CommandTable.from_mapping(classifier.policy.commands)
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,9 +92,13 @@ async def run(messages: int, setup_only: bool, profile: int, batch: int, callgri
         store.enable_group_commit(asyncio.get_running_loop())
         recorder = Recorder(store, classifier.policy.precedence)
         sink = TenantRecorder(recorder, store, TENANT)
-        pipeline = EvidencePipeline(classifier, commands, StoreOutboundIndex(store, TENANT), sink,
-                                    dead_letter=sink.dead_letter, late=sink.is_late,
-                                    contexts=sink.tracking_context)
+        pipeline = (
+            EvidencePipeline(classifier, commands, StoreOutboundIndex(store, TENANT), lambda _o: None)
+            if without_recorder
+            else EvidencePipeline(classifier, commands, StoreOutboundIndex(store, TENANT), sink,
+                                  dead_letter=sink.dead_letter, late=sink.is_late,
+                                  contexts=sink.tracking_context)
+        )
         profiler = cProfile.Profile() if profile else None
         if callgrind:
             subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True,
@@ -126,8 +134,10 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--setup-only", action="store_true", help="store messages and attempts, no events")
     parser.add_argument("--batch", type=int, default=20, help="sends per group-commit batch")
+    parser.add_argument("--without-recorder", action="store_true",
+                        help="the pipeline alone (its outbound index on the store), observations dropped")
     parser.add_argument("--callgrind", action="store_true", help="callgrind's instrumentation on here")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile the events, top N")
     arguments = parser.parse_args()
     asyncio.run(run(arguments.messages, arguments.setup_only, arguments.profile, arguments.batch,
-                    arguments.callgrind))
+                    arguments.callgrind, arguments.without_recorder))
