@@ -61,6 +61,9 @@ JID_CACHE_SIZE = 1024
 """How many JIDs' bare form, normal form and resource are kept computed: a fact compares the sender's and
 the addressee's several times, and the same few JIDs answer message after message (as many as the
 validity check keeps, jids.VALIDITY_CACHE_SIZE: a JID may be 3 KiB)."""
+CHECKED_FACTS_SIZE = 4096
+"""How many distinct facts that passed the vocabulary check are remembered."""
+_CHECKED_FACTS: set[tuple[tuple[tuple[str, Any], ...], tuple[type, ...]]] = set()
 bare = lru_cache(maxsize=JID_CACHE_SIZE)(jids.bare)
 normalize = lru_cache(maxsize=JID_CACHE_SIZE)(jids.normalize)
 resource = lru_cache(maxsize=JID_CACHE_SIZE)(jids.resource)
@@ -90,8 +93,20 @@ def default_vocabulary() -> Vocabulary:
 
 
 def check_fact(fact: Mapping[str, Any]) -> None:
-    """FactError (a ValueError) when a field is not in the vocabulary or its value does not fit it."""
+    """FactError (a ValueError) when a field is not in the vocabulary or its value does not fit it. A fact
+    equal to one that passed, field order and value types included, passes without a second look (the
+    vocabulary is fixed; most facts repeat exactly)."""
+    key = (tuple(fact.items()), tuple(map(type, fact.values())))
+    try:
+        if key in _CHECKED_FACTS:
+            return
+    except TypeError:  # an unhashable value: checked without the memo
+        default_vocabulary().check_fact(dict(fact))
+        return
     default_vocabulary().check_fact(dict(fact))
+    if len(_CHECKED_FACTS) >= CHECKED_FACTS_SIZE:
+        _CHECKED_FACTS.clear()
+    _CHECKED_FACTS.add(key)
 
 
 def _outbound_ids(outbound: OutboundRecord | None) -> frozenset[str]:
