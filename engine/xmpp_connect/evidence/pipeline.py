@@ -43,6 +43,8 @@ FEATURE_RECEIPTS = "urn:xmpp:receipts"
 FEATURE_MARKERS = "urn:xmpp:chat-markers:0"
 FEATURE_OFFLINE_STORAGE = "msgoffline"
 FEATURE_MUC = "http://jabber.org/protocol/muc"
+CLIENT_FEATURES = (FEATURE_RECEIPTS, FEATURE_MARKERS)
+"""The client capabilities a context reports (cap_receipts, cap_markers), looked up together."""
 CUMULATIVE_MARKERS = frozenset({"displayed", "acknowledged"})
 SUBSCRIPTION_PRESENCE_TYPES = frozenset(
     {"subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"}
@@ -312,6 +314,9 @@ class EvidencePipeline:
         capability_jid = sender if sender and "/" in sender else addressee
         rooms = self.rooms(account)
         room = addressee if addressee and rooms.is_room(addressee) else None
+        cap_receipts, cap_markers = (
+            presence.supports_each(capability_jid, CLIENT_FEATURES) if capability_jid else (None, None)
+        )
         return CorrelationContext(
             outbound=outbound,
             known_resources=known,
@@ -320,8 +325,8 @@ class EvidencePipeline:
                 len(presence.available_resources(addressee)) if addressee and available is not None else None
             ),
             subscription=presence.subscription(addressee) if addressee else None,
-            cap_receipts=presence.supports(capability_jid, FEATURE_RECEIPTS) if capability_jid else None,
-            cap_markers=presence.supports(capability_jid, FEATURE_MARKERS) if capability_jid else None,
+            cap_receipts=cap_receipts,
+            cap_markers=cap_markers,
             cap_offline_storage=(
                 FEATURE_OFFLINE_STORAGE in self._server_features[account]
                 if account in self._server_features else None
@@ -383,12 +388,14 @@ class EvidencePipeline:
 
     def _classify(self, fact: dict[str, Any]) -> Classification:
         """Classify, memoized per policy version: most facts repeat exactly (every sm_ack of a chat message
-        to a bare JID looks the same), and the rule engine costs far more than a dict lookup."""
+        to a bare JID looks the same), and the rule engine costs far more than a dict lookup. The key keeps
+        the fact's field order (the fact builders add fields in a fixed order; an equal fact built in
+        another order only costs a second entry)."""
         version = self._classifier.policy.version
         if version != self._cache_version or len(self._cache) >= CLASSIFICATION_CACHE_SIZE:
             self._cache.clear()
             self._cache_version = version
-        key = tuple(sorted(fact.items()))
+        key = tuple(fact.items())
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = self._classifier.classify(fact)

@@ -50,6 +50,8 @@ SENDER_SCOPED_KINDS = frozenset({"receipt", "marker", "muc_marker", "stanza_erro
 receipts and markers with fresh ids): deduplicated by message, kind and sender full JID."""
 DECIDER_CACHE_SIZE = 4096
 """How many attempts' deciding events the recorder keeps in memory (a miss reads the store)."""
+ENDPOINT_REF_CACHE_SIZE = 4096
+"""How many (tenant, JID) endpoint references the recorder keeps computed."""
 ENDPOINT_KINDS = frozenset({"adapter_accepted", "adapter_scheduled"})
 """Outcomes after which the message's endpoint is kept, so its ``ep_`` reference can be looked up."""
 
@@ -117,6 +119,7 @@ class Recorder:
         guessed to have none yet (its first evidence, mostly). A decider is only ever replaced by a stronger
         one, so the real one is at least as strong as the guess; the conditional write checks the guess,
         and fails (then the store is read) when another writer moved the attempt or it does not exist."""
+        self._endpoint_refs: dict[tuple[str, str], str] = {}
 
     def events(self, evidence: Evidence) -> tuple[EvidenceEvent, ...]:
         """The log entries the evidence becomes (not stored)."""
@@ -140,7 +143,7 @@ class Recorder:
             case_id=case_id,
             participant_id=participant_id,
             correlation_id=correlation_id,
-            endpoint_ref=endpoint_ref(tenant_id, about) if about else None,
+            endpoint_ref=self._endpoint_ref(tenant_id, about) if about else None,
             raw_ref=evidence.raw_ref,
             dedupe=evidence.dedupe,
             sender_jid=sender_jid,
@@ -226,6 +229,16 @@ class Recorder:
                 self._deciders[key] = best
                 return
             guessed = False
+
+    def _endpoint_ref(self, tenant_id: str, jid: str) -> str:
+        """``endpoint_ref``, memoized: every event of a send names the same endpoint (a digest each time)."""
+        key = (tenant_id, jid)
+        ref = self._endpoint_refs.get(key)
+        if ref is None:
+            if len(self._endpoint_refs) >= ENDPOINT_REF_CACHE_SIZE:
+                self._endpoint_refs.clear()
+            ref = self._endpoint_refs[key] = endpoint_ref(tenant_id, jid)
+        return ref
 
     def _sender(self, tenant_id: str, sender: str | None) -> tuple[str | None, str | None]:
         """The sender's full JID and resource; with JIDs hidden, no JID and an opaque resource reference."""

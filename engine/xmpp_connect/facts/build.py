@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,20 @@ from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.policy.commands import CommandTable, sanitize_text
 from xmpp_connect.policy.paths import default_policy_dir
 from xmpp_connect.policy.vocabulary import Vocabulary
-from xmpp_connect.xmpp.jids import bare, is_valid_jid, normalize, resource
+from xmpp_connect.xmpp import jids
+from xmpp_connect.xmpp.jids import is_valid_jid
 from xmpp_connect.xmpp.stanzas import ROOM_ANONYMITY_FEATURES, StanzaView, parse_stanza
+
+JID_CACHE_SIZE = 1024
+"""How many JIDs' bare form, normal form and resource are kept computed: a fact compares the sender's and
+the addressee's several times, and the same few JIDs answer message after message (as many as the
+validity check keeps, jids.VALIDITY_CACHE_SIZE: a JID may be 3 KiB)."""
+CHECKED_FACTS_SIZE = 4096
+"""How many distinct facts that passed the vocabulary check are remembered."""
+_CHECKED_FACTS: set[tuple[tuple[tuple[str, Any], ...], tuple[type, ...]]] = set()
+bare = lru_cache(maxsize=JID_CACHE_SIZE)(jids.bare)
+normalize = lru_cache(maxsize=JID_CACHE_SIZE)(jids.normalize)
+resource = lru_cache(maxsize=JID_CACHE_SIZE)(jids.resource)
 
 FEATURE_RECEIPTS = "urn:xmpp:receipts"
 FEATURE_MARKERS = "urn:xmpp:chat-markers:0"
@@ -81,8 +93,20 @@ def default_vocabulary() -> Vocabulary:
 
 
 def check_fact(fact: Mapping[str, Any]) -> None:
-    """FactError (a ValueError) when a field is not in the vocabulary or its value does not fit it."""
+    """FactError (a ValueError) when a field is not in the vocabulary or its value does not fit it. A fact
+    equal to one that passed, field order and value types included, passes without a second look (the
+    vocabulary is fixed; most facts repeat exactly)."""
+    key = (tuple(fact.items()), tuple(map(type, fact.values())))
+    try:
+        if key in _CHECKED_FACTS:
+            return
+    except TypeError:  # an unhashable value: checked without the memo
+        default_vocabulary().check_fact(dict(fact))
+        return
     default_vocabulary().check_fact(dict(fact))
+    if len(_CHECKED_FACTS) >= CHECKED_FACTS_SIZE:
+        _CHECKED_FACTS.clear()
+    _CHECKED_FACTS.add(key)
 
 
 def _outbound_ids(outbound: OutboundRecord | None) -> frozenset[str]:

@@ -113,18 +113,29 @@ class PresenceTracker:
         it, False when every discovered resource (the available ones, once presence is known) does not,
         None when nothing was discovered.
         """
+        return self.supports_each(jid, (feature,))[0]
+
+    def supports_each(self, jid: str, features: tuple[str, ...]) -> tuple[bool | None, ...]:
+        """``supports`` for each of ``features``, the discovered clients at ``jid`` looked up once."""
+        answers = self._answers(jid)
+        if not answers:
+            return (None,) * len(features)
+        return tuple(any(feature in advertised for advertised in answers) for feature in features)
+
+    def _answers(self, jid: str) -> list[frozenset[str]]:
+        """What the client(s) at ``jid`` advertised: a full JID's own answer, or those of a bare JID's
+        discovered resources (the available ones, once presence is known)."""
         if "/" in jid:
             features = self._features.get(jid)
-            return None if features is None else feature in features
+            return [] if features is None else [features]
+        if not self._features:
+            return []
         bare = conversation_of(jid)
         candidates = (
             self.available_resources(jid) if bare in self._resources
             else {full for full in self._features if conversation_of(full) == bare}
         )
-        answers = [self._features[full] for full in candidates if full in self._features]
-        if not answers:
-            return None
-        return any(feature in features for features in answers)
+        return [self._features[full] for full in candidates if full in self._features]
 
 
 @dataclass(frozen=True)
