@@ -58,7 +58,10 @@ SIDES = ("before", "now")
 
 
 def driver(backend: str, target: str) -> None:
-    """The driver process: pre-fill a store, then answer ``mode count`` lines with ``wall cpu`` seconds."""
+    """The driver process: pre-fill a store, then answer ``mode count`` lines with ``wall cpu`` seconds.
+
+    Its entries are bench/store.py's ACK and RECEIPT written out again on purpose: the driver also runs on
+    the old tree, where bench/store.py's imports (the chain, the ids) do not exist."""
     from xmpp_connect.model.classification import Assessment
     from xmpp_connect.model.evidence import EvidenceEvent
     from xmpp_connect.store import PostgresStore, SqliteStore
