@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 
 from xmpp_connect.model.evidence import dedupe_event_id
 from xmpp_connect.model.ids import message_time, time_ordered
 from xmpp_connect.sending.ids import message_id
+from xmpp_connect.store import SqliteStore
 from xmpp_connect.store.idempotency import operation_id, stanza_id, timer_id
 
 AT = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
@@ -53,3 +55,18 @@ def test_the_first_stanza_id_sorts_with_its_operation_and_one_of_before_is_made_
     operation = operation_id("t", "k", AT)
     assert stanza_id("t", "k", operation) == "xc-" + operation[7:19] + _sha("stanza", "t", "k")[:20]
     assert stanza_id("t", "k", "xmppop_" + "ab" * 12) == "xc-" + _sha("stanza", "t", "k")[:24]
+
+
+def test_raw_stanza_ids_are_time_ordered_by_their_recording(tmp_path):
+    """A raw stanza's id starts with the time it was recorded (not the stanza's own time, which may be an
+    archive's or a delay stamp's): new rows go to the primary key's right edge."""
+    store = SqliteStore(tmp_path / "ids.sqlite3")
+    before = datetime.now(UTC)
+    refs = [store.record_raw("t", "stream", "<message xmlns='jabber:client' id='m'/>",
+                             datetime(2020, 1, 1, tzinfo=UTC)) for _ in range(3)]
+    after = datetime.now(UTC)
+    lowest, highest = (time_ordered(at, "") for at in (before, after))
+    for ref in refs:
+        assert re.fullmatch(r"raw_[0-9a-f]{32}", ref.raw_event_id)
+        assert lowest <= ref.raw_event_id.removeprefix("raw_")[:12] <= highest
+    assert len({ref.raw_event_id for ref in refs}) == 3

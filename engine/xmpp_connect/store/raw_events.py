@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
-from datetime import datetime, timedelta
+import secrets
+from datetime import UTC, datetime, timedelta
 
+from xmpp_connect.model.ids import time_ordered
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.records import (
     RAW_SOURCES,
@@ -40,7 +41,7 @@ class RawEvents(SqlBase):
             if content != stanza_xml:
                 self._redacted.put(stanza_xml, stored)
         content, digest = stored
-        ref = RawEventRef(tenant_id, "raw_" + uuid.uuid4().hex, source, received_at, redact, storage_ref)
+        ref = RawEventRef(tenant_id, new_raw_event_id(), source, received_at, redact, storage_ref)
         with self._write() as conn:
             self._exec(
                 conn,
@@ -111,3 +112,9 @@ class RawEvents(SqlBase):
                 )
         log.info("retention purge raw_events=%d presence_history=%d", raw, history)
         return PurgeReport(raw, history)
+
+
+def new_raw_event_id() -> str:
+    """``raw_`` + the recording time and 20 random hex digits (spec/ids.md): each new row goes to the
+    primary key's right edge, as the time-ordered ids of a send do."""
+    return "raw_" + time_ordered(datetime.now(UTC), secrets.token_hex(10))
