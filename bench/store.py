@@ -8,14 +8,17 @@ loop iteration's appends are one transaction), in two patterns: **scattered** (r
 over the store: the worst case for any index) and **recent** (as the service appends: a new send's first
 event and a receipt about one of the last sends, in turn); and assessments (read a message's log, compute its
 assessment) of scattered and of recent messages. A ratio of the largest store's over the smallest's near 1
-means the per-event cost does not grow with the store.
+means the per-event cost does not grow with the store. Wall and CPU time and page faults are printed. The
+sweep runs twice: on fresh connections ("cold", each page a connection touches first costs it a page
+fault), then after a warm-up of unmeasured appends and assessments ("warm", as a running service's
+connections are).
 
 The append cost is measured with and without the evidence hash chain in the same run (A/B, alternating
 rounds on the same store, so the VM's drift hits both alike), both ways; on PostgreSQL also with several
 writers (a store, a thread and an event loop each, as replicas would be).
 
     .venv/bin/python bench/store.py [--sizes 10000,100000,1000000] [--backends sqlite,postgres]
-                                    [--ids ordered|digest]
+                                    [--ids ordered|digest] [--warm 0.0625] [--ab-samples 8000]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import itertools
 import multiprocessing
 import os
 import random
+import resource
 import secrets
 import statistics
 import tempfile
@@ -384,13 +388,27 @@ def in_groups(store: SqlStore, steps: Iterator[Step]) -> None:
     asyncio.run(appends())
 
 
-def sweep(workloads: list[Workload], samples: int, rounds: int = 16) -> None:
+Measured = tuple[float, float, float]
+"""One measurement: wall µs, CPU µs (the process's, every thread) and minor page faults, per operation."""
+
+
+def measured(operation: Callable[[Workload], float], workload: Workload, count: int) -> Measured:
+    """``operation`` on ``workload`` (``count`` operations; it returns wall µs each), with its CPU time and
+    page faults."""
+    cpu, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    wall = operation(workload)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    return wall, (time.process_time() - cpu) / count * 1e6, faults / count
+
+
+def sweep(workloads: list[Workload], samples: int, pool: ThreadPoolExecutor, label: str,
+          rounds: int = 16) -> None:
     """Each operation on every store, ``samples`` per store in ``rounds`` rounds; a round measures the
-    stores one after the other, the order alternating, so the VM's drift hits all sizes alike. Printed per
-    operation: µs per store (median of its rounds) and the largest store's over the smallest's (median of
-    the rounds' ratios, and their range)."""
+    stores one after the other, the order alternating, so the VM's drift hits all sizes alike. Appends run
+    on the pool's thread (the writer's connection), assessments on this one. Printed per operation: wall
+    and CPU µs per store (median of its rounds), the largest store's over the smallest's (median of the
+    rounds' ratios, and their range), and minor page faults per operation (median)."""
     count = max(1, samples // rounds)
-    pool = ThreadPoolExecutor(1)
     operations: dict[str, Callable[[Workload], float]] = {
         "append scattered, one commit each": lambda w: w.append_µs(pool, commit_each, w.scattered, count),
         "append scattered, grouped": lambda w: w.append_µs(pool, in_groups, w.scattered, count),
@@ -399,34 +417,51 @@ def sweep(workloads: list[Workload], samples: int, rounds: int = 16) -> None:
         "assess scattered": lambda w: w.assess_µs(lambda: w._rng.randrange(w.size), count),
         "assess recent": lambda w: w.assess_µs(w._recent, count),
     }
-    taken: dict[str, dict[int, list[float]]] = {name: {w.size: [] for w in workloads} for name in operations}
-    try:
-        for r in range(rounds):
-            for name, operation in operations.items():
-                for workload in workloads if r % 2 == 0 else workloads[::-1]:
-                    taken[name][workload.size].append(operation(workload))
-    finally:
-        pool.shutdown()
+    taken: dict[str, dict[int, list[Measured]]] = {
+        name: {w.size: [] for w in workloads} for name in operations
+    }
+    for r in range(rounds):
+        for name, operation in operations.items():
+            for workload in workloads if r % 2 == 0 else workloads[::-1]:
+                taken[name][workload.size].append(measured(operation, workload, count))
     backend = workloads[0].store.backend
     small, large = workloads[0].size, workloads[-1].size
     for name, per_size in taken.items():
-        ratios = sorted(a / b for a, b in zip(per_size[large], per_size[small], strict=True))
-        figures = " | ".join(f"{size:,}: {statistics.median(µs):5.0f} µs" for size, µs in per_size.items())
-        print(
-            f"{backend:8} {name:34} {figures} | {large // 1000:,}k/{small // 1000:,}k"
-            f" {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})",
-            flush=True,
-        )
+        line = [f"{backend:8} {label:4} {name:34}"]
+        for i, unit in ((0, "µs"), (1, "µs CPU")):
+            ratios = sorted(a[i] / b[i] for a, b in zip(per_size[large], per_size[small], strict=True))
+            figures = " ".join(f"{statistics.median(m[i] for m in ms):5.0f}" for ms in per_size.values())
+            line.append(f"{figures} {unit}, {large // 1000:,}k/{small // 1000:,}k"
+                        f" {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})")
+        faults = " ".join(f"{statistics.median(m[2] for m in ms):.1f}" for ms in per_size.values())
+        print(" | ".join(line) + f" | faults {faults}", flush=True)
 
 
-def run(workloads: list[Workload], samples: int, ab_samples: int,
+def warm_up(workloads: list[Workload], per_message: float, pool: ThreadPoolExecutor) -> None:
+    """As a service's connections are after running a while: ``per_message`` scattered grouped appends per
+    stored message on the writer's connection, and as many scattered assessments on the reader's, unmeasured
+    (their first touch of a page costs a connection a page fault: its mmap, its page cache growing)."""
+    for w in workloads:
+        began, count = time.perf_counter(), max(1, int(w.size * per_message))
+        w.append_µs(pool, in_groups, w.scattered, count)
+        w.assess_µs(lambda w=w: w._rng.randrange(w.size), count)
+        print(f"{w.store.backend:8} warmed {w.size:,} msgs: {count:,} appends and assessments in"
+              f" {time.perf_counter() - began:.0f} s", flush=True)
+
+
+def run(workloads: list[Workload], samples: int, ab_samples: int, warm: float,
         writers: Callable[[int], OneWriter | ReplicaWriters], counts: tuple[int, ...] = (1,)) -> None:
-    """The size sweep (``samples`` operations of each kind per store), then the chain A/B (``ab_samples``
-    appends each way, on the largest store) with each count of writers."""
+    """The size sweep (``samples`` operations of each kind per store) on fresh connections ("cold"), then
+    unless ``warm`` is 0 the warm-up and the sweep again ("warm"), then unless ``ab_samples`` is 0 the
+    chain A/B (``ab_samples`` appends each way, on the largest store) with each count of writers."""
     for workload in workloads:
         print(f"{workload.store.backend:8} loaded {workload.load()}", flush=True)
-    sweep(workloads, samples)
-    for count in counts:
+    with ThreadPoolExecutor(1) as pool:
+        sweep(workloads, samples, pool, "cold")
+        if warm:
+            warm_up(workloads, warm, pool)
+            sweep(workloads, samples, pool, "warm")
+    for count in counts if ab_samples else ():
         ab_writers = writers(count)
         try:
             for writer in (one_commit_each, grouped):
@@ -442,7 +477,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4000, help="appends and assessments per size")
     parser.add_argument("--ids", choices=sorted(IDS), default="ordered",
                         help="ids: time-ordered (as the service makes them) or digests (as it made them)")
-    parser.add_argument("--ab-samples", type=int, default=8000, help="appends per chain A/B")
+    parser.add_argument("--ab-samples", type=int, default=8000, help="appends per chain A/B (0: none)")
+    parser.add_argument("--warm", type=float, default=1 / 16,
+                        help="warm-up operations per stored message, then a second sweep (0: none)")
     parser.add_argument("--pg-writers", default="1,4", help="writer threads for the PostgreSQL chain A/B")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -455,7 +492,7 @@ def main() -> None:
             stores = [SqliteStore(Path(directory) / f"bench{size}.sqlite3") for size in sizes]
             try:
                 workloads = [Workload(store, n, message) for store, n in zip(stores, sizes, strict=True)]
-                run(workloads, args.samples, args.ab_samples, lambda count: OneWriter(stores[-1]))
+                run(workloads, args.samples, args.ab_samples, args.warm, lambda count: OneWriter(stores[-1]))
             finally:
                 for store in stores:
                     store.close()
@@ -477,7 +514,7 @@ def main() -> None:
         try:
             counts = tuple(int(n) for n in args.pg_writers.split(","))
             workloads = [Workload(store, size, message) for store, size in zip(stores, sizes, strict=True)]
-            run(workloads, args.samples, args.ab_samples, writers, counts)
+            run(workloads, args.samples, args.ab_samples, args.warm, writers, counts)
         finally:
             with psycopg.connect(PG_DSN, autocommit=True) as conn:
                 for store, schema in zip(stores, schemas, strict=True):
