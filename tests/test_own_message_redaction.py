@@ -4,57 +4,15 @@ same bytes, so the same digest, as redaction through the parser, for every shape
 from __future__ import annotations
 
 import hashlib
-import random
 
 import pytest
 
-from xmpp_connect.providers.stanza_builders import OutboundMessage, groupchat_xml, message_xml
+from awkward_messages import AWKWARD, awkward_messages
+from xmpp_connect.providers.stanza_builders import OutboundMessage, message_xml
 from xmpp_connect.xmpp.own_message_redaction import redact_own_message
 from xmpp_connect.xmpp.redaction import UNPARSEABLE, redact_parsed, redact_stanza
 
-AWKWARD = [
-    "Incident 42: please acknowledge.",
-    "",
-    " ",
-    "<b>bold</b> & 'quoted' \"double\" ]]> ]] >",
-    "&amp; &lt; &#38; &unknown; <![CDATA[x]]> <!-- c --> <?pi x?>",
-    "line one\nline two\r\nline three\rend\t\ttab",
-    "naïve café – Ünïcödé 日本語 emoji 🚨🔥 \u200b zero-width \u00a0 nbsp",
-    "body </body><body>second</body>",
-    "x" * 20_000,
-    "🚨" * 3_000 + "\n" * 100,
-    "C1 \x85 \x9f controls, DEL \x7f",
-    "\ufffd replacement",
-]
-THREADS = [None, "thread-1", "t <&> \"'", "multi\nline\ttab", "cr\r\nlf", "日本語 🧵", " "]
-RECIPIENTS = ["bob@localhost", "bob@example.net/phone", "o'brien@example.net", 'quote"d@example.net',
-              "bob@example.net/res with spaces", "ünï@example.net/日本", "bob@example.net/a\tb",
-              "bob@example.net/a&b", "bob@example.net/<x>", ""]
-STANZA_IDS = ["xc-0123456789abcdef0123456789abcdef", "x", "id'with'quotes", 'id"dq', "id&amp", "id\nnl"]
-
-
-def _messages() -> list[str]:
-    texts = []
-    for body in AWKWARD:
-        for request_receipt, markable in ((True, False), (False, False), (True, True), (False, True)):
-            texts.append(message_xml(OutboundMessage("bob@localhost", body, request_receipt=request_receipt,
-                                                     markable=markable), "xc-1"))
-            texts.append(groupchat_xml(OutboundMessage("room@conference.localhost", body, markable=markable),
-                                       "xc-2"))
-    choice = random.Random(17)
-    for _ in range(600):
-        message = OutboundMessage(
-            choice.choice(RECIPIENTS), choice.choice(AWKWARD)[:300], choice.choice(("chat", "normal")),
-            request_receipt=choice.random() < 0.5, markable=choice.random() < 0.5,
-            thread=choice.choice(THREADS),
-        )
-        sender = choice.choice((None, "notify.example.net", "comp'o\"nent.example.net"))
-        namespace = "jabber:component:accept" if sender else "jabber:client"
-        texts.append(message_xml(message, choice.choice(STANZA_IDS), sender=sender, namespace=namespace))
-    return texts
-
-
-MESSAGES = _messages()
+MESSAGES = [case.text for case in awkward_messages()]
 
 
 def test_every_message_the_send_path_writes_is_redacted_to_the_same_bytes_and_digest() -> None:

@@ -16,6 +16,7 @@ from xmpp_connect.providers.stanza_builders import (
     endpoint_type_of,
     groupchat_record_for,
     groupchat_xml,
+    message_element,
     message_xml,
     new_stanza_id,
     record_for,
@@ -30,7 +31,7 @@ def chat_message(message: OutboundMessage, client: Callable[[], AccountClient]) 
     stanza_id = message.stanza_id or new_stanza_id()
     record = record_for(message, stanza_id, datetime.now(UTC))
     raw = message_xml(message, stanza_id)
-    return _stanza(raw, client), record, raw
+    return _stanza(raw, message_element(message, stanza_id), client), record, raw
 
 
 def groupchat_message(message: OutboundMessage, client: Callable[[], AccountClient]) -> Queued:
@@ -38,14 +39,17 @@ def groupchat_message(message: OutboundMessage, client: Callable[[], AccountClie
     stanza_id = message.stanza_id or new_stanza_id()
     record = groupchat_record_for(message, stanza_id, datetime.now(UTC))
     raw = groupchat_xml(message, stanza_id)
-    return _stanza(raw, client), record, raw
+    return _stanza(raw, message_element(message, stanza_id, groupchat=True), client), record, raw
 
 
-def _stanza(raw: str, client: Callable[[], AccountClient]) -> Message:
-    try:
-        element = ET.fromstring(raw)
-    except ET.ParseError as error:
-        raise ValueError(f"message cannot be encoded as XML: {error}") from None
+def _stanza(raw: str, element: ET.Element | None, client: Callable[[], AccountClient]) -> Message:
+    """The stanza of the tree built beside the text (the same tree as the text's: tests/test_send_path.py), or
+    of the parsed text when none could be."""
+    if element is None:
+        try:
+            element = ET.fromstring(raw)
+        except ET.ParseError as error:
+            raise ValueError(f"message cannot be encoded as XML: {error}") from None
     return Message(stream=client(), xml=element)
 
 

@@ -3,6 +3,7 @@ receipt request, markable) and PubSub publish requests (an item id that carries 
 
 from __future__ import annotations
 
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -100,6 +101,39 @@ def groupchat_xml(message: OutboundMessage, stanza_id: str) -> str:
         parts.append(f"<markable xmlns='{MARKERS_NS}'/>")
     parts.append("</message>")
     return "".join(parts)
+
+
+def message_element(
+    message: OutboundMessage, stanza_id: str, *, groupchat: bool = False
+) -> ET.Element | None:
+    """The tree parsing ``message_xml`` (or ``groupchat_xml``) gives, built without writing and parsing the
+    text: the parser's line-end normalisation in element text, the attributes as written (their line ends
+    are character references). None when a value holds a character XML cannot carry: only the parser says
+    how that fails."""
+    thread = message.thread or stanza_id
+    if any(_NOT_XML.search(value) for value in (message.to_jid, stanza_id, message.body, thread)):
+        return None
+    message_type = GROUPCHAT if groupchat else message.message_type
+    attributes = {"to": message.to_jid, "type": message_type, "id": stanza_id}
+    root = ET.Element(f"{{{CLIENT_NS}}}message", attributes)
+    ET.SubElement(root, f"{{{CLIENT_NS}}}body").text = _parsed_text(message.body)
+    ET.SubElement(root, f"{{{CLIENT_NS}}}thread").text = _parsed_text(thread)
+    ET.SubElement(root, f"{{{SID_NS}}}origin-id", {"id": stanza_id})
+    if message.request_receipt and not groupchat:
+        ET.SubElement(root, f"{{{RECEIPTS_NS}}}request")
+    if message.markable:
+        ET.SubElement(root, f"{{{MARKERS_NS}}}markable")
+    return root
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _parsed_text(text: str) -> str | None:
+    """Element text as the parser gives it back: CR LF and CR read as LF, empty text as None."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text or None
 
 
 def build_message(message: OutboundMessage, stanza_id: str) -> ET.Element:
