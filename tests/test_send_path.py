@@ -7,11 +7,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from slixmpp import ClientXMPP
-from slixmpp.stanza import Message
+from slixmpp.stanza import Iq, Message
 from slixmpp.xmlstream.tostring import tostring
 
 from awkward_messages import awkward_messages
 from xmpp_connect.providers.slixmpp_messages import chat_message, groupchat_message
+from xmpp_connect.providers.slixmpp_text import as_written
 from xmpp_connect.providers.stanza_builders import OutboundMessage, message_element
 
 CASES = [case for case in awkward_messages() if case.sender is None]
@@ -53,3 +54,23 @@ def test_a_message_xml_cannot_carry_is_refused_as_before(body: str) -> None:
     assert message_element(message, "xc-1") is None
     with pytest.raises(ValueError):
         chat_message(message, lambda: client)  # type: ignore[arg-type]
+
+
+def test_the_last_filter_writes_what_slixmpps_send_loop_writes() -> None:
+    client = ClientXMPP("alice@localhost/adapter", "secret")
+    write = as_written(client)
+    for case in CASES:
+        stanza = Message(stream=client, xml=ET.fromstring(case.text))
+        assert write(stanza) == _wire(client, stanza), case.text
+    receipt = Message(stream=client, xml=ET.fromstring(
+        "<message xmlns='jabber:client' to='bob@localhost/phone' id='r1'>"
+        "<received xmlns='urn:xmpp:receipts' id='xc-1'/></message>"))
+    assert write(receipt) == _wire(client, receipt)
+
+
+def test_other_stanzas_are_left_to_slixmpp() -> None:
+    client, other = ClientXMPP("alice@localhost/adapter", "secret"), ClientXMPP("bob@localhost/x", "secret")
+    write = as_written(client)
+    iq = Iq(stream=client, stype="get", sto="localhost")
+    foreign = Message(stream=other, xml=ET.fromstring(CASES[0].text))
+    assert write(iq) is iq and write(foreign) is foreign

@@ -42,6 +42,7 @@ from xmpp_connect.providers.slixmpp_session import (
     keep_alive,
     new_client,
 )
+from xmpp_connect.providers.slixmpp_text import as_written
 from xmpp_connect.providers.stanza_builders import OutboundMessage
 from xmpp_connect.xmpp.stanzas import StanzaView
 
@@ -133,6 +134,7 @@ class SlixmppProvider:
         client = new_client(self.config, self.tuning)
         client.add_filter("out", self.outbound.on_outgoing)
         client.add_filter("out", self.groups.on_outgoing)
+        client.add_filter("out_sce", as_written(client))
         client.register_handler(Callback("xc inbound message", MatchRootTag("{jabber:client}message"),
                                          self.inbound.on_message))
         client.register_handler(Callback("xc inbound presence", MatchRootTag("{jabber:client}presence"),
