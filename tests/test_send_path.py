@@ -4,16 +4,17 @@ the bytes slixmpp writes, are the ones parsing the text gave."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import quoteattr
 
 import pytest
 from slixmpp import ClientXMPP
 from slixmpp.stanza import Iq, Message
 from slixmpp.xmlstream.tostring import tostring
 
-from awkward_messages import awkward_messages
+from awkward_messages import AWKWARD, RECIPIENTS, STANZA_IDS, awkward_messages
 from xmpp_connect.providers.slixmpp_messages import chat_message, groupchat_message
 from xmpp_connect.providers.slixmpp_text import as_written
-from xmpp_connect.providers.stanza_builders import OutboundMessage, message_element
+from xmpp_connect.providers.stanza_builders import OutboundMessage, _quoted, message_element
 
 CASES = [case for case in awkward_messages() if case.sender is None]
 
@@ -74,3 +75,9 @@ def test_other_stanzas_are_left_to_slixmpp() -> None:
     iq = Iq(stream=client, stype="get", sto="localhost")
     foreign = Message(stream=other, xml=ET.fromstring(CASES[0].text))
     assert write(iq) is iq and write(foreign) is foreign
+
+
+def test_attribute_values_are_quoted_as_quoteattr_quotes_them() -> None:
+    values = [*RECIPIENTS, *STANZA_IDS, *AWKWARD, "a'b\"c", "'", '"', "\r\n\t", "jabber:client"]
+    for value in values:
+        assert _quoted(value) == quoteattr(value)

@@ -48,9 +48,18 @@ def endpoint_type_of(jid: str) -> str:
 
 
 def _opening(to_jid: str, message_type: str, stanza_id: str, sender: str | None, namespace: str) -> str:
-    sender_attr = f" from={quoteattr(sender)}" if sender else ""
-    return (f"<message xmlns={quoteattr(namespace)} to={quoteattr(to_jid)}{sender_attr} "
-            f"type='{message_type}' id={quoteattr(stanza_id)}>")
+    sender_attr = f" from={_quoted(sender)}" if sender else ""
+    return (f"<message xmlns={_quoted(namespace)} to={_quoted(to_jid)}{sender_attr} "
+            f"type='{message_type}' id={_quoted(stanza_id)}>")
+
+
+_QUOTEATTR_CHANGES = re.compile('[&<>"\n\r\t]')
+
+
+def _quoted(value: str) -> str:
+    """``quoteattr(value)``, which for a value without a character it escapes or quotes differently is the
+    value in double quotes."""
+    return quoteattr(value) if _QUOTEATTR_CHANGES.search(value) else f'"{value}"'
 
 
 def message_xml(message: OutboundMessage, stanza_id: str, *, sender: str | None = None,
@@ -63,7 +72,7 @@ def message_xml(message: OutboundMessage, stanza_id: str, *, sender: str | None 
         _opening(message.to_jid, message.message_type, stanza_id, sender, namespace),
         f"<body>{escape(message.body)}</body>"
         f"<thread>{escape(message.thread or stanza_id)}</thread>"
-        f"<origin-id xmlns='{SID_NS}' id={quoteattr(stanza_id)}/>",
+        f"<origin-id xmlns='{SID_NS}' id={_quoted(stanza_id)}/>",
     ]
     if message.request_receipt:
         parts.append(f"<request xmlns='{RECEIPTS_NS}'/>")
@@ -95,7 +104,7 @@ def groupchat_xml(message: OutboundMessage, stanza_id: str) -> str:
         _opening(message.to_jid, GROUPCHAT, stanza_id, None, CLIENT_NS),
         f"<body>{escape(message.body)}</body>"
         f"<thread>{escape(message.thread or stanza_id)}</thread>"
-        f"<origin-id xmlns='{SID_NS}' id={quoteattr(stanza_id)}/>",
+        f"<origin-id xmlns='{SID_NS}' id={_quoted(stanza_id)}/>",
     ]
     if message.markable:
         parts.append(f"<markable xmlns='{MARKERS_NS}'/>")
