@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+
+from xmpp_connect.model.frozen import FrozenBuilder
 
 
 @dataclass(frozen=True)
@@ -52,23 +53,9 @@ class CorrelationContext:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-_CONTEXT_FIELDS = frozenset(f.name for f in fields(CorrelationContext))
-_CONTEXT_DEFAULTS = {f.name: f.default for f in fields(CorrelationContext) if f.default is not MISSING}
-
-
-def correlation_context(**values: Any) -> CorrelationContext:
-    """``CorrelationContext(**values)``, an equal object with the same attributes in the same order, built
-    with one dict update instead of the generated ``__init__``'s frozen-attribute write per field (the
-    pipeline builds one per event)."""
-    unknown = values.keys() - _CONTEXT_FIELDS
-    if unknown:
-        raise TypeError(f"CorrelationContext has no field {sorted(unknown)}")
-    context = object.__new__(CorrelationContext)
-    state = context.__dict__
-    state.update(_CONTEXT_DEFAULTS)
-    state["extra"] = {}
-    state.update(values)
-    return context
+correlation_context = FrozenBuilder(CorrelationContext)
+"""``CorrelationContext(**values)`` with one dict update instead of 20 frozen-attribute writes (the pipeline
+builds one per event)."""
 
 
 def _timestamp(name: str, value: object) -> datetime:
