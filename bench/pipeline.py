@@ -38,6 +38,7 @@ from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
+from xmpp_connect.providers.stanza_builders import OutboundMessage, message_xml
 from xmpp_connect.store import SqliteStore
 from xmpp_connect.store.outbound import StoreOutboundIndex
 from xmpp_connect.store.records import XmppAttempt, XmppMessage
@@ -47,6 +48,7 @@ TENANT = "bench"
 ACCOUNT = "notify"
 SENDER = "alerts@localhost"
 RECIPIENT = "bob@localhost"
+BODY = "Incident 42: please acknowledge."
 START = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
 
@@ -66,10 +68,7 @@ def _events(store: SqliteStore, n: int) -> tuple[NativeEvent, NativeEvent, Nativ
                             message_type="chat", origin_id=stanza_id, message_id=message_id,
                             attempt_id=attempt_id,
                             receipt_requested=True, markable=True, sent_at=at)
-    sent = (f"<message xmlns='jabber:client' to='{RECIPIENT}' type='chat' id='{stanza_id}'>"
-            f"<body>Incident 42: please acknowledge.</body><request xmlns='urn:xmpp:receipts'/>"
-            f"<markable xmlns='urn:xmpp:chat-markers:0'/><origin-id xmlns='urn:xmpp:sid:0' id='{stanza_id}'/>"
-            f"</message>")
+    sent = message_xml(OutboundMessage(to_jid=RECIPIENT, body=BODY, markable=True), stanza_id)
     receipt = (f"<message xmlns='jabber:client' from='{RECIPIENT}/phone' to='{SENDER}/adapter' id='r-{n}'>"
                f"<received xmlns='urn:xmpp:receipts' id='{stanza_id}'/></message>")
     return (

@@ -8,13 +8,23 @@ durable_rules classification) for every native event. Runs alternate bare/adapte
 order flips every round, the server is restarted before every run); the medians are compared.
 
     .venv/bin/python bench/provider.py --messages 2000 --rounds 2
+
+``--callgrind adapter`` (or ``bare``) runs that client once, callgrind's instrumentation on only during the
+drive (start it with ``--instr-atstart=no``; Prosody runs outside valgrind); the instruction count of the
+drive divided by ``--messages`` is the load-independent figure (bench/README.md):
+
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=cg.adapter \
+        .venv/bin/python bench/provider.py --callgrind adapter --messages 400
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -85,6 +95,7 @@ async def _online(client: ClientXMPP, server: ProsodyServer) -> None:
 async def _drive(total: int, window: int, send: Callable[[], str], receipts: asyncio.Queue[str],
                  sent_at: dict[str, float], latencies: list[float]) -> tuple[float, float]:
     """Keep ``window`` messages in flight until ``total`` receipts came back; elapsed and CPU seconds."""
+    _instrument("on")
     start = time.perf_counter()
     cpu_start = time.process_time()
     in_flight = 0
@@ -99,7 +110,24 @@ async def _drive(total: int, window: int, send: Callable[[], str], receipts: asy
         latencies.append((time.perf_counter() - sent_at.pop(original)) * 1000)
         in_flight -= 1
         done += 1
-    return time.perf_counter() - start, time.process_time() - cpu_start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    _instrument("off")
+    return elapsed, cpu
+
+
+CALLGRIND = False
+
+
+def _instrument(state: str) -> None:
+    """Callgrind's instrumentation on or off (``--callgrind`` only). Before it goes on, what the process
+    built so far (the policy, the rule engine) is moved out of the cyclic GC's sight: one full collection
+    over it costs ~70 M instructions, and whether one falls into a run moved its count by several %."""
+    if CALLGRIND:
+        if state == "on":
+            gc.collect()
+            gc.freeze()
+        subprocess.run(["callgrind_control", f"--instr={state}", str(os.getpid())], check=True,
+                       capture_output=True)
 
 
 async def run_bare(server: ProsodyServer, total: int, window: int) -> RunResult:
@@ -163,7 +191,7 @@ def _report(result: RunResult) -> None:
           f"({result.messages} receipts in {result.seconds:.2f} s)")
 
 
-async def main(total: int, window: int, rounds: int) -> None:
+async def main(total: int, window: int, rounds: int, only: str | None = None) -> None:
     server = ProsodyServer()
     server.prepare()
     server.start()
@@ -178,6 +206,11 @@ async def main(total: int, window: int, rounds: int) -> None:
             (bare, lambda: run_bare(server, total, window)),
             (adapter, lambda: run_adapter(server, total, window, classifier, commands)),
         ]
+        if only is not None:
+            server.restart()
+            run = runs[0][1] if only == "bare" else runs[1][1]
+            _report(await asyncio.wait_for(run(), TIMEOUT * 10))
+            return
         for round_no in range(1, rounds + 1):
             print(f"round {round_no}")
             for results, run in runs if round_no % 2 else runs[::-1]:
@@ -204,5 +237,8 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--callgrind", choices=("adapter", "bare"),
+                        help="run this client once, callgrind's instrumentation on during the drive")
     args = parser.parse_args()
-    asyncio.run(main(args.messages, args.window, args.rounds))
+    CALLGRIND = args.callgrind is not None
+    asyncio.run(main(args.messages, args.window, args.rounds, args.callgrind))

@@ -19,18 +19,25 @@ Events from a component provider (``detail["via_component"]``) yield facts with 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
+from xmpp_connect.evidence.observation import (
+    Classifier,
+    ContextLookup,
+    DeadLetterSink,
+    LateCheck,
+    Observation,
+    ObservationSink,
+)
 from xmpp_connect.facts.build import NotEvidence, fact_for_event, fact_from_stanza
 from xmpp_connect.facts.correlate import Correlator, answers_stanza, is_reflection
 from xmpp_connect.facts.markers import marker_coverage
 from xmpp_connect.facts.outbound_index import OutboundIndex, conversation_of
 from xmpp_connect.facts.presence import PresenceTracker, RoomRoster, is_availability_evidence
 from xmpp_connect.model.classification import Classification
-from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
+from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord, correlation_context
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.policy.commands import CommandTable
@@ -68,56 +75,7 @@ OUTBOUND_FACT_KINDS = {
 """Native events about one outbound stanza and the fact kind each becomes."""
 
 
-class PolicyVersion(Protocol):
-    @property
-    def version(self) -> str: ...
-
-
-class Classifier(Protocol):
-    """xmpp_connect.evidence.classify.Classifier: stateless first-match, so a fact's classification
-    depends only on the fact and the policy version."""
-
-    @property
-    def policy(self) -> PolicyVersion: ...
-
-    def classify(self, fact: Mapping[str, Any]) -> Classification: ...
-
-
 CLASSIFICATION_CACHE_SIZE = 4096
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One classified piece of evidence: the native event, the fact it became, and what the policy says.
-
-    ``inferred_from`` is the stanza id of the displayed marker whose cumulative meaning produced this
-    observation (the event's raw stanza is that marker); None for direct evidence. ``sender`` is the
-    stanza's raw ``from`` attribute (kept raw: a bounce from a malformed address can't be parsed back).
-    ``delay_stamp`` is the stanza's XEP-0203 delay (or XEP-0313 archive) stamp: when it really happened.
-    ``tracking`` is the sender's registered tracking context, for a message tied to none of ours.
-    ``view`` is the parsed stanza it came from (what is recorded beside the log reads it instead of parsing
-    the raw stanza once more).
-    """
-
-    event: NativeEvent
-    fact: dict[str, Any]
-    classification: Classification
-    outbound: OutboundRecord | None
-    inferred_from: str | None = None
-    sender: str | None = None
-    delay_stamp: datetime | None = None
-    tracking: TrackingContext | None = None
-    view: StanzaView | None = None
-
-
-ObservationSink = Callable[[Observation], None]
-LateCheck = Callable[[OutboundRecord], bool]
-"""Whether evidence about this outbound stanza arrives late now (§29): its receipt timeout or expiry fired.
-The caller decides (the service asks the store's timer state), so "late" has one definition."""
-DeadLetterSink = Callable[[NativeEvent, str], None]
-ContextLookup = Callable[[str, datetime], TrackingContext | None]
-"""The tracking context registered for a sender JID's bare JID and live at a time, if any (the service asks
-the store's endpoints)."""
 
 
 class EvidencePipeline:
@@ -317,7 +275,7 @@ class EvidencePipeline:
         cap_receipts, cap_markers = (
             presence.supports_each(capability_jid, CLIENT_FEATURES) if capability_jid else (None, None)
         )
-        return CorrelationContext(
+        return correlation_context(
             outbound=outbound,
             known_resources=known,
             recipient_available=available,

@@ -91,7 +91,9 @@ class PresenceTracker:
     def known_resources(self, jid: str) -> frozenset[str]:
         """Full JIDs of the account ever seen in presence or answering one of our stanzas."""
         bare = conversation_of(jid)
-        return frozenset(self._resources.get(bare, {})) | frozenset(self._seen.get(bare, ()))
+        resources = frozenset(self._resources.get(bare, ()))
+        seen = self._seen.get(bare)
+        return resources | seen if seen else resources
 
     def is_available(self, jid: str) -> bool | None:
         """True/False once any presence of the account was seen; None while unknown."""

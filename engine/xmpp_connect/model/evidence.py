@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from xmpp_connect.model.classification import Assessment, Classification
+from xmpp_connect.model.frozen import FrozenBuilder
 from xmpp_connect.model.ids import beside_message
 from xmpp_connect.xmpp import jids
 
@@ -131,6 +132,10 @@ class DedupeBasis:
     stanza_id: str
 
 
+_new_event = FrozenBuilder(EvidenceEvent)
+"""``EvidenceEvent(**values)`` with one dict update instead of 29 frozen-attribute writes."""
+
+
 @dataclass(frozen=True)
 class EvidenceContext:
     """The ids and times a classification is recorded with."""
@@ -193,7 +198,7 @@ def _event(
         event_id = dedupe_event_id(context.tenant_id, context.message_id, key)
     else:
         event_id = "evt_" + beside_message(context.message_id, new_id(), 32)
-    return EvidenceEvent(
+    return _new_event(
         tenant_id=context.tenant_id,
         event_id=event_id,
         event_type=event_type,

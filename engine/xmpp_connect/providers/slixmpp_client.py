@@ -21,7 +21,6 @@ from typing import Any
 
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza import Message
-from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.handler import Callback
 
 from xmpp_connect.config.settings import AccountConfig
@@ -32,6 +31,7 @@ from xmpp_connect.providers.base import ChannelHealth, EventSink, Feature, RoomJ
 from xmpp_connect.providers.groups import GroupChannels
 from xmpp_connect.providers.pubsub import NodeInfo
 from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
+from xmpp_connect.providers.slixmpp_messages import chat_message, groupchat_message, prebuilt_message
 from xmpp_connect.providers.slixmpp_outbound import OutboundStanzas
 from xmpp_connect.providers.slixmpp_session import (
     AccountClient,
@@ -39,21 +39,14 @@ from xmpp_connect.providers.slixmpp_session import (
     SessionState,
     channel_health,
     describe,
+    keep_alive,
     new_client,
 )
-from xmpp_connect.providers.stanza_builders import (
-    OutboundMessage,
-    endpoint_type_of,
-    groupchat_record_for,
-    groupchat_xml,
-    message_xml,
-    new_stanza_id,
-    record_for,
-)
+from xmpp_connect.providers.slixmpp_text import as_written
+from xmpp_connect.providers.stanza_builders import OutboundMessage
 from xmpp_connect.xmpp.stanzas import StanzaView
 
 log = logging.getLogger(__name__)
-
 
 
 class SlixmppProvider:
@@ -141,6 +134,7 @@ class SlixmppProvider:
         client = new_client(self.config, self.tuning)
         client.add_filter("out", self.outbound.on_outgoing)
         client.add_filter("out", self.groups.on_outgoing)
+        client.add_filter("out_sce", as_written(client))
         client.register_handler(Callback("xc inbound message", MatchRootTag("{jabber:client}message"),
                                          self.inbound.on_message))
         client.register_handler(Callback("xc inbound presence", MatchRootTag("{jabber:client}presence"),
@@ -169,24 +163,15 @@ class SlixmppProvider:
 
     def send_message(self, message: OutboundMessage) -> OutboundRecord:
         """Queue one message; it is written as soon as a stream-managed session is ready."""
-        stanza_id = message.stanza_id or new_stanza_id()
-        record = record_for(message, stanza_id, datetime.now(UTC))
-        self._queue_xml(message_xml(message, stanza_id), record)
-        return record
+        return self._queue(*chat_message(message, self._require_client))
 
     def send_groupchat(self, message: OutboundMessage) -> OutboundRecord:
         """Queue one groupchat message to a room (join it first); the room's reflected copy is evidence."""
-        stanza_id = message.stanza_id or new_stanza_id()
-        record = groupchat_record_for(message, stanza_id, datetime.now(UTC))
-        self._queue_xml(groupchat_xml(message, stanza_id), record)
-        return record
+        return self._queue(*groupchat_message(message, self._require_client))
 
-    def _queue_xml(self, raw: str, record: OutboundRecord) -> None:
-        try:
-            element = ET.fromstring(raw)
-        except ET.ParseError as error:
-            raise ValueError(f"message cannot be encoded as XML: {error}") from None
-        self.outbound.queue(Message(stream=self._require_client(), xml=element), record, raw)
+    def _queue(self, stanza: Message, record: OutboundRecord, raw: str) -> OutboundRecord:
+        self.outbound.queue(stanza, record, raw)
+        return record
 
     async def join_room(self, room_jid: str, nick: str, password: str | None = None, *,
                         message_id: str | None = None, attempt_id: str | None = None) -> RoomJoin:
@@ -214,19 +199,7 @@ class SlixmppProvider:
 
     def send_raw_message(self, xml: str, stanza_id: str, to_jid: str) -> OutboundRecord:
         """Send a prebuilt <message/> as is: for addresses the JID parser refuses (they need evidence too)."""
-        element = ET.fromstring(xml)
-        record = OutboundRecord(
-            stanza_id=stanza_id,
-            to_jid=to_jid,
-            endpoint_type=endpoint_type_of(to_jid),
-            message_type=element.get("type", "normal"),
-            origin_id=stanza_id,
-            receipt_requested=element.find("{urn:xmpp:receipts}request") is not None,
-            markable=element.find("{urn:xmpp:chat-markers:0}markable") is not None,
-            sent_at=datetime.now(UTC),
-        )
-        self.outbound.queue(Message(stream=self._require_client(), xml=element), record, xml)
-        return record
+        return self._queue(*prebuilt_message(xml, stanza_id, to_jid, self._require_client))
 
     def _require_client(self) -> AccountClient:
         if self._client is None:
@@ -304,7 +277,8 @@ class SlixmppProvider:
         if resumed:
             self.outbound.request_ack_now()
         if self._ping_task is None or self._ping_task.done():
-            self._ping_task = asyncio.ensure_future(self._ping_loop())
+            self._ping_task = asyncio.ensure_future(
+                keep_alive(self._require_client(), self.state, self.tuning, self._stream_down))
 
     def _on_session_end(self, _event: Any) -> None:
         self.outbound.session_lost()
@@ -376,21 +350,6 @@ class SlixmppProvider:
         client = self._require_client()
         client.cancel_connection_attempt()
         client.abort()
-
-    async def _ping_loop(self) -> None:
-        """XEP-0199 liveness: a ping that times out aborts the stream, which starts the reconnect."""
-        client = self._require_client()
-        while not self.state.stopping:
-            await asyncio.sleep(self.tuning.ping_interval)
-            if not self.state.ready:
-                continue
-            try:
-                await client.plugin["xep_0199"].ping(timeout=self.tuning.ping_timeout)
-            except IqTimeout:
-                self._stream_down("stream_error", {"condition": "ping-timeout", "will_retry": True})
-                client.abort()
-            except IqError:
-                continue
 
     async def discover(self, jid: str, timeout: float = 5.0) -> None:
         """disco#info of a JID; the answer (or its error) arrives as a ``capabilities`` native event."""

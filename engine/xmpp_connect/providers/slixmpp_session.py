@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from slixmpp import ClientXMPP
+from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
@@ -121,3 +123,21 @@ def channel_health(
         supported_extensions=tuple(sorted(str(f) for f in supported_features)),
         known_degradations=tuple(degradations),
     )
+
+
+async def keep_alive(
+    client: AccountClient, state: SessionState, tuning: SessionTuning,
+    stream_down: Callable[[str, dict[str, object]], None],
+) -> None:
+    """XEP-0199 liveness: a ping that times out aborts the stream, which starts the reconnect."""
+    while not state.stopping:
+        await asyncio.sleep(tuning.ping_interval)
+        if not state.ready:
+            continue
+        try:
+            await client.plugin["xep_0199"].ping(timeout=tuning.ping_timeout)
+        except IqTimeout:
+            stream_down("stream_error", {"condition": "ping-timeout", "will_retry": True})
+            client.abort()
+        except IqError:
+            continue

@@ -1,4 +1,4 @@
-"""A received stanza as text: exactly what slixmpp's ``str(stanza)`` writes, without its per-character escape.
+"""A stanza as text: exactly what slixmpp writes for it (`str(stanza)`), without its per-character escape.
 
 The raw stanza kept (§30) is this text and its digest names it, so the output must not change by a byte:
 anything this writer does not reproduce (an element without a namespace or in a namespace slixmpp writes
@@ -9,7 +9,10 @@ left to slixmpp.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from typing import Any
+
+from slixmpp.stanza import Message
 
 from xmpp_connect.xmpp.stanzas import NS_XML
 from xmpp_connect.xmpp.untrusted_xml import MAX_DEPTH
@@ -32,6 +35,20 @@ def stanza_text(stanza: Any) -> str:
     except _Unsupported:
         return str(stanza)
     return "".join(out)
+
+
+def as_written(client: Any) -> Callable[[Any], Any]:
+    """A last ``out_sce`` filter for ``client``: a message becomes the text slixmpp's send loop would write
+    for it (``tostring(stanza.xml, xmlns=client.default_ns, stream=client, top_level=True)``, which is
+    ``str(stanza)`` for a stanza of this stream), written here without slixmpp's per-character escape; the
+    loop then writes the text as it is. Every other stanza is left to slixmpp."""
+
+    def write(stanza: Any) -> Any:
+        if isinstance(stanza, Message) and stanza.stream is client:
+            return stanza_text(stanza)
+        return stanza
+
+    return write
 
 
 def _escape(text: str) -> str:

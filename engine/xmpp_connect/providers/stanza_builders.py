@@ -3,6 +3,7 @@ receipt request, markable) and PubSub publish requests (an item id that carries 
 
 from __future__ import annotations
 
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -47,9 +48,18 @@ def endpoint_type_of(jid: str) -> str:
 
 
 def _opening(to_jid: str, message_type: str, stanza_id: str, sender: str | None, namespace: str) -> str:
-    sender_attr = f" from={quoteattr(sender)}" if sender else ""
-    return (f"<message xmlns={quoteattr(namespace)} to={quoteattr(to_jid)}{sender_attr} "
-            f"type='{message_type}' id={quoteattr(stanza_id)}>")
+    sender_attr = f" from={_quoted(sender)}" if sender else ""
+    return (f"<message xmlns={_quoted(namespace)} to={_quoted(to_jid)}{sender_attr} "
+            f"type='{message_type}' id={_quoted(stanza_id)}>")
+
+
+_QUOTEATTR_CHANGES = re.compile('[&<>"\n\r\t]')
+
+
+def _quoted(value: str) -> str:
+    """``quoteattr(value)``, which for a value without a character it escapes or quotes differently is the
+    value in double quotes."""
+    return quoteattr(value) if _QUOTEATTR_CHANGES.search(value) else f'"{value}"'
 
 
 def message_xml(message: OutboundMessage, stanza_id: str, *, sender: str | None = None,
@@ -62,7 +72,7 @@ def message_xml(message: OutboundMessage, stanza_id: str, *, sender: str | None 
         _opening(message.to_jid, message.message_type, stanza_id, sender, namespace),
         f"<body>{escape(message.body)}</body>"
         f"<thread>{escape(message.thread or stanza_id)}</thread>"
-        f"<origin-id xmlns='{SID_NS}' id={quoteattr(stanza_id)}/>",
+        f"<origin-id xmlns='{SID_NS}' id={_quoted(stanza_id)}/>",
     ]
     if message.request_receipt:
         parts.append(f"<request xmlns='{RECEIPTS_NS}'/>")
@@ -94,12 +104,45 @@ def groupchat_xml(message: OutboundMessage, stanza_id: str) -> str:
         _opening(message.to_jid, GROUPCHAT, stanza_id, None, CLIENT_NS),
         f"<body>{escape(message.body)}</body>"
         f"<thread>{escape(message.thread or stanza_id)}</thread>"
-        f"<origin-id xmlns='{SID_NS}' id={quoteattr(stanza_id)}/>",
+        f"<origin-id xmlns='{SID_NS}' id={_quoted(stanza_id)}/>",
     ]
     if message.markable:
         parts.append(f"<markable xmlns='{MARKERS_NS}'/>")
     parts.append("</message>")
     return "".join(parts)
+
+
+def message_element(
+    message: OutboundMessage, stanza_id: str, *, groupchat: bool = False
+) -> ET.Element | None:
+    """The tree parsing ``message_xml`` (or ``groupchat_xml``) gives, built without writing and parsing the
+    text: the parser's line-end normalisation in element text, the attributes as written (their line ends
+    are character references). None when a value holds a character XML cannot carry: only the parser says
+    how that fails."""
+    thread = message.thread or stanza_id
+    if any(_NOT_XML.search(value) for value in (message.to_jid, stanza_id, message.body, thread)):
+        return None
+    message_type = GROUPCHAT if groupchat else message.message_type
+    attributes = {"to": message.to_jid, "type": message_type, "id": stanza_id}
+    root = ET.Element(f"{{{CLIENT_NS}}}message", attributes)
+    ET.SubElement(root, f"{{{CLIENT_NS}}}body").text = _parsed_text(message.body)
+    ET.SubElement(root, f"{{{CLIENT_NS}}}thread").text = _parsed_text(thread)
+    ET.SubElement(root, f"{{{SID_NS}}}origin-id", {"id": stanza_id})
+    if message.request_receipt and not groupchat:
+        ET.SubElement(root, f"{{{RECEIPTS_NS}}}request")
+    if message.markable:
+        ET.SubElement(root, f"{{{MARKERS_NS}}}markable")
+    return root
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _parsed_text(text: str) -> str | None:
+    """Element text as the parser gives it back: CR LF and CR read as LF, empty text as None."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text or None
 
 
 def build_message(message: OutboundMessage, stanza_id: str) -> ET.Element:

@@ -12,6 +12,8 @@ from xml.parsers import expat
 
 from defusedxml import ElementTree as SafeET
 
+from xmpp_connect.xmpp.own_message_redaction import redact_own_message
+
 REDACTED_NS = "urn:xmpp-connect:redacted"
 UNPARSEABLE = f'<redacted xmlns="{REDACTED_NS}" reason="unparseable"/>'
 
@@ -46,8 +48,16 @@ def redact_stanza(stanza_xml: str) -> str:
 
     A stanza that cannot be parsed is not stored at all: a placeholder is returned instead.
     """
+    redacted = redact_own_message(stanza_xml)
+    if redacted is not None:
+        return redacted
     if _plainly_clean(stanza_xml):
         return stanza_xml
+    return redact_parsed(stanza_xml)
+
+
+def redact_parsed(stanza_xml: str) -> str:
+    """``redact_stanza`` through a parsed tree, for any stanza."""
     try:
         root = SafeET.fromstring(stanza_xml)
     except (ET.ParseError, ValueError):

@@ -1,0 +1,71 @@
+"""FrozenBuilder (``correlation_context``, evidence events) builds the objects the constructors build."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from xmpp_connect.model.classification import Assessment
+from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord, correlation_context
+from xmpp_connect.model.evidence import EvidenceEvent
+from xmpp_connect.model.frozen import FrozenBuilder
+
+OUTBOUND = OutboundRecord("xc-1", "bob@localhost", "bare_jid", sent_at=datetime(2026, 12, 5, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"outbound": OUTBOUND, "known_resources": frozenset({"bob@localhost/phone"}),
+         "recipient_available": True, "addressee_resource_count": 1, "subscription": "both",
+         "cap_receipts": True, "cap_markers": None,
+         "cap_offline_storage": False, "late": True, "stop_suppression_enabled": True, "reply_via": "thread",
+         "room_anonymity": None, "occupant_real_jid": None},
+        {"extra": {"a": 1}, "context_registered": False, "marker_inferred": True},
+    ],
+)
+def test_the_same_object_as_the_constructor_builds(values: dict[str, object]) -> None:
+    built, constructed = correlation_context(**values), CorrelationContext(**values)  # type: ignore[arg-type]
+    assert built == constructed and hash(built.outbound) == hash(constructed.outbound)
+    assert list(vars(built).items()) == list(vars(constructed).items())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.late = True  # type: ignore[misc]
+    assert dataclasses.replace(built, late=True) == dataclasses.replace(constructed, late=True)
+
+
+def test_each_context_has_its_own_extra_and_unknown_fields_are_refused() -> None:
+    assert correlation_context().extra is not correlation_context().extra
+    with pytest.raises(TypeError):
+        correlation_context(recipient_availble=True)
+
+
+def test_evidence_events_are_built_as_the_constructor_builds_them() -> None:
+    values: dict[str, Any] = {
+        "tenant_id": "t", "event_id": "evt_1", "event_type": "notification.endpoint.accepted",
+        "scenario": "delivered_to_client", "rule_id": "r1", "policy_version": "v1",
+        "assessment": Assessment("success", "delivered_to_client", "high"), "grade": "delivery_receipt",
+        "attempt_state": "delivered", "occurred_at": datetime(2026, 12, 5, tzinfo=UTC), "late": True,
+        "notes": ("n",), "sender_jid": "bob@localhost/phone",
+    }
+    built, constructed = FrozenBuilder(EvidenceEvent)(**values), EvidenceEvent(**values)
+    assert built == constructed and list(vars(built).items()) == list(vars(constructed).items())
+    assert built.fact == {} and built.fact is not FrozenBuilder(EvidenceEvent)(**values).fact
+    del values["occurred_at"]
+    with pytest.raises(TypeError):
+        FrozenBuilder(EvidenceEvent)(**values)
+
+
+def test_only_plain_frozen_dataclasses() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Checked:
+        value: int
+
+        def __post_init__(self) -> None:
+            assert self.value >= 0
+
+    with pytest.raises(TypeError):
+        FrozenBuilder(Checked)
