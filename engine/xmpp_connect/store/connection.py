@@ -64,6 +64,9 @@ class SqlBase:
         """(tenant, message id) -> the message (a message row never changes once written)."""
         self._recorded_stanzas: Recent[tuple[str, str], bool] = Recent()
         """(tenant, stanza ref) of stanzas recorded lately: recording one again is a no-op anyway."""
+        self._known_endpoints: Recent[tuple[str, str], bool] = Recent()
+        """(tenant, endpoint ref) of endpoints written or found lately (no endpoint row is ever deleted):
+        remembering one again is a no-op anyway."""
         self._redacted: Recent[str, tuple[str, str]] = Recent()
         """Raw stanza -> its redacted form and that form's sha256, for stanzas redaction changed lately: a
         sent message is kept at the two events about it (written, then acked), the same text each time; the
@@ -141,6 +144,7 @@ class SqlBase:
         self._raw_digests.clear()
         self._known_messages.clear()
         self._recorded_stanzas.clear()
+        self._known_endpoints.clear()
         self._local.fenced = set()
 
     def _rolled_back(self) -> None:
