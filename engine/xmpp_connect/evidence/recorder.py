@@ -53,6 +53,8 @@ DECIDER_CACHE_SIZE = 4096
 """How many attempts' deciding events the recorder keeps in memory (a miss reads the store)."""
 ENDPOINT_REF_CACHE_SIZE = 4096
 """How many (tenant, JID) endpoint references the recorder keeps computed."""
+WRITTEN, ACKED = "message_sent", "sm_ack"
+"""The native events that carry one of our sent messages as written, then as the server acked it."""
 ENDPOINT_KINDS = frozenset({"adapter_accepted", "adapter_scheduled"})
 """Outcomes after which the message's endpoint is kept, so its ``ep_`` reference can be looked up."""
 
@@ -73,7 +75,14 @@ class RecorderStore(Protocol):
     def create_attempt(self, attempt: XmppAttempt, state_event_id: str | None = None) -> None: ...
     def remember_endpoint(self, tenant_id: str, jid: str, endpoint_type: str) -> None: ...
     def record_raw(
-        self, tenant_id: str, source: str, content: str, received_at: datetime, storage_ref: str | None = None
+        self,
+        tenant_id: str,
+        source: str,
+        content: str,
+        received_at: datetime,
+        storage_ref: str | None = None,
+        offer: bool = False,
+        take: bool = False,
     ) -> Any: ...
     def add_dead_letter(
         self,
@@ -294,14 +303,16 @@ class TenantRecorder:
 
     def raw_ref(self, observation: Observation) -> str | None:
         """The §30 reference of the observation's raw stanza, preserved (redacted unless configured
-        otherwise) once per native event: the observations of one event share it."""
+        otherwise) once per native event: the observations of one event share it. A sent message's ack
+        carries the message again: it references the copy kept when the message was written."""
         event = observation.event
         if event.raw is None:
             return None
         if self._last_raw is not None and self._last_raw[0] is event:
             return self._last_raw[1]
         source = raw_source(observation.fact, event)
-        ref = self.store.record_raw(self.tenant_id, source, event.raw, event.observed_at).raw_event_id
+        ref = self.store.record_raw(self.tenant_id, source, event.raw, event.observed_at,
+                                    offer=event.kind == WRITTEN, take=event.kind == ACKED).raw_event_id
         self._last_raw = (event, ref)
         return ref
 

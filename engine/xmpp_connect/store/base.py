@@ -170,6 +170,8 @@ class EvidenceStore(Protocol):
         stanza_xml: str,
         received_at: datetime,
         storage_ref: str | None = None,
+        offer: bool = False,
+        take: bool = False,
     ) -> RawEventRef: ...
     def get_raw(self, tenant_id: str, raw_event_id: str) -> tuple[RawEventRef, str | None] | None: ...
     def add_dead_letter(
