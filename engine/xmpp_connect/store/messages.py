@@ -183,6 +183,11 @@ class MessageRecords(SqlBase):
             ).fetchone()
         return row is not None
 
+    def stanza_recorded_lately(self, tenant_id: str, stanza_ref: str) -> bool:
+        """Whether this store recorded the stanza lately (its memory only: False says nothing), so that a
+        caller can skip building the record ``record_stanza`` would skip anyway."""
+        return bool(self._recorded_stanzas.get((tenant_id, stanza_ref)))
+
     def record_stanza(self, stanza: XmppStanza) -> None:
         """Record a sent or received stanza; its position in send order is kept for cumulative markers.
         Recording the same stanza ref again is a no-op (not even a statement when it was recorded lately)."""

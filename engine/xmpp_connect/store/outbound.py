@@ -19,7 +19,10 @@ class StoreOutboundIndex:
         self._account_jid = account_jid
 
     def record(self, outbound: OutboundRecord) -> None:
-        """Remember a sent stanza; recording the same stanza id again is a no-op."""
+        """Remember a sent stanza; recording the same stanza id again is a no-op (not even a record built
+        when the store recorded it lately: the pipeline records it at every event that carries it)."""
+        if self._store.stanza_recorded_lately(self._tenant_id, outbound.stanza_id):
+            return
         self._store.record_stanza(
             XmppStanza(
                 tenant_id=self._tenant_id,
