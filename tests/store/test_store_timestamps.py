@@ -28,6 +28,13 @@ def test_to_text_matches_the_strftime_format_it_replaced(moment):
     assert from_text(text) == moment
 
 
+@pytest.mark.parametrize("moment", [datetime(5, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+                                    datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+                                    datetime(2026, 12, 5, 0, 8, 48, 738_853, tzinfo=UTC)])
+def test_to_text_matches_the_isoformat_text_it_replaced(moment):
+    assert to_text(moment) == moment.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
 def test_to_text_refuses_a_naive_datetime():
     with pytest.raises(ValueError, match="naive"):
         to_text(datetime(2026, 1, 1, 12, 0))

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from xmpp_connect.api.app import create_app
 from xmpp_connect.api.metrics_route import metrics_route
 from xmpp_connect.app.api_worker import HEALTH_FILE, INTAKE_FILE, WorkerPool
+from xmpp_connect.app.heap import freeze_start_up_heap
 from xmpp_connect.app.logging_setup import setup_logging
 from xmpp_connect.app.metrics import prepare_worker_metrics
 from xmpp_connect.app.openapi import openapi_document
@@ -64,12 +65,15 @@ class MetricsPort:
         self.thread.join(timeout=10)
 
 
-def build_app(service: AdapterService) -> Starlette:
-    """The app; its lifespan starts and stops the providers."""
+def build_app(service: AdapterService, freeze_heap: bool = False) -> Starlette:
+    """The app; its lifespan starts and stops the providers (then, with ``freeze_heap``, freezes the heap
+    start-up built: only for a process that serves nothing else, not for tests sharing theirs)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await service.start(wait_for_accounts=False)
+        if freeze_heap:
+            freeze_start_up_heap()
         metrics = MetricsPort(service) if service.config.metrics.port is not None else None
         try:
             yield
@@ -113,8 +117,9 @@ def run(
     service = AdapterService(config, open_store(config))
     reload_on_sighup(service)
     host, port = host or config.host, port or config.port
+    app = build_app(service, freeze_heap=True)
     if not api_workers:
-        uvicorn.run(build_app(service), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
         return
     config.data_dir.mkdir(parents=True, exist_ok=True)
     prepare_worker_metrics(config.data_dir)
@@ -126,7 +131,7 @@ def run(
     workers.start()
     log.info("core on %s; %d API worker(s) on %s:%d", core_socket, api_workers, host, port)
     try:
-        uvicorn.run(build_app(service), uds=str(core_socket), log_config=None, access_log=False)
+        uvicorn.run(app, uds=str(core_socket), log_config=None, access_log=False)
     finally:
         workers.stop()
         listener.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -39,6 +39,7 @@ from xmpp_connect.store.records import (
     ATTEMPT_STATES,
     AppendResult,
     DeadLetter,
+    XmppAttempt,
     XmppMessage,
 )
 from xmpp_connect.xmpp.jids import resource
@@ -52,6 +53,8 @@ DECIDER_CACHE_SIZE = 4096
 """How many attempts' deciding events the recorder keeps in memory (a miss reads the store)."""
 ENDPOINT_REF_CACHE_SIZE = 4096
 """How many (tenant, JID) endpoint references the recorder keeps computed."""
+WRITTEN, ACKED = "message_sent", "sm_ack"
+"""The native events that carry one of our sent messages as written, then as the server acked it."""
 ENDPOINT_KINDS = frozenset({"adapter_accepted", "adapter_scheduled"})
 """Outcomes after which the message's endpoint is kept, so its ``ep_`` reference can be looked up."""
 
@@ -69,9 +72,17 @@ class RecorderStore(Protocol):
     def set_attempt_state(
         self, tenant_id: str, attempt_id: str, state: str, event_id: str, replacing: str | None
     ) -> bool: ...
+    def create_attempt(self, attempt: XmppAttempt, state_event_id: str | None = None) -> None: ...
     def remember_endpoint(self, tenant_id: str, jid: str, endpoint_type: str) -> None: ...
     def record_raw(
-        self, tenant_id: str, source: str, content: str, received_at: datetime, storage_ref: str | None = None
+        self,
+        tenant_id: str,
+        source: str,
+        content: str,
+        received_at: datetime,
+        storage_ref: str | None = None,
+        offer: bool = False,
+        take: bool = False,
     ) -> Any: ...
     def add_dead_letter(
         self,
@@ -150,10 +161,14 @@ class Recorder:
             sender_resource=sender_resource,
         )
 
-    def record(self, evidence: Evidence) -> AppendResult:
-        """Append the evidence once, then advance its attempt's state from the policy."""
+    def record(self, evidence: Evidence, new_attempt: XmppAttempt | None = None) -> AppendResult:
+        """Append the evidence once, then advance its attempt's state from the policy. ``new_attempt``: the
+        evidence's attempt, not stored yet (the evidence is its first): inserted after the evidence,
+        carrying the state the evidence decides, instead of inserted first and then moved."""
         appended = self.store.append_evidence(self.events(evidence))
-        if appended.stored and evidence.attempt_id:
+        if new_attempt is not None:
+            self._create(evidence, new_attempt, appended.stored)
+        elif appended.stored and evidence.attempt_id:
             self._advance(evidence, appended.stored)
         return appended
 
@@ -198,15 +213,37 @@ class Recorder:
             raw_ref = self.store.record_raw(tenant_id, source, event.raw, event.observed_at).raw_event_id
         return self.store.add_dead_letter(tenant_id, "parse", reason, _detail(event), raw_ref)
 
+    def _create(self, evidence: Evidence, attempt: XmppAttempt, stored: Sequence[EvidenceEvent]) -> None:
+        """Insert the evidence's new attempt with the state ``_advance`` would give it (none decided yet)."""
+        best = None
+        if stored:
+            self._keep_endpoint(evidence)
+            if evidence.classification.attempt_state in ATTEMPT_STATES:
+                best = lifecycle.attempt_state_event(stored, self.precedence)
+        if best is None or not best.attempt_state:
+            self.store.create_attempt(attempt)
+            return
+        self.store.create_attempt(replace(attempt, state=best.attempt_state), best.event_id)
+        self._decided(evidence.tenant_id, attempt.attempt_id, best)
+
+    def _keep_endpoint(self, evidence: Evidence) -> None:
+        """The first acceptance keeps the message's endpoint, for lookups by reference."""
+        kind = evidence.classification.fact.get("kind")
+        if kind in ENDPOINT_KINDS and evidence.endpoint_jid and evidence.endpoint_type:
+            self.store.remember_endpoint(evidence.tenant_id, evidence.endpoint_jid, evidence.endpoint_type)
+
+    def _decided(self, tenant_id: str, attempt_id: str, decider: EvidenceEvent) -> None:
+        if len(self._deciders) >= DECIDER_CACHE_SIZE:
+            self._deciders.clear()
+        self._deciders[(tenant_id, attempt_id)] = decider
+
     def _advance(self, evidence: Evidence, stored: Sequence[EvidenceEvent]) -> None:
         """§10: the attempt's state is that of its strongest evidence carrying one (the mappings'
         ``attempt_state``), compared with the evidence that decided it so far; the first acceptance also
         keeps the endpoint, for lookups by reference."""
         tenant_id, attempt_id = evidence.tenant_id, evidence.attempt_id
         assert attempt_id is not None
-        kind = evidence.classification.fact.get("kind")
-        if kind in ENDPOINT_KINDS and evidence.endpoint_jid and evidence.endpoint_type:
-            self.store.remember_endpoint(tenant_id, evidence.endpoint_jid, evidence.endpoint_type)
+        self._keep_endpoint(evidence)
         if evidence.classification.attempt_state not in ATTEMPT_STATES:
             return
         key = (tenant_id, attempt_id)
@@ -224,9 +261,7 @@ class Recorder:
             replacing = decided.event_id if decided else None
             if self.store.set_attempt_state(tenant_id, attempt_id, best.attempt_state, best.event_id,
                                             replacing):
-                if len(self._deciders) >= DECIDER_CACHE_SIZE:
-                    self._deciders.clear()
-                self._deciders[key] = best
+                self._decided(tenant_id, attempt_id, best)
                 return
             guessed = False
 
@@ -268,14 +303,16 @@ class TenantRecorder:
 
     def raw_ref(self, observation: Observation) -> str | None:
         """The §30 reference of the observation's raw stanza, preserved (redacted unless configured
-        otherwise) once per native event: the observations of one event share it."""
+        otherwise) once per native event: the observations of one event share it. A sent message's ack
+        carries the message again: it references the copy kept when the message was written."""
         event = observation.event
         if event.raw is None:
             return None
         if self._last_raw is not None and self._last_raw[0] is event:
             return self._last_raw[1]
         source = raw_source(observation.fact, event)
-        ref = self.store.record_raw(self.tenant_id, source, event.raw, event.observed_at).raw_event_id
+        ref = self.store.record_raw(self.tenant_id, source, event.raw, event.observed_at,
+                                    offer=event.kind == WRITTEN, take=event.kind == ACKED).raw_event_id
         self._last_raw = (event, ref)
         return ref
 

@@ -166,28 +166,27 @@ class Actions:
         options = request.get("options") or {}
         requested_type = options.get("message_type", "chat")
         from_jid = self.account_jids[account]
+        attempt = None
         if not op.replayed or self.store.get_attempt(tenant.id, attempt_id) is None:
-            self.store.create_attempt(
-                XmppAttempt(
-                    tenant_id=tenant.id,
-                    attempt_id=attempt_id,
-                    message_id=message_id,
-                    account_ref=account,
-                    from_jid=from_jid,
-                    to_jid=to_jid,
-                    to_endpoint_type=endpoint_type(target, to_jid),
-                    created_at=received_at,
-                    updated_at=received_at,
-                    message_type=message_type(target, requested_type),
-                    state=SCHEDULED_STATE if scheduled else "accepted_by_adapter",
-                    stanza_id=op.stanza_id,
-                    origin_id=op.stanza_id,
-                    expected_evidence=expected_evidence,
-                )
+            attempt = XmppAttempt(
+                tenant_id=tenant.id,
+                attempt_id=attempt_id,
+                message_id=message_id,
+                account_ref=account,
+                from_jid=from_jid,
+                to_jid=to_jid,
+                to_endpoint_type=endpoint_type(target, to_jid),
+                created_at=received_at,
+                updated_at=received_at,
+                message_type=message_type(target, requested_type),
+                state=SCHEDULED_STATE if scheduled else "accepted_by_adapter",
+                stanza_id=op.stanza_id,
+                origin_id=op.stanza_id,
+                expected_evidence=expected_evidence,
             )
         acceptance = {"kind": "adapter_scheduled"} if scheduled else {"kind": "adapter_accepted"}
         classification, events = self.outcomes.record(
-            acceptance, replace(accepted, to_type=endpoint_type(target, to_jid))
+            acceptance, replace(accepted, to_type=endpoint_type(target, to_jid)), attempt
         )
         dispatch: Callable[[], None] | None = None
         if scheduled:

@@ -15,7 +15,7 @@ from xmpp_connect.sending.ids import attempt_id, message_id
 from xmpp_connect.sending.results import assessment_of, result_base, summaries
 from xmpp_connect.sending.targets import target_jid
 from xmpp_connect.store import idempotency
-from xmpp_connect.store.records import IdempotentOperation, XmppMessage
+from xmpp_connect.store.records import IdempotentOperation, XmppAttempt, XmppMessage
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,13 @@ class OwnOutcomes:
             found = self._own_facts[key] = self.classifier.classify(fact)
         return found
 
-    def record(self, fact: dict[str, Any], own: OwnEvidence) -> tuple[Classification, list[dict[str, str]]]:
-        """Classify one of the action's own facts and hand it to the recorder."""
+    def record(
+        self, fact: dict[str, Any], own: OwnEvidence, new_attempt: XmppAttempt | None = None
+    ) -> tuple[Classification, list[dict[str, str]]]:
+        """Classify one of the action's own facts and hand it to the recorder (with the attempt it is the
+        first evidence of, when that is not stored yet)."""
         classification = self.classified(fact)
-        stored = self.recorder.record(own.evidence(classification))
+        stored = self.recorder.record(own.evidence(classification), new_attempt)
         return classification, summaries(stored.stored)
 
     def accepted_result(

@@ -15,7 +15,7 @@ from xmpp_connect.store.errors import TransactionMisuse
 from xmpp_connect.store.group_commit import CommitBatch
 from xmpp_connect.store.migrations import CREATE_VERSION_TABLE, MIGRATIONS, Migration
 from xmpp_connect.store.recent import Recent
-from xmpp_connect.store.records import XmppMessage
+from xmpp_connect.store.records import RawEventRef, XmppMessage
 from xmpp_connect.store.timestamps import to_text, utc_now
 
 log = logging.getLogger("xmpp_connect.store")
@@ -64,10 +64,13 @@ class SqlBase:
         """(tenant, message id) -> the message (a message row never changes once written)."""
         self._recorded_stanzas: Recent[tuple[str, str], bool] = Recent()
         """(tenant, stanza ref) of stanzas recorded lately: recording one again is a no-op anyway."""
-        self._redacted: Recent[str, tuple[str, str]] = Recent()
-        """Raw stanza -> its redacted form and that form's sha256, for stanzas redaction changed lately: a
-        sent message is kept at the two events about it (written, then acked), the same text each time; the
-        second takes (and drops) the entry. A pure function of the text: nothing to forget on a rollback."""
+        self._known_endpoints: Recent[tuple[str, str], bool] = Recent()
+        """(tenant, endpoint ref) of endpoints written or found lately (no endpoint row is ever deleted):
+        remembering one again is a no-op anyway."""
+        self._offered_raw: Recent[tuple[str, str, str], tuple[RawEventRef, str]] = Recent()
+        """(tenant, source, stanza text) -> the raw stanza kept for it and its stored content's sha256, for
+        sent messages kept lately when written: their ack (the same text) takes (and drops) the entry and
+        references that row instead of keeping a second copy."""
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -141,6 +144,8 @@ class SqlBase:
         self._raw_digests.clear()
         self._known_messages.clear()
         self._recorded_stanzas.clear()
+        self._known_endpoints.clear()
+        self._offered_raw.clear()
         self._local.fenced = set()
 
     def _rolled_back(self) -> None:

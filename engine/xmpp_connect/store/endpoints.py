@@ -61,8 +61,12 @@ class EndpointRecords(SqlBase):
 
     def remember_endpoint(self, tenant_id: str, jid: str, endpoint_type: str) -> None:
         """Keep the endpoint a message goes to, so its ``ep_`` reference can be looked up later; an
-        endpoint already known (e.g. registered with a tracking context) is left as it is."""
+        endpoint already known (e.g. registered with a tracking context) is left as it is, and one this
+        store wrote or found lately is not written again (every send to a recipient remembers it)."""
         check_allowed(endpoint_type, ENDPOINT_TYPES, "endpoint type")
+        ref = endpoint_ref(tenant_id, jid)
+        if self._known_endpoints.get((tenant_id, ref)):
+            return
         with self._write() as conn:
             self._exec(
                 conn,
@@ -71,7 +75,7 @@ class EndpointRecords(SqlBase):
                 " ON CONFLICT (tenant_id, endpoint_id) DO NOTHING",
                 (
                     tenant_id,
-                    endpoint_ref(tenant_id, jid),
+                    ref,
                     endpoint_type,
                     jids.bare(jid),
                     jids.bare(jid),
@@ -79,6 +83,7 @@ class EndpointRecords(SqlBase):
                     "syntax_validated",
                 ),
             )
+        self._known_endpoints.put((tenant_id, ref), True)
 
     def get_endpoint(self, tenant_id: str, endpoint_id: str) -> XmppEndpoint | None:
         row = self._one(

@@ -79,15 +79,19 @@ class MessageRecords(SqlBase):
         )
         return [message_from_row(row) for row in rows]
 
-    def create_attempt(self, attempt: XmppAttempt) -> None:
+    def create_attempt(self, attempt: XmppAttempt, state_event_id: str | None = None) -> None:
+        """Insert the attempt; with ``state_event_id``, its state is the one that evidence (already
+        appended) decides, set now as ``set_attempt_state`` would set it (``updated_at`` is the time)."""
         check_allowed(attempt.state, ATTEMPT_STATES, "attempt state")
         check_allowed(attempt.to_endpoint_type, ENDPOINT_TYPES, "endpoint type")
+        updated_at = attempt.updated_at if state_event_id is None else self.options.clock()
         with self._write() as conn:
             self._exec(
                 conn,
                 "INSERT INTO attempts (tenant_id, attempt_id, message_id, account_ref, server_ref, from_jid,"
                 " to_jid, to_endpoint_type, message_type, stanza_id, origin_id, server_id, state, created_at,"
-                " updated_at, expected_evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " updated_at, expected_evidence, state_event_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     attempt.tenant_id,
                     attempt.attempt_id,
@@ -103,8 +107,9 @@ class MessageRecords(SqlBase):
                     attempt.server_id,
                     attempt.state,
                     to_text(attempt.created_at),
-                    to_text(attempt.updated_at),
+                    to_text(updated_at),
                     None if attempt.expected_evidence is None else to_json(list(attempt.expected_evidence)),
+                    state_event_id,
                 ),
             )
 
@@ -177,6 +182,11 @@ class MessageRecords(SqlBase):
                 (state, event_id, to_text(self.options.clock()), tenant_id, attempt_id, replacing or ""),
             ).fetchone()
         return row is not None
+
+    def stanza_recorded_lately(self, tenant_id: str, stanza_ref: str) -> bool:
+        """Whether this store recorded the stanza lately (its memory only: False says nothing), so that a
+        caller can skip building the record ``record_stanza`` would skip anyway."""
+        return bool(self._recorded_stanzas.get((tenant_id, stanza_ref)))
 
     def record_stanza(self, stanza: XmppStanza) -> None:
         """Record a sent or received stanza; its position in send order is kept for cumulative markers.

@@ -6,7 +6,6 @@ from dataclasses import replace
 
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.store.base import EvidenceStore
-from xmpp_connect.store.recent import Recent
 from xmpp_connect.store.records import XmppStanza
 
 
@@ -18,36 +17,31 @@ class StoreOutboundIndex:
         self._store = store
         self._tenant_id = tenant_id
         self._account_jid = account_jid
-        self._built: Recent[str, tuple[OutboundRecord, XmppStanza]] = Recent(256)
 
     def record(self, outbound: OutboundRecord) -> None:
-        """Remember a sent stanza; recording the same stanza id again is a no-op. Its row is built once per
-        outbound record: the pipeline records the stanza at every event about it (written, acked), and the
-        store skips the rows it recorded lately."""
-        built = self._built.get(outbound.stanza_id)
-        if built is None or built[0] is not outbound:
-            built = (outbound, self._row(outbound))
-            self._built.put(outbound.stanza_id, built)
-        self._store.record_stanza(built[1])
-
-    def _row(self, outbound: OutboundRecord) -> XmppStanza:
-        return XmppStanza(
-            tenant_id=self._tenant_id,
-            stanza_ref=outbound.stanza_id,
-            direction="outbound",
-            stanza_type="message",
-            from_jid=self._account_jid,
-            to_jid=outbound.to_jid,
-            message_type=outbound.message_type,
-            endpoint_type=outbound.endpoint_type,
-            stanza_id=outbound.stanza_id,
-            origin_id=outbound.origin_id,
-            stable_id=outbound.stable_id,
-            message_id=outbound.message_id,
-            attempt_id=outbound.attempt_id,
-            receipt_requested=outbound.receipt_requested,
-            markable=outbound.markable,
-            sent_at=outbound.sent_at,
+        """Remember a sent stanza; recording the same stanza id again is a no-op (not even a record built
+        when the store recorded it lately: the pipeline records it at every event that carries it)."""
+        if self._store.stanza_recorded_lately(self._tenant_id, outbound.stanza_id):
+            return
+        self._store.record_stanza(
+            XmppStanza(
+                tenant_id=self._tenant_id,
+                stanza_ref=outbound.stanza_id,
+                direction="outbound",
+                stanza_type="message",
+                from_jid=self._account_jid,
+                to_jid=outbound.to_jid,
+                message_type=outbound.message_type,
+                endpoint_type=outbound.endpoint_type,
+                stanza_id=outbound.stanza_id,
+                origin_id=outbound.origin_id,
+                stable_id=outbound.stable_id,
+                message_id=outbound.message_id,
+                attempt_id=outbound.attempt_id,
+                receipt_requested=outbound.receipt_requested,
+                markable=outbound.markable,
+                sent_at=outbound.sent_at,
+            )
         )
 
     def lookup(self, stanza_or_origin_id: str) -> OutboundRecord | None:

@@ -28,19 +28,25 @@ class RawEvents(SqlBase):
         stanza_xml: str,
         received_at: datetime,
         storage_ref: str | None = None,
+        offer: bool = False,
+        take: bool = False,
     ) -> RawEventRef:
         """Preserve a raw stanza, redacted unless redaction is off (never unredacted in metadata-only
         mode). The stored content's sha256 is kept beside it and outlives a retention purge: the evidence
-        chain covers that digest, not the stanza (spec/audit.md)."""
+        chain covers that digest, not the stanza (spec/audit.md).
+
+        A sent message is carried by the event that writes it and again by its ack: the first is kept with
+        ``offer``; the second, with ``take``, references that row (its time is the write's) when this store
+        offered the same text from the same source lately, and is kept anew only when it did not."""
         check_allowed(source, RAW_SOURCES, "raw event source")
+        if take:
+            offered = self._offered_raw.pop((tenant_id, source, stanza_xml))
+            if offered is not None:
+                self._raw_digests.put((tenant_id, offered[0].raw_event_id), offered[1])
+                return offered[0]
         redact = self.options.redact_raw or self.options.metadata_only
-        stored = self._redacted.pop(stanza_xml) if redact else None
-        if stored is None:
-            content = redact_stanza(stanza_xml) if redact else stanza_xml
-            stored = content, hashlib.sha256(content.encode("utf-8")).hexdigest()
-            if content != stanza_xml:
-                self._redacted.put(stanza_xml, stored)
-        content, digest = stored
+        content = redact_stanza(stanza_xml) if redact else stanza_xml
+        digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
         ref = RawEventRef(tenant_id, new_raw_event_id(), source, received_at, redact, storage_ref)
         with self._write() as conn:
             self._exec(
@@ -59,6 +65,8 @@ class RawEvents(SqlBase):
                 ),
             )
         self._raw_digests.put((tenant_id, ref.raw_event_id), digest)
+        if offer:
+            self._offered_raw.put((tenant_id, source, stanza_xml), (ref, digest))
         return ref
 
     def get_raw(self, tenant_id: str, raw_event_id: str) -> tuple[RawEventRef, str | None] | None:

@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 
 def to_text(moment: datetime) -> str:
     """Aware datetime -> sortable UTC text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``); naive datetimes are refused
-    (their zone is unknown). ``isoformat`` instead of ``strftime``: same text, half the cost."""
+    (their zone is unknown). ``isoformat`` without ``timespec`` (which costs about as much as the rest)
+    writes the microseconds unless they are 0."""
     if moment.tzinfo is not UTC:
         if moment.tzinfo is None:
             raise ValueError("naive datetime: store times must carry a time zone")
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    if moment.microsecond:
+        return moment.isoformat()[:-6] + "Z"
+    return moment.isoformat()[:-6] + ".000000Z"
 
 
 def to_text_or_none(moment: datetime | None) -> str | None:
