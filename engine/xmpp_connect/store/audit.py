@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from xmpp_connect.model.chain import GENESIS, ChainFailure, walk
 from xmpp_connect.model.checkpoint import Checkpoint, sign_checkpoint, signature_valid
 from xmpp_connect.store.connection import SqlBase, log
-from xmpp_connect.store.rows import where_equal
+from xmpp_connect.store.evidence_log import evidence_where
 from xmpp_connect.store.timestamps import to_text
 
 _CHECKPOINT_COLUMNS = (
@@ -153,9 +153,7 @@ class ChainAudit(SqlBase):
         until: str | None = None,
     ) -> list[dict[str, Any]]:
         """The tenant's chained rows matching every given selector (times compare with ``occurred_at``)."""
-        where, params = where_equal(
-            tenant_id, case_id=case_id, participant_id=participant_id, message_id=message_id
-        )
+        where, params = evidence_where(tenant_id, message_id, case_id=case_id, participant_id=participant_id)
         if since is not None:
             where += " AND occurred_at >= ?"
             params = [*params, since]

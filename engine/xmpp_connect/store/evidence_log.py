@@ -140,7 +140,7 @@ class EvidenceLog(SqlBase):
         self, tenant_id: str, message_id: str, participant_id: str | None = None
     ) -> list[EvidenceEvent]:
         """The message's log in append order (lifecycle.timeline orders it by event time)."""
-        where, params = where_equal(tenant_id, message_id=message_id, participant_id=participant_id)
+        where, params = evidence_where(tenant_id, message_id, participant_id=participant_id)
         rows = self._all(f"SELECT * FROM evidence_events WHERE {where} ORDER BY seq", params)
         return [evidence_from_row(row) for row in rows]
 
@@ -172,9 +172,7 @@ class EvidenceLog(SqlBase):
         if limit < 1:
             raise InvalidCursor("limit must be positive")
         after = decode_cursor(cursor)
-        where, params = where_equal(
-            tenant_id, case_id=case_id, participant_id=participant_id, message_id=message_id
-        )
+        where, params = evidence_where(tenant_id, message_id, case_id=case_id, participant_id=participant_id)
         if event_types:
             where += f" AND event_type IN ({', '.join('?' for _ in event_types)})"
             params = [*params, *event_types]
@@ -187,3 +185,18 @@ class EvidenceLog(SqlBase):
         events = tuple(evidence_from_row(row) for row in rows)
         next_position = events[-1].seq if events else after
         return EventPage(events, encode_cursor(next_position or 0))
+
+
+def evidence_where(tenant_id: str, message_id: str | None, **others: str | None) -> tuple[str, list[Any]]:
+    """``where_equal`` for evidence_events, searching ``evidence_by_message`` whenever a message is given.
+
+    Without statistics SQLite cannot tell the (tenant, x, seq) indexes apart and may read a whole case or
+    participant for one message's entries; ``column || ''`` (the same rows, valid in both dialects) keeps
+    the other selectors off their indexes.
+    """
+    where, params = where_equal(tenant_id, message_id=message_id)
+    for column, value in others.items():
+        if value is not None:
+            where += f" AND {column} || '' = ?" if message_id is not None else f" AND {column} = ?"
+            params.append(value)
+    return where, params
