@@ -28,7 +28,7 @@ from xmpp_connect.model.chain import (
     salted_digest,
     walk,
 )
-from xmpp_connect.store.chain import ENTRY_PIECES, ChainLinker, SaltSource
+from xmpp_connect.store.chain import _AFTER_RAW_DIGEST, _BEFORE_RAW_DIGEST, ChainLinker, SaltSource
 from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
 
 KEY = Ed25519PrivateKey.generate()
@@ -135,11 +135,10 @@ def test_random_rows_get_the_specified_chain_values():
     assert rows == _spec_chain(rows, "cd" * 32)
 
 
-def test_the_entry_pieces_are_the_content_columns():
-    assert sum(ENTRY_PIECES, ()) == CONTENT_COLUMNS
-    rule = ENTRY_PIECES[1]
-    start = EVENT_COLUMNS.index(rule[0])
-    assert EVENT_COLUMNS[start : start + len(rule)] == rule
+def test_the_linker_takes_the_content_columns_from_the_row():
+    row = tuple(EVENT_COLUMNS)
+    added = ("prev_event_id", "personal_sha256")
+    assert (*_BEFORE_RAW_DIGEST(row), "raw_sha256", *_AFTER_RAW_DIGEST(row), *added) == CONTENT_COLUMNS
 
 
 def test_salts_are_fresh_across_blocks_and_threads():
