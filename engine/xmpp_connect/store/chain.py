@@ -19,8 +19,6 @@ from xmpp_connect.model.chain import (
     GENESIS,
     PERSONAL_COLUMNS,
     canonical_json,
-    link_digest,
-    salted_digest,
 )
 from xmpp_connect.store.rows import EVENT_COLUMNS
 
@@ -72,12 +70,12 @@ class ChainLinker:
         raw_ref = row[_RAW_REF]
         raw_sha256 = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
         salt, salt_hex = SALTS.take()
-        personal = salted_digest(salt, _PERSONAL_FROM_ROW(row))
+        personal = _sha256(salt + canonical_json(_PERSONAL_FROM_ROW(row))).hexdigest()
         before, after = _BEFORE_RAW_DIGEST(row), _AFTER_RAW_DIGEST(row)
         canonical = canonical_json((CHAIN_FORMAT, *before, raw_sha256, *after, prev_event_id, personal))
         entry = _sha256(canonical).digest()
-        chain = link_digest(bytes.fromhex(prev_chain), entry)
-        return (raw_sha256, salt_hex, personal, prev_event_id, entry.hex(), chain.hex())
+        chain = _sha256(bytes.fromhex(prev_chain) + entry).hexdigest()
+        return (raw_sha256, salt_hex, personal, prev_event_id, entry.hex(), chain)
 
     def advance(self, tenant_id: str, event_id: str, chain: tuple[Any, ...]) -> None:
         self.heads[tenant_id] = (event_id, chain[-1])
