@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 CHAIN_FORMAT = "xc-chain-1"
 GENESIS = "0" * 64
 """The chain hash before a tenant's first entry."""
@@ -71,21 +73,41 @@ _ONE_SHOT = (
                          False, False)
 )
 """The C encoder that ``_CANONICAL.encode`` builds on every call (with these very arguments), built once:
-every appended entry is encoded twice (tests/store/test_chain.py pins the bytes against ``json.dumps``)."""
+the fallback for what orjson does not encode as it does (tests/store/test_canonical.py)."""
+_SCALARS = frozenset((str, int, bool, type(None)))
+"""The exact types whose JSON orjson writes byte for byte as ``json`` does (strings without lone
+surrogates, integers within 64 bits: orjson refuses the others). Floats, subclasses and every other type
+take the fallback."""
 
 
 def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8 (no ASCII escaping): one byte string per value."""
+    """Sorted keys, no whitespace, UTF-8 (no ASCII escaping): one byte string per value.
+
+    orjson writes it where it gives the very bytes ``json`` gives (plain strings, integers, booleans, null
+    in lists, tuples and string-keyed dicts); anything else, or what orjson refuses, goes to ``json``."""
+    try:
+        if _plain(value):
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, RecursionError):
+        pass
+    return _json_bytes(value)
+
+
+def _json_bytes(value: Any) -> bytes:
+    """``canonical_json`` through the standard library's encoder."""
     if _ONE_SHOT is None:
         return _CANONICAL.encode(value).encode("utf-8")
     return "".join(_ONE_SHOT(value, 0)).encode("utf-8")
 
 
-def canonical_items(values: Sequence[Any]) -> str:
-    """The canonical JSON of a non-empty array without its brackets: its items joined by ``,``, to be
-    spliced into a longer array (an array's canonical JSON is ``[``, its items', ``]``)."""
-    text = _CANONICAL.encode(values) if _ONE_SHOT is None else "".join(_ONE_SHOT(values, 0))
-    return text[1:-1]
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only the types orjson encodes as ``json`` does (a flat array: one C loop)."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return _SCALARS.issuperset(map(type, value)) or all(map(_plain, value))
+    if kind is dict:
+        return all(type(key) is str for key in value) and all(map(_plain, value.values()))
+    return kind in _SCALARS
 
 
 def personal_digest(salt: str, row: Mapping[str, Any]) -> str:

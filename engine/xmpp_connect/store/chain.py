@@ -9,19 +9,16 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
-from json.encoder import encode_basestring
 from operator import itemgetter
 from typing import Any
 
 from xmpp_connect.model.chain import (
     CHAIN_COLUMNS,
     CHAIN_FORMAT,
+    CONTENT_COLUMNS,
     GENESIS,
     PERSONAL_COLUMNS,
-    canonical_items,
-    link_digest,
-    salted_digest,
+    canonical_json,
 )
 from xmpp_connect.store.rows import EVENT_COLUMNS
 
@@ -31,25 +28,13 @@ INSERT_CHAINED = (
     f" VALUES ({', '.join('?' for _ in CHAINED_COLUMNS)})"
 )
 _INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
-_TENANT, _EVENT_ID, _RAW_REF = _INDEX["tenant_id"], _INDEX["event_id"], _INDEX["raw_ref"]
+_TENANT, _RAW_REF = _INDEX["tenant_id"], _INDEX["raw_ref"]
 _PERSONAL_FROM_ROW = itemgetter(*(_INDEX[name] for name in PERSONAL_COLUMNS))
-ENTRY_PIECES = (
-    ("tenant_id", "event_id"),
-    ("event_type", "scenario", "rule_id", "policy_version", "category", "subclass", "confidence", "grade",
-     "attempt_state"),
-    ("message_id", "attempt_id", "case_id", "correlation_id", "endpoint_ref", "raw_ref", "raw_sha256",
-     "occurred_at", "recorded_at", "late", "inferred", "emitted"),
-    ("scope", "notes", "grade_dimensions"),
-    ("prev_event_id", "personal_sha256"),
-)
-"""CONTENT_COLUMNS in the pieces ``ChainLinker.values`` splices an entry's canonical form from: the second
-(the rule's columns, adjacent in a row too) and the fourth repeat from entry to entry, so each distinct one
-is encoded once (str or None columns only: equal values, equal JSON)."""
-_RULE = slice(_INDEX[ENTRY_PIECES[1][0]], _INDEX[ENTRY_PIECES[1][-1]] + 1)
-_SPLIT = ENTRY_PIECES[2].index("raw_sha256")
-_BEFORE_RAW_DIGEST = itemgetter(*(_INDEX[name] for name in ENTRY_PIECES[2][:_SPLIT]))
-_AFTER_RAW_DIGEST = itemgetter(*(_INDEX[name] for name in ENTRY_PIECES[2][_SPLIT + 1 :]))
-_SCOPE = itemgetter(*(_INDEX[name] for name in ENTRY_PIECES[3]))
+_RAW_DIGEST_AT = CONTENT_COLUMNS.index("raw_sha256")
+_BEFORE_RAW_DIGEST = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[:_RAW_DIGEST_AT]))
+_AFTER_RAW_DIGEST = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[_RAW_DIGEST_AT + 1 : -2]))
+"""The content columns a row holds, around the raw stanza's digest and before the two the chain adds
+(``prev_event_id``, ``personal_sha256``)."""
 _HEAD = "SELECT event_id, chain_hash FROM evidence_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"
 _RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw_event_id = ?"
 
@@ -78,30 +63,19 @@ class ChainLinker:
         """The chain columns for an event row (``event_row`` order); call ``advance`` once it is inserted.
 
         The values model/chain.py's ``personal_digest``, ``entry_digest`` and ``link`` give, with less work
-        per entry: salts sliced from blocks of random bytes, repeating pieces of the canonical form encoded
-        once (ENTRY_PIECES), the digests linked as bytes.
+        per entry: salts sliced from blocks of random bytes, the digests linked as bytes.
         """
         tenant_id = row[_TENANT]
         prev_event_id, prev_chain = self.heads.get(tenant_id) or self._head(tenant_id)
         raw_ref = row[_RAW_REF]
         raw_sha256 = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
         salt, salt_hex = SALTS.take()
-        personal = salted_digest(salt, _PERSONAL_FROM_ROW(row))
-        canonical = "".join((
-            _format_and_tenant(tenant_id),
-            encode_basestring(row[_EVENT_ID]),
-            ",",
-            _items(row[_RULE]),
-            ",",
-            canonical_items((*_BEFORE_RAW_DIGEST(row), raw_sha256, *_AFTER_RAW_DIGEST(row))),
-            ",",
-            _items(_SCOPE(row)),
-            ",null," if prev_event_id is None else f",{encode_basestring(prev_event_id)},",
-            f'"{personal}"]',
-        ))
-        entry = _sha256(canonical.encode("utf-8")).digest()
-        chain = link_digest(bytes.fromhex(prev_chain), entry)
-        return (raw_sha256, salt_hex, personal, prev_event_id, entry.hex(), chain.hex())
+        personal = _sha256(salt + canonical_json(_PERSONAL_FROM_ROW(row))).hexdigest()
+        before, after = _BEFORE_RAW_DIGEST(row), _AFTER_RAW_DIGEST(row)
+        canonical = canonical_json((CHAIN_FORMAT, *before, raw_sha256, *after, prev_event_id, personal))
+        entry = _sha256(canonical).digest()
+        chain = _sha256(bytes.fromhex(prev_chain) + entry).hexdigest()
+        return (raw_sha256, salt_hex, personal, prev_event_id, entry.hex(), chain)
 
     def advance(self, tenant_id: str, event_id: str, chain: tuple[Any, ...]) -> None:
         self.heads[tenant_id] = (event_id, chain[-1])
@@ -133,19 +107,6 @@ def _nothing_recent(_key: RawKey) -> None:
 
 
 _sha256 = hashlib.sha256
-
-
-@lru_cache(maxsize=256)
-def _format_and_tenant(tenant_id: str) -> str:
-    """``["xc-chain-1","<tenant>",``: how every entry of a tenant's chain begins."""
-    return f"[{canonical_items((CHAIN_FORMAT, tenant_id))},"
-
-
-@lru_cache(maxsize=1024)
-def _items(values: tuple[str | None, ...]) -> str:
-    """``canonical_items`` of a piece that repeats from entry to entry (the rule's columns; scope, notes
-    and grade), kept for the next entry that has it."""
-    return canonical_items(values)
 
 
 class SaltSource:

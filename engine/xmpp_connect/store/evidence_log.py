@@ -66,7 +66,7 @@ class EvidenceLog(SqlBase):
                 placed = event.placed(first + offset, recorded_at)
                 row = event_row(placed)
                 chain = linker.values(row)
-                if self._exec(conn, self.insert_new_event, row + chain).fetchone() is None:
+                if not self._insert_event(conn, row + chain):
                     duplicates.append(event.event_id)
                 else:
                     linker.advance(event.tenant_id, event.event_id, chain)
@@ -117,6 +117,11 @@ class EvidenceLog(SqlBase):
             chain = linker.values(row)
             linker.advance(event.tenant_id, event.event_id, chain)
             yield row + chain
+
+    def _insert_event(self, conn: Any, values: tuple[Any, ...]) -> bool:
+        """Insert a chained row (``CHAINED_COLUMNS`` order) unless its event id is in the log already;
+        whether it was inserted."""
+        return self._exec(conn, self.insert_new_event, values).fetchone() is not None
 
     def _reserve_feed(self, conn: Any, count: int) -> tuple[int, Heads | None]:
         """Take ``count`` feed positions (the last is returned); where the backend keeps the chain head

@@ -17,6 +17,7 @@ from xmpp_connect.model.chain import GENESIS
 from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.store.chain import CHAINED_COLUMNS, INSERT_CHAINED, Heads
 from xmpp_connect.store.connection import StoreOptions
+from xmpp_connect.store.evidence_log import EvidenceLog
 from xmpp_connect.store.sql import SqlStore
 
 _LOCK_COUNTERS = "WITH locked AS (SELECT name FROM counters ORDER BY name FOR UPDATE)"
@@ -36,6 +37,16 @@ _INSERT_AND_MOVE_HEAD = (
 _MOVE_HEAD = (
     "UPDATE counters SET head_tenant = ?, head_event_id = ?, head_hash = ? WHERE name = 'evidence_feed'"
 )
+_LOCK_ALL_COUNTERS = "SELECT name FROM counters ORDER BY name FOR UPDATE"
+_MOVE_HEAD_TO_LAST_ENTRY = (
+    "UPDATE counters SET head_tenant = last.tenant_id, head_event_id = last.event_id,"
+    " head_hash = last.chain_hash FROM (SELECT tenant_id, event_id, chain_hash FROM evidence_events"
+    " ORDER BY seq DESC LIMIT 1) AS last WHERE counters.name = 'evidence_feed'"
+)
+_TENANT, _EVENT_ID = CHAINED_COLUMNS.index("tenant_id"), CHAINED_COLUMNS.index("event_id")
+_UNKNOWN = ("", "", "")
+"""A batch's pending head move after a part of the batch was rolled back: which of its entries remain is
+not tracked, so the commit moves the head to the log's last entry."""
 
 
 class PostgresStore(SqlStore):
@@ -43,8 +54,9 @@ class PostgresStore(SqlStore):
 
     Several writers (threads, replicas) append to one feed: each append locks the feed counter's row, and
     that row also holds the chain head of the tenant that appended last (moved by the same statement that
-    inserts an entry), so a writer appending after another one learns the head from the counter it takes
-    anyway instead of reading the log (spec/audit.md)."""
+    inserts an entry, or once per group-commit batch just before its COMMIT), so a writer appending after
+    another one learns the head from the counter it takes anyway instead of reading the log
+    (spec/audit.md)."""
 
     backend = "postgres"
     db_now = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
@@ -103,7 +115,39 @@ class PostgresStore(SqlStore):
 
     def _begin_batch(self, conn: psycopg.Connection[Any]) -> None:
         self._local.unreleased = None
+        self._local.head_move = None
         super()._begin_batch(conn)
+
+    def _commit_batch(self, conn: psycopg.Connection[Any]) -> None:
+        """Move the chain head to the batch's last entry, then commit. The batch's first append locked the
+        counter's row until this commit, so no other writer appended in between: one head move per batch
+        instead of one per append. After a rolled-back part the row is locked anew first (that part may
+        have been the batch's only lock on it) and the head read from the log."""
+        move, self._local.head_move = getattr(self._local, "head_move", None), None
+        if move is _UNKNOWN:
+            self._exec(conn, _LOCK_ALL_COUNTERS)
+            self._exec(conn, _MOVE_HEAD_TO_LAST_ENTRY)
+        elif move is not None:
+            self._exec(conn, _MOVE_HEAD, move)
+        super()._commit_batch(conn)
+
+    def _abandon_batch(self, conn: psycopg.Connection[Any]) -> None:
+        self._local.head_move = None
+        super()._abandon_batch(conn)
+
+    def _rolled_back(self) -> None:
+        super()._rolled_back()
+        if getattr(self._local, "head_move", None) is not None:
+            self._local.head_move = _UNKNOWN
+
+    def _insert_event(self, conn: psycopg.Connection[Any], values: tuple[Any, ...]) -> bool:
+        """Inside a group-commit batch the entry is inserted alone and the head move left to the commit."""
+        if not self._local.batched:
+            return super()._insert_event(conn, values)
+        inserted = self._exec(conn, EvidenceLog.insert_new_event, values).fetchone() is not None
+        if inserted:
+            self._local.head_move = (values[_TENANT], values[_EVENT_ID], values[-1])
+        return inserted
 
     def _abandon(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute("ROLLBACK")
@@ -140,7 +184,11 @@ class PostgresStore(SqlStore):
         )
 
     def _reserve_feed(self, conn: psycopg.Connection[Any], count: int) -> tuple[int, Heads | None]:
+        """The counter's head, unless this batch already appended: then its own pending move is newer."""
         row = self._exec(conn, _RESERVE_FEED, (count,)).fetchone()
+        move = getattr(self._local, "head_move", None) if self._local.batched else None
+        if move is not None:
+            return int(row["last_value"]), None if move is _UNKNOWN else {move[0]: (move[1], move[2])}
         tenant = row["head_tenant"]
         if tenant is None:
             return int(row["last_value"]), None
@@ -160,8 +208,11 @@ class PostgresStore(SqlStore):
             with conn.cursor() as cursor, cursor.copy(copy) as writer:
                 for row in rows:
                     writer.write_row(row)
-            head = dict(zip(CHAINED_COLUMNS, rows[-1], strict=True))
-            self._exec(conn, _MOVE_HEAD, (head["tenant_id"], head["event_id"], head["chain_hash"]))
+            head = (rows[-1][_TENANT], rows[-1][_EVENT_ID], rows[-1][-1])
+            if self._local.batched:
+                self._local.head_move = head
+            else:
+                self._exec(conn, _MOVE_HEAD, head)
         return len(chunk)
 
 
