@@ -247,8 +247,9 @@ async def test_a_batch_that_cannot_be_restored_after_a_failed_part_fails_at_its_
 ):
     """SQLite undoes a failed part of a batch by rolling the batch back and running its earlier writes
     again; should one of them answer differently, or another connection have committed in between, the
-    batch is not committed half-restored: its commit fails, every waiter hears it, the next batch starts
-    clean. (PostgreSQL undoes a failed part with its savepoint.)"""
+    batch is not committed half-restored: a later part's statements fail at once (its feed positions
+    and memories describe rows that are gone), its commit fails, every waiter hears it, the next batch
+    starts clean. (PostgreSQL undoes a failed part with its savepoint.)"""
     writer, reader = store_factory.open(), store_factory.open()
     writer.enable_group_commit(asyncio.get_running_loop())
     try:
@@ -258,6 +259,8 @@ async def test_a_batch_that_cannot_be_restored_after_a_failed_part_fails_at_its_
             writer.create_message(_message(tenant, "m2"))
             raise RuntimeError("this part failed")
         monkeypatch.undo()
+        with pytest.raises(batch_log.ReplayDiverged), writer.transaction():
+            writer.append_evidence(evidence(tenant, "m1", "server_acknowledged", T0))
         with pytest.raises(batch_log.ReplayDiverged):
             await writer.durable()
         writer.create_message(_message(tenant, "m3"))

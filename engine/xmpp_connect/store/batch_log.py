@@ -69,6 +69,15 @@ class BatchLog:
                     conn.execute("BEGIN IMMEDIATE")
 
 
+def batch_broken(cause: Exception) -> ReplayDiverged:
+    """The error for any statement in a batch that could not be restored: its counters and memories
+    describe rows that are gone, so a statement now could only fail misleadingly (a repeated feed position)
+    or read what will not commit."""
+    error = ReplayDiverged("this group-commit batch could not be restored after a failed write scope")
+    error.__cause__ = cause
+    return error
+
+
 def data_version(conn: sqlite3.Connection) -> int:
     """Changes whenever another connection commits to the database (SQLite's ``PRAGMA data_version``)."""
     return int(conn.execute("PRAGMA data_version").fetchone()[0])

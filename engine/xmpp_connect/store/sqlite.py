@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from xmpp_connect.store.batch_log import BatchLog, answer_of
+from xmpp_connect.store.batch_log import BatchLog, answer_of, batch_broken
 from xmpp_connect.store.connection import StoreOptions
 from xmpp_connect.store.sql import SqlStore
 from xmpp_connect.store.wal import WalCheckpointer
@@ -134,8 +134,10 @@ class SqliteStore(SqlStore):
 
     def _exec(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
         params = tuple(params)
-        cursor = conn.execute(sql, params)
         batch_log = self._batch_log
+        if batch_log is not None and batch_log.broken is not None and conn is self._batch_conn:
+            raise batch_broken(batch_log.broken)
+        cursor = conn.execute(sql, params)
         if batch_log is None or conn is not self._batch_conn or sql.startswith("SELECT"):
             return _Rows(cursor.fetchall()) if "RETURNING" in sql else cursor
         if "RETURNING" in sql:
@@ -150,5 +152,7 @@ class SqliteStore(SqlStore):
         if batch_log is None or conn is not self._batch_conn:
             conn.executemany(sql, rows)
             return
+        if batch_log.broken is not None:
+            raise batch_broken(batch_log.broken)
         params = [tuple(row) for row in rows]
         batch_log.add(sql, params, answer_of(conn.executemany(sql, params), returning=False), many=True)
