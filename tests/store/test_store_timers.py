@@ -10,6 +10,7 @@ from store_helpers import POLICY_VERSION, PRECEDENCE, T0, classification, eviden
 from xmpp_connect.evidence import lifecycle
 from xmpp_connect.model.evidence import DedupeBasis, EvidenceContext, build_evidence_events
 from xmpp_connect.sending.timers import TimerFact, TimerService
+from xmpp_connect.store.timer_table import NEXT_DUE_WINDOW
 
 SCENARIO_OF_TIMER = {"receipt_timeout": "receipt_timeout", "expiry": "expired"}
 
@@ -150,3 +151,16 @@ async def test_a_stop_before_the_first_step_ends_run(store, tenant):
     running = asyncio.create_task(service.run())
     service.stop()
     await asyncio.wait_for(running, timeout=5)
+
+
+def test_the_next_due_time_counts_leases_read_in_due_order_or_aggregated(store, tenant):
+    for n in range(NEXT_DUE_WINDOW + 6):
+        store.schedule_timer(tenant, f"m{n}", "receipt_timeout", T0 + timedelta(seconds=n))
+    assert store.next_due_at() == T0
+    store.claim_due_timers(T0 + minutes(2), minutes(10), limit=3)
+    assert store.next_due_at() == T0 + timedelta(seconds=3)
+    store.claim_due_timers(T0 + minutes(2), minutes(10), limit=NEXT_DUE_WINDOW)
+    # the first window is all leased: the aggregate answers
+    assert store.next_due_at() == T0 + timedelta(seconds=NEXT_DUE_WINDOW + 3)
+    store.claim_due_timers(T0 + minutes(2), minutes(10), limit=NEXT_DUE_WINDOW)
+    assert store.next_due_at() == T0 + minutes(12)

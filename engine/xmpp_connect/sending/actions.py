@@ -139,12 +139,13 @@ class Actions:
             self.store.create_message(message)
         scheduled = action_type == "notification.schedule"
         outboxed = self.outbox is not None and not scheduled
-        holds = outboxed and self.dispatcher.holds(account)
+        status = self.dispatcher.stream_status(account)
+        holds = outboxed and self.dispatcher.holds(account, status)
         # A send for an account another replica owns is that replica's to write: this one's stream is moot.
         elsewhere = outboxed and self.outbox is not None and not self.outbox.may_send(account)
         reason = self.admission.refusal(
             tenant, account, to_jid, render_error, request.get("options") or {},
-            check_stream=not scheduled and not holds and not elsewhere,
+            check_stream=not scheduled and not holds and not elsewhere, stream_status=lambda _: status,
         )
         base = result_base(action_type, request, op.operation_id, received_at)
         own = partial(OwnEvidence, tenant.id, message, attempt_id, to_jid or None, received_at)
@@ -194,7 +195,8 @@ class Actions:
             self.pending.hold(tenant.id, op.operation_id, message_id, request, timestamp(request["send_at"]))
         elif outboxed:
             dispatch = self.dispatcher.through_outbox(
-                tenant.id, account, request, body or "", op.stanza_id, message_id, attempt_id, received_at
+                tenant.id, account, request, body or "", op.stanza_id, message_id, attempt_id, received_at,
+                status,
             )
         else:
             dispatch = partial(
@@ -249,5 +251,4 @@ class Actions:
         await self.schedules.send_due(tenant, operation_id)
 
     def _stream_status(self, account: str) -> str | None:
-        provider = self.providers.get(account)
-        return None if provider is None else provider.health().stream_status
+        return self.dispatcher.stream_status(account)

@@ -40,17 +40,19 @@ class Admission:
         render_error: str | None,
         options: Mapping[str, Any],
         check_stream: bool = True,
+        stream_status: StreamStatus | None = None,
     ) -> str | None:
         """The reason the adapter refuses to send; None to go ahead.
 
-        ``check_stream`` is off when scheduling: the stream is checked when the message is due."""
+        ``check_stream`` is off when scheduling: the stream is checked when the message is due.
+        ``stream_status`` answers for this call instead of the admission's own (a status already read)."""
         if not to_jid:
             return "missing_jid"
         if not is_valid_jid(to_jid):
             return "invalid_jid"
         if render_error is not None:
             return "render_failed"
-        status = self.stream_status(account) if account in tenant.accounts else None
+        status = (stream_status or self.stream_status)(account) if account in tenant.accounts else None
         if status is None:
             return "account_missing"
         if check_stream and status != "connected":

@@ -104,12 +104,18 @@ class Dispatcher:
             return  # the outbox starts its timers when the stanza is written (sending/outbox.py)
         self._start_timers(tenant_id, request, outbound)
 
-    def holds(self, account: str) -> bool:
-        """Whether a send on this account is accepted and held while its stream is down: the account holds,
-        and its stream may come back (a failed account, e.g. refused credentials, won't)."""
+    def stream_status(self, account: str) -> str | None:
+        """The account's stream status (``connected``, ...); None when this service has no such account.
+        A send reads it once: nothing it does before the hand-over awaits, so the status cannot move."""
         provider = self.providers.get(account)
-        return (self.outbox is not None and self.outbox.holds(account) and provider is not None
-                and provider.health().stream_status != "failed")
+        return None if provider is None else provider.health().stream_status
+
+    def holds(self, account: str, status: str | None) -> bool:
+        """Whether a send on this account is accepted and held while its stream is down: the account holds,
+        and its stream (``status``, as read for this send) may come back (a failed account, e.g. refused
+        credentials, won't)."""
+        return (self.outbox is not None and self.outbox.holds(account) and status is not None
+                and status != "failed")
 
     def through_outbox(
         self,
@@ -121,18 +127,19 @@ class Dispatcher:
         message_id: str,
         attempt_id: str,
         accepted_at: datetime,
+        status: str | None,
     ) -> Callable[[], None] | None:
         """Put an accepted send in the outbox (in the caller's transaction); the returned call hands it to
         the provider. None when someone here already did, when another replica owns the account (its owner,
-        woken by the outbox, writes it), or when the stream is down: then it is held and the next session
-        writes it."""
+        woken by the outbox, writes it), or when the stream (``status``, as read for this send) is down:
+        then it is held and the next session writes it."""
         outbox = self.outbox
         assert outbox is not None
         entry = outbox.accept(tenant_id, account, stanza_id, message_id, attempt_id, request, body,
                               accepted_at)
         if not outbox.should_write(entry) or not outbox.may_send(account):
             return None
-        if self.providers[account].health().stream_status != "connected":
+        if status != "connected":
             outbox.hold(entry)
             return None
         outbox.handing(entry)

@@ -97,9 +97,11 @@ class Schedules:
         if request is None or attempt is None or message is None or attempt.state != SCHEDULED_STATE:
             return None
         body, render_error = render_body(self.templates, "notification.schedule", request)
+        status = self.dispatcher.stream_status(attempt.account_ref)
         reason = self.admission.refusal(
             tenant, attempt.account_ref, attempt.to_jid, render_error, request.get("options") or {},
-            check_stream=not self.dispatcher.holds(attempt.account_ref),
+            check_stream=not self.dispatcher.holds(attempt.account_ref, status),
+            stream_status=lambda _: status,
         )
         if reason is not None:
             refused = OwnEvidence(tenant.id, message, attempt.attempt_id, attempt.to_jid, self.clock())
@@ -109,5 +111,5 @@ class Schedules:
         self.store.update_attempt(tenant.id, attempt.attempt_id, state="send_requested")
         return self.dispatcher.through_outbox(
             tenant.id, attempt.account_ref, request, body or "", attempt.stanza_id, message.message_id,
-            attempt.attempt_id, self.clock(),
+            attempt.attempt_id, self.clock(), status,
         )

@@ -12,7 +12,10 @@ from xmpp_connect.store.records import (
     Timer,
 )
 from xmpp_connect.store.rows import check_allowed, timer_from_row
-from xmpp_connect.store.timestamps import from_text_or_none, to_text
+from xmpp_connect.store.timestamps import from_text, from_text_or_none, to_text
+
+NEXT_DUE_WINDOW = 64
+"""Pending timers ``next_due_at`` reads in due order before it aggregates them all instead."""
 
 
 class TimerTable(SqlBase):
@@ -87,12 +90,27 @@ class TimerTable(SqlBase):
 
     def next_due_at(self) -> datetime | None:
         """When the next pending timer can be claimed (across tenants): its due time, or the end of
-        its lease while another claimer holds it."""
-        row = self._one(
+        its lease while another claimer holds it. Read in due order along the pending index, stopping at
+        the first due time no earlier than the best found (a lease only moves a time later), instead of
+        aggregating every pending timer; the aggregate only when a whole window of them is leased."""
+        rows = self._all(
+            "SELECT due_at, lease_until FROM timers WHERE fired_at IS NULL ORDER BY due_at LIMIT ?",
+            (NEXT_DUE_WINDOW,),
+        )
+        best: str | None = None
+        for row in rows:
+            due, lease = row["due_at"], row["lease_until"]
+            if best is not None and due >= best:
+                return from_text(best)
+            at = lease if lease is not None and lease > due else due
+            best = at if best is None or at < best else best
+        if len(rows) < NEXT_DUE_WINDOW:
+            return from_text_or_none(best)
+        found = self._one(
             "SELECT MIN(CASE WHEN lease_until > due_at THEN lease_until ELSE due_at END) AS due"
             " FROM timers WHERE fired_at IS NULL"
         )
-        return from_text_or_none(row["due"]) if row else None
+        return from_text_or_none(found["due"]) if found else None
 
     def timers_for_message(self, tenant_id: str, message_id: str) -> list[Timer]:
         rows = self._all(
