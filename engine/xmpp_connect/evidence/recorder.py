@@ -223,7 +223,9 @@ class Recorder:
         if best is None or not best.attempt_state:
             self.store.create_attempt(attempt)
             return
-        self.store.create_attempt(replace(attempt, state=best.attempt_state), best.event_id)
+        if attempt.state != best.attempt_state:  # the send path creates it with the state it expects
+            attempt = replace(attempt, state=best.attempt_state)
+        self.store.create_attempt(attempt, best.event_id)
         self._decided(evidence.tenant_id, attempt.attempt_id, best)
 
     def _keep_endpoint(self, evidence: Evidence) -> None:
