@@ -9,6 +9,7 @@ import json
 import os
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -192,22 +193,30 @@ def test_a_duplicate_append_does_not_advance_the_chain(store, tenant):
     assert store.verify_chain(tenant).ok and store.verify_chain(tenant).entries == len(ids)
 
 
-def test_concurrent_writers_build_one_consistent_chain(store, tenant):
+def run_writers(writer: Callable[[int], object], count: int, timeout: float) -> None:
+    """``writer(0)`` .. ``writer(count - 1)``, each on a thread of its own; fails if any raised or hung."""
     errors: list[BaseException] = []
 
-    def writer(w: int) -> None:
+    def run(w: int) -> None:
         try:
-            for n in range(15):
-                store.append_evidence(evidence(tenant, f"w{w}-{n}", "server_acknowledged", T0))
+            writer(w)
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
-    assert not errors and not any(t.is_alive() for t in threads)
+        thread.join(timeout=timeout)
+    assert not errors and not any(t.is_alive() for t in threads), errors
+
+
+def test_concurrent_writers_build_one_consistent_chain(store, tenant):
+    def writer(w: int) -> None:
+        for n in range(15):
+            store.append_evidence(evidence(tenant, f"w{w}-{n}", "server_acknowledged", T0))
+
+    run_writers(writer, 4, timeout=60)
     report = store.verify_chain(tenant)
     assert report.ok, report.failure
     assert report.entries == 60
@@ -220,26 +229,17 @@ def test_replicas_appending_for_two_tenants_build_consistent_chains(store_factor
     tenants = (tenant, "other-" + tenant)
     replicas = [store_factory.open() for _ in range(3)]
     stored = [replicas[0].bulk_append(evidence(tenant, "bulk", "server_acknowledged", T0))]
-    errors: list[BaseException] = []
 
     def writer(w: int) -> None:
-        try:
-            for n in range(12):
-                about = tenants[(w + n) % 2]
-                events = evidence(about, f"r{w}-{n}", "server_acknowledged", T0)
-                if n % 3 == 0:
-                    events += evidence(about, f"r{w}-{n}", "delivered_to_client", T0,
-                                       sender=f"bob{w}@example.net/a", stanza_id=f"s{w}-{n}")
-                stored.append(len(replicas[w].append_evidence(events).stored))
-        except BaseException as exc:
-            errors.append(exc)
+        for n in range(12):
+            about = tenants[(w + n) % 2]
+            events = evidence(about, f"r{w}-{n}", "server_acknowledged", T0)
+            if n % 3 == 0:
+                events += evidence(about, f"r{w}-{n}", "delivered_to_client", T0,
+                                   sender=f"bob{w}@example.net/a", stanza_id=f"s{w}-{n}")
+            stored.append(len(replicas[w].append_evidence(events).stored))
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(len(replicas))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors and not any(t.is_alive() for t in threads)
+    run_writers(writer, len(replicas), timeout=60)
     reports = [replicas[0].verify_chain(t) for t in tenants]
     assert all(report.ok for report in reports), [report.failure for report in reports]
     assert sum(report.entries for report in reports) == sum(stored) > 36
@@ -253,7 +253,6 @@ def test_replicas_appending_in_group_commit_batches_build_consistent_chains(stor
     tenants = (tenant, "other-" + tenant)
     replicas = [store_factory.open() for _ in range(1 if store_factory.backend == "sqlite" else 3)]
     stored: list[int] = []
-    errors: list[BaseException] = []
 
     async def batches(store, w: int) -> None:
         store.enable_group_commit(asyncio.get_running_loop())
@@ -275,18 +274,7 @@ def test_replicas_appending_in_group_commit_batches_build_consistent_chains(stor
         finally:
             store.disable_group_commit()
 
-    def writer(w: int) -> None:
-        try:
-            asyncio.run(batches(replicas[w], w))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(len(replicas))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors and not any(t.is_alive() for t in threads), errors
+    run_writers(lambda w: asyncio.run(batches(replicas[w], w)), len(replicas), timeout=120)
     late = store_factory.open()
     for about in tenants:
         stored.append(len(late.append_evidence(evidence(about, "after", "server_acknowledged", T0)).stored))
