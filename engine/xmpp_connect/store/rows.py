@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from xmpp_connect.model.classification import Assessment
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.evidence import EvidenceEvent
@@ -273,7 +275,24 @@ _JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 """One encoder for every stored JSON column (``json.dumps`` with options builds a new one per call)."""
 
 
+_PLAIN = frozenset((str, int, bool, type(None)))
+"""The exact types whose JSON orjson writes as ``json`` does (what it refuses, a lone surrogate or an integer
+beyond 64 bits, takes ``json``; model/chain.py's ``canonical_json`` relies on the same)."""
+
+
 def to_json(value: Any) -> str:
+    """Sorted keys, no whitespace, ASCII only. A flat dict of plain values (an entry's fact) is written by
+    orjson when its text is printable ASCII: then it is the very text ``json`` writes (``json`` escapes
+    every other character, orjson only the control characters)."""
+    if type(value) is dict and all(type(key) is str for key in value) and _PLAIN.issuperset(
+        map(type, value.values())
+    ):
+        try:
+            text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            return _JSON.encode(value)
+        if text.isascii() and b"\x7f" not in text:
+            return text.decode()
     return _JSON.encode(value)
 
 
