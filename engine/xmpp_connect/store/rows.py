@@ -66,7 +66,9 @@ INSERT_EVENT = (
 )
 
 
-def event_row(event: EvidenceEvent) -> tuple[Any, ...]:
+def event_row(event: EvidenceEvent, recorded_text: str | None = None) -> tuple[Any, ...]:
+    """The stored row of a placed entry; ``recorded_text``: its ``recorded_at`` as stored, when the caller
+    wrote it once for every entry of an append."""
     assert event.seq is not None and event.recorded_at is not None
     return (
         event.seq,
@@ -89,7 +91,7 @@ def event_row(event: EvidenceEvent) -> tuple[Any, ...]:
         event.endpoint_ref,
         event.raw_ref,
         to_text(event.occurred_at),
-        to_text(event.recorded_at),
+        recorded_text or to_text(event.recorded_at),
         int(event.late),
         int(event.inferred),
         int(event.emitted),
