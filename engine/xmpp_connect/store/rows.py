@@ -280,15 +280,15 @@ _JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 _PLAIN = frozenset((str, int, bool, type(None)))
 """The exact types whose JSON orjson writes as ``json`` does (what it refuses, a lone surrogate or an integer
 beyond 64 bits, takes ``json``; model/chain.py's ``canonical_json`` relies on the same)."""
+_STR = frozenset((str,))
 
 
 def to_json(value: Any) -> str:
     """Sorted keys, no whitespace, ASCII only. A flat dict of plain values (an entry's fact) is written by
     orjson when its text is printable ASCII: then it is the very text ``json`` writes (``json`` escapes
     every other character, orjson only the control characters)."""
-    if type(value) is dict and all(type(key) is str for key in value) and _PLAIN.issuperset(
-        map(type, value.values())
-    ):
+    plain = type(value) is dict and _STR.issuperset(map(type, value))
+    if plain and _PLAIN.issuperset(map(type, value.values())):
         try:
             text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:
