@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from xmpp_connect.store.records import (
     EventPage,
 )
 from xmpp_connect.store.rows import event_row, evidence_from_row, where_equal
+from xmpp_connect.store.timestamps import to_text
 
 # Only an event id already in the log is a duplicate: a clash of feed positions must raise, not be skipped.
 _INSERT_NEW_EVENT = INSERT_CHAINED + " ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING seq"
@@ -44,16 +46,9 @@ class EvidenceLog(SqlBase):
         if not events:
             return AppendResult((), ())
         recorded_at = self.options.clock()
+        recorded_text = to_text(recorded_at)
         stored: list[EvidenceEvent] = []
-        duplicates: list[str] = []
-        fresh: list[EvidenceEvent] = []
-        seen: set[tuple[str, str]] = set()
-        for event in events:
-            if (event.tenant_id, event.event_id) in seen:
-                duplicates.append(event.event_id)
-            else:
-                seen.add((event.tenant_id, event.event_id))
-                fresh.append(event)
+        fresh, duplicates = _first_of_each(events)
         with self._write() as conn:
             last, counter_head = self._reserve_feed(conn, len(fresh))
             first = last - len(fresh) + 1
@@ -64,7 +59,7 @@ class EvidenceLog(SqlBase):
             )
             for offset, event in enumerate(fresh):
                 placed = event.placed(first + offset, recorded_at)
-                row = event_row(placed)
+                row = event_row(placed, recorded_text)
                 chain = linker.values(row)
                 if not self._insert_event(conn, row + chain):
                     duplicates.append(event.event_id)
@@ -73,14 +68,15 @@ class EvidenceLog(SqlBase):
                     stored.append(placed)
             self._before_commit(conn)
             self._chain_cache = (last, linker.heads)
-        for event in stored:
-            log.debug(
-                "evidence appended event_type=%s subclass=%s message_id=%s late=%s",
-                event.event_type,
-                event.assessment.subclass,
-                event.message_id,
-                event.late,
-            )
+        if log.isEnabledFor(logging.DEBUG):
+            for event in stored:
+                log.debug(
+                    "evidence appended event_type=%s subclass=%s message_id=%s late=%s",
+                    event.event_type,
+                    event.assessment.subclass,
+                    event.message_id,
+                    event.late,
+                )
         if duplicates:
             log.info("duplicate evidence ignored count=%d", len(duplicates))
         return AppendResult(tuple(stored), tuple(duplicates))
@@ -190,6 +186,22 @@ class EvidenceLog(SqlBase):
         events = tuple(evidence_from_row(row) for row in rows)
         next_position = events[-1].seq if events else after
         return EventPage(events, encode_cursor(next_position or 0))
+
+
+def _first_of_each(events: Sequence[EvidenceEvent]) -> tuple[Sequence[EvidenceEvent], list[str]]:
+    """The events to insert (the first of each event id) and the ids repeated within ``events``."""
+    if len(events) == 1:
+        return events, []
+    fresh: list[EvidenceEvent] = []
+    duplicates: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for event in events:
+        if (event.tenant_id, event.event_id) in seen:
+            duplicates.append(event.event_id)
+        else:
+            seen.add((event.tenant_id, event.event_id))
+            fresh.append(event)
+    return fresh, duplicates
 
 
 def evidence_where(tenant_id: str, message_id: str | None, **others: str | None) -> tuple[str, list[Any]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import datetime, timedelta
 
-from xmpp_connect.model.ids import time_ordered
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.records import (
     RAW_SOURCES,
@@ -124,5 +124,6 @@ class RawEvents(SqlBase):
 
 def new_raw_event_id() -> str:
     """``raw_`` + the recording time and 20 random hex digits (spec/ids.md): each new row goes to the
-    primary key's right edge, as the time-ordered ids of a send do."""
-    return "raw_" + time_ordered(datetime.now(UTC), secrets.token_hex(10))
+    primary key's right edge, as the time-ordered ids of a send do. The time part is ``time_ordered``'s
+    (milliseconds since the epoch, 12 hex digits), read from the clock without building a datetime."""
+    return f"raw_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
