@@ -16,7 +16,8 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from xmpp_connect.config import settings as config
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
+from xmpp_connect.evidence.observation import Observation
+from xmpp_connect.evidence.pipeline import EvidencePipeline
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.facts.presence import PresenceTracker
 from xmpp_connect.model.correlation import OutboundRecord

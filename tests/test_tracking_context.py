@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
+from xmpp_connect.evidence.observation import Observation
+from xmpp_connect.evidence.pipeline import EvidencePipeline
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.model.tracking import TrackingContext

@@ -13,7 +13,8 @@ from recipients import Recipient
 
 from xmpp_connect.config.settings import AccountConfig, Secret
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.pipeline import EvidencePipeline, LateCheck, Observation
+from xmpp_connect.evidence.observation import LateCheck, Observation
+from xmpp_connect.evidence.pipeline import EvidencePipeline
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.native import NativeEvent

@@ -12,7 +12,8 @@ from recipients import Recipient
 
 from xmpp_connect.config.settings import AccountConfig, Secret
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
+from xmpp_connect.evidence.observation import Observation
+from xmpp_connect.evidence.pipeline import EvidencePipeline
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable

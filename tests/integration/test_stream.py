@@ -11,7 +11,8 @@ from recipients import Recipient
 from relay import LoopbackRelay
 
 from xmpp_connect.evidence.classify import Classifier
-from xmpp_connect.evidence.pipeline import EvidencePipeline, Observation
+from xmpp_connect.evidence.observation import Observation
+from xmpp_connect.evidence.pipeline import EvidencePipeline
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.providers.accounts import AccountProviders

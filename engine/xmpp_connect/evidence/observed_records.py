@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
-from xmpp_connect.evidence.pipeline import Observation
+from xmpp_connect.evidence.observation import Observation
 from xmpp_connect.facts.presence import PRESENCE_VISIBLE_SUBSCRIPTIONS
 from xmpp_connect.policy.commands import sanitize_text
 from xmpp_connect.store.base import EvidenceStore

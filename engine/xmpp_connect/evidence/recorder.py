@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from xmpp_connect.evidence import lifecycle
+from xmpp_connect.evidence.observation import Observation
 from xmpp_connect.evidence.observed_records import ObservedRecords
-from xmpp_connect.evidence.pipeline import Observation
 from xmpp_connect.evidence.raw_sources import raw_source
 from xmpp_connect.model.classification import Classification, Precedence
 from xmpp_connect.model.correlation import OutboundRecord
