@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xmpp_connect.model.classification import Assessment, Classification
+from xmpp_connect.model.classification import Assessment, Classification, Grade
 from xmpp_connect.model.frozen import FrozenBuilder
 from xmpp_connect.model.ids import beside_message
 from xmpp_connect.xmpp import jids
@@ -240,8 +240,22 @@ def _inferred(fact: Mapping[str, Any]) -> bool:
 
 
 def _dimensions(classification: Classification) -> dict[str, str]:
+    """The grade's §14 dimensions, a dict of its own per entry; read from the grade once (a policy has a
+    few grades, each entry of one carries the same eight values)."""
     grade = classification.grade
-    return {name: getattr(grade, name) for name in GRADE_DIMENSIONS} if grade else {}
+    if grade is None:
+        return {}
+    known = _DIMENSIONS.get(id(grade))
+    if known is None or known[0] is not grade:
+        if len(_DIMENSIONS) >= _DIMENSIONS_LIMIT:
+            _DIMENSIONS.clear()
+        known = _DIMENSIONS[id(grade)] = (grade, {name: getattr(grade, name) for name in GRADE_DIMENSIONS})
+    return dict(known[1])
+
+
+_DIMENSIONS: dict[int, tuple[Grade, dict[str, str]]] = {}
+"""id(grade) -> (the grade, kept so that its id is not reused while remembered; its dimensions)."""
+_DIMENSIONS_LIMIT = 512
 
 
 def _digest(*parts: str) -> str:
