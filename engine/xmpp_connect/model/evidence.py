@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from xmpp_connect.model.classification import Assessment, Classification, Grade
-from xmpp_connect.model.frozen import FrozenBuilder
+from xmpp_connect.model.frozen import dict_init
 from xmpp_connect.model.ids import beside_message
 from xmpp_connect.xmpp import jids
 
@@ -30,6 +30,7 @@ GRADE_DIMENSIONS = (
 """The §14 dimensions of an evidence grade, in the spec's order."""
 
 
+@dict_init
 @dataclass(frozen=True)
 class EvidenceEvent:
     """One entry of the append-only evidence log.
@@ -119,6 +120,7 @@ class EvidenceEvent:
         }
 
 
+@dict_init
 @dataclass(frozen=True)
 class DedupeBasis:
     """What makes two observations the same one (§29): kind, sender full JID, the stanza id they refer to.
@@ -132,10 +134,7 @@ class DedupeBasis:
     stanza_id: str
 
 
-_new_event = FrozenBuilder(EvidenceEvent)
-"""``EvidenceEvent(**values)`` with one dict update instead of 29 frozen-attribute writes."""
-
-
+@dict_init
 @dataclass(frozen=True)
 class EvidenceContext:
     """The ids and times a classification is recorded with."""
@@ -198,7 +197,7 @@ def _event(
         event_id = dedupe_event_id(context.tenant_id, context.message_id, key)
     else:
         event_id = "evt_" + beside_message(context.message_id, new_id(), 32)
-    return _new_event(
+    return EvidenceEvent(
         tenant_id=context.tenant_id,
         event_id=event_id,
         event_type=event_type,
