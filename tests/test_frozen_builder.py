@@ -11,7 +11,7 @@ import pytest
 from xmpp_connect.model.classification import Assessment
 from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord, correlation_context
 from xmpp_connect.model.evidence import EvidenceEvent
-from xmpp_connect.model.frozen import FrozenBuilder
+from xmpp_connect.model.frozen import FrozenBuilder, dict_init
 
 OUTBOUND = OutboundRecord("xc-1", "bob@localhost", "bare_jid", sent_at=datetime(2026, 12, 5, tzinfo=UTC))
 
@@ -69,3 +69,55 @@ def test_only_plain_frozen_dataclasses() -> None:
 
     with pytest.raises(TypeError):
         FrozenBuilder(Checked)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plain:
+    name: str
+    count: int = 0
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    note: str | None = dataclasses.field(default=None, kw_only=True)
+
+
+@dict_init
+@dataclasses.dataclass(frozen=True)
+class _AtOnce:
+    name: str
+    count: int = 0
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    note: str | None = dataclasses.field(default=None, kw_only=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("a",), {}),
+        (("a", 2), {}),
+        (("a",), {"tags": {"k": "v"}, "note": "n"}),
+        ((), {"name": "a", "count": 3}),
+    ],
+)
+def test_dict_init_builds_what_the_constructor_builds(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    built, constructed = _AtOnce(*args, **kwargs), _Plain(*args, **kwargs)
+    assert list(vars(built).items()) == list(vars(constructed).items())
+    assert built == _AtOnce(*args, **kwargs) and hash(built.name) == hash(constructed.name)
+    assert built.tags is not _AtOnce(*args, **kwargs).tags or "tags" in kwargs
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.count = 5  # type: ignore[misc]
+    assert vars(dataclasses.replace(built, count=9)) == vars(dataclasses.replace(constructed, count=9))
+
+
+def test_dict_init_refuses_what_the_constructor_refuses_and_unfrozen_classes() -> None:
+    with pytest.raises(TypeError):
+        _AtOnce()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _AtOnce("a", 1, {}, "n")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _AtOnce("a", unknown=1)  # type: ignore[call-arg]
+
+    @dataclasses.dataclass
+    class Mutable:
+        name: str
+
+    with pytest.raises(TypeError):
+        dict_init(Mutable)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from xmpp_connect.model.classification import Classification
 from xmpp_connect.model.correlation import OutboundRecord
+from xmpp_connect.model.frozen import dict_init
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.xmpp.stanzas import StanzaView
@@ -29,6 +30,7 @@ class Classifier(Protocol):
     def classify(self, fact: Mapping[str, Any]) -> Classification: ...
 
 
+@dict_init
 @dataclass(frozen=True)
 class Observation:
     """One classified piece of evidence: the native event, the fact it became, and what the policy says.

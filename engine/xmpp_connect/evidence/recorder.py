@@ -32,6 +32,7 @@ from xmpp_connect.model.evidence import (
     build_evidence_events,
     endpoint_ref,
 )
+from xmpp_connect.model.frozen import dict_init
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.store.base import EvidenceStore
@@ -94,6 +95,7 @@ class RecorderStore(Protocol):
     ) -> DeadLetter: ...
 
 
+@dict_init
 @dataclass(frozen=True)
 class Evidence:
     """One classified piece of evidence as it enters the recorder, before its context is built.

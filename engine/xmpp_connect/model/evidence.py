@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xmpp_connect.model.classification import Assessment, Classification
-from xmpp_connect.model.frozen import FrozenBuilder
+from xmpp_connect.model.classification import Assessment, Classification, Grade
+from xmpp_connect.model.frozen import dict_init
 from xmpp_connect.model.ids import beside_message
 from xmpp_connect.xmpp import jids
 
@@ -30,6 +30,7 @@ GRADE_DIMENSIONS = (
 """The §14 dimensions of an evidence grade, in the spec's order."""
 
 
+@dict_init
 @dataclass(frozen=True)
 class EvidenceEvent:
     """One entry of the append-only evidence log.
@@ -119,6 +120,7 @@ class EvidenceEvent:
         }
 
 
+@dict_init
 @dataclass(frozen=True)
 class DedupeBasis:
     """What makes two observations the same one (§29): kind, sender full JID, the stanza id they refer to.
@@ -132,10 +134,7 @@ class DedupeBasis:
     stanza_id: str
 
 
-_new_event = FrozenBuilder(EvidenceEvent)
-"""``EvidenceEvent(**values)`` with one dict update instead of 29 frozen-attribute writes."""
-
-
+@dict_init
 @dataclass(frozen=True)
 class EvidenceContext:
     """The ids and times a classification is recorded with."""
@@ -198,7 +197,7 @@ def _event(
         event_id = dedupe_event_id(context.tenant_id, context.message_id, key)
     else:
         event_id = "evt_" + beside_message(context.message_id, new_id(), 32)
-    return _new_event(
+    return EvidenceEvent(
         tenant_id=context.tenant_id,
         event_id=event_id,
         event_type=event_type,
@@ -240,8 +239,22 @@ def _inferred(fact: Mapping[str, Any]) -> bool:
 
 
 def _dimensions(classification: Classification) -> dict[str, str]:
+    """The grade's §14 dimensions, a dict of its own per entry; read from the grade once (a policy has a
+    few grades, each entry of one carries the same eight values)."""
     grade = classification.grade
-    return {name: getattr(grade, name) for name in GRADE_DIMENSIONS} if grade else {}
+    if grade is None:
+        return {}
+    known = _DIMENSIONS.get(id(grade))
+    if known is None or known[0] is not grade:
+        if len(_DIMENSIONS) >= _DIMENSIONS_LIMIT:
+            _DIMENSIONS.clear()
+        known = _DIMENSIONS[id(grade)] = (grade, {name: getattr(grade, name) for name in GRADE_DIMENSIONS})
+    return dict(known[1])
+
+
+_DIMENSIONS: dict[int, tuple[Grade, dict[str, str]]] = {}
+"""id(grade) -> (the grade, kept so that its id is not reused while remembered; its dimensions)."""
+_DIMENSIONS_LIMIT = 512
 
 
 def _digest(*parts: str) -> str:

@@ -93,7 +93,11 @@ class SqlBase:
 
     def _write(self) -> AbstractContextManager[Any]:
         """A write transaction on this thread's connection, or a part of the one already open (a savepoint
-        unless a failed statement undoes itself: most store calls are one statement)."""
+        unless a failed statement undoes itself: most store calls are one statement; then the part is the
+        scope's ``_Joined``, no new context manager per call)."""
+        joined = getattr(self._local, "joined", None)
+        if joined is not None:
+            return joined  # type: ignore[no-any-return]
         return self._write_scope(savepoint=not self.statement_undoes_itself)
 
     @contextmanager
@@ -101,14 +105,6 @@ class SqlBase:
         local = self._local
         depth = getattr(local, "depth", 0)
         conn = self._conn()
-        if depth and not savepoint:
-            try:
-                yield conn
-            except BaseException:
-                self._forget_recent()
-                self._rolled_back()
-                raise
-            return
         if depth == 0:
             local.owner = _current_task()
             local.batched = self._join_batch()
@@ -116,6 +112,8 @@ class SqlBase:
                 self._began()
         mark = self._batch_mark() if local.batched else None
         local.depth = depth + 1
+        if depth == 0 and self.statement_undoes_itself:
+            local.joined = _Joined(self, conn, local.owner)
         try:
             if mark is None:
                 with self._scope(conn, depth + local.batched):
@@ -130,6 +128,8 @@ class SqlBase:
             raise
         finally:
             local.depth = depth
+            if depth == 0:
+                local.joined = None
 
     def _batch_mark(self) -> int | None:
         """Where a scope inside the open group-commit batch is undone without a savepoint (SQLite: by
@@ -254,6 +254,9 @@ class SqlBase:
 
     def _read_conn(self) -> Any:
         """This thread's connection for a read; outside a write scope an open batch is committed first."""
+        joined = getattr(self._local, "joined", None)
+        if joined is not None:
+            return joined.__enter__()
         batch = self._batch
         outside_writes = not getattr(self._local, "depth", 0)
         if batch is not None and batch.is_open and outside_writes and batch.applies_here():
@@ -318,6 +321,29 @@ class SqlBase:
             return last
         row = self._exec(conn, self.take_counter, (count, counter)).fetchone()
         return int(row["last_value"])
+
+
+class _Joined:
+    """A store call inside the thread's open write scope where a failed statement undoes itself (SQLite):
+    what ``_write_scope`` does for it (the owner check; on failure, memory of recent rows forgotten) without
+    a generator per call. Made once per outermost scope."""
+
+    __slots__ = ("_conn", "_owner", "_store")
+
+    def __init__(self, store: SqlBase, conn: Any, owner: asyncio.Task[Any] | None) -> None:
+        self._store = store
+        self._conn = conn
+        self._owner = owner
+
+    def __enter__(self) -> Any:
+        if self._owner is not _current_task():
+            raise TransactionMisuse("a store transaction was held across an await")
+        return self._conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self._store._forget_recent()
+            self._store._rolled_back()
 
 
 def _current_task() -> asyncio.Task[Any] | None:

@@ -20,14 +20,15 @@ from xmpp_connect.store.rows import event_row, evidence_from_row, where_equal
 from xmpp_connect.store.timestamps import to_text
 
 # Only an event id already in the log is a duplicate: a clash of feed positions must raise, not be skipped.
-_INSERT_NEW_EVENT = INSERT_CHAINED + " ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING seq"
+_INSERT_NEW_EVENT = INSERT_CHAINED + " ON CONFLICT (tenant_id, event_id) DO NOTHING"
 
 
 class EvidenceLog(SqlBase):
     """Append-once evidence entries; reads by message, endpoint and the cursor-paged feed."""
 
     insert_new_event = _INSERT_NEW_EVENT
-    """Inserts one chained row unless its event id is in the log already; returns its ``seq`` if inserted."""
+    """Inserts one chained row unless its event id is in the log already (the count of rows changed says
+    which: nothing returned to fetch)."""
     chain_linker: type[ChainLinker] = ChainLinker
     """Computes each appended row's chain columns (bench/store.py swaps it to measure the chain's cost)."""
     _chain_cache: tuple[int, Heads] | None = None
@@ -117,7 +118,7 @@ class EvidenceLog(SqlBase):
     def _insert_event(self, conn: Any, values: tuple[Any, ...]) -> bool:
         """Insert a chained row (``CHAINED_COLUMNS`` order) unless its event id is in the log already;
         whether it was inserted."""
-        return self._exec(conn, self.insert_new_event, values).fetchone() is not None
+        return bool(self._exec(conn, self.insert_new_event, values).rowcount > 0)
 
     def _reserve_feed(self, conn: Any, count: int) -> tuple[int, Heads | None]:
         """Take ``count`` feed positions (the last is returned); where the backend keeps the chain head

@@ -171,17 +171,17 @@ class MessageRecords(SqlBase):
         self, tenant_id: str, attempt_id: str, state: str, event_id: str, replacing: str | None
     ) -> bool:
         """Set the attempt's state as the evidence ``event_id`` decides it, only while the deciding event is
-        still ``replacing`` (None: none yet); False when another writer moved it first."""
+        still ``replacing`` (None: none yet); False when another writer moved it first. The count of rows
+        changed says which (no row returned and fetched)."""
         check_allowed(state, ATTEMPT_STATES, "attempt state")
         with self._write() as conn:
-            row = self._exec(
+            changed = self._exec(
                 conn,
                 "UPDATE attempts SET state = ?, state_event_id = ?, updated_at = ?"
-                " WHERE tenant_id = ? AND attempt_id = ? AND COALESCE(state_event_id, '') = ?"
-                " RETURNING attempt_id",
+                " WHERE tenant_id = ? AND attempt_id = ? AND COALESCE(state_event_id, '') = ?",
                 (state, event_id, to_text(self.options.clock()), tenant_id, attempt_id, replacing or ""),
-            ).fetchone()
-        return row is not None
+            ).rowcount
+        return bool(changed > 0)
 
     def stanza_recorded_lately(self, tenant_id: str, stanza_ref: str) -> bool:
         """Whether this store recorded the stanza lately (its memory only: False says nothing), so that a

@@ -17,7 +17,6 @@ from xmpp_connect.model.chain import GENESIS
 from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.store.chain import CHAINED_COLUMNS, INSERT_CHAINED, Heads
 from xmpp_connect.store.connection import StoreOptions
-from xmpp_connect.store.evidence_log import EvidenceLog
 from xmpp_connect.store.sql import SqlStore
 
 _LOCK_COUNTERS = "WITH locked AS (SELECT name FROM counters ORDER BY name FOR UPDATE)"
@@ -34,6 +33,8 @@ _INSERT_AND_MOVE_HEAD = (
     " head_hash = appended.chain_hash FROM appended WHERE counters.name = 'evidence_feed')"
     " SELECT seq FROM appended"
 )
+_INSERT_NEW_EVENT = INSERT_CHAINED + " ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING seq"
+"""One entry alone, inside a group-commit batch (the head moves at the commit)."""
 _MOVE_HEAD = (
     "UPDATE counters SET head_tenant = ?, head_event_id = ?, head_hash = ? WHERE name = 'evidence_feed'"
 )
@@ -143,8 +144,8 @@ class PostgresStore(SqlStore):
     def _insert_event(self, conn: psycopg.Connection[Any], values: tuple[Any, ...]) -> bool:
         """Inside a group-commit batch the entry is inserted alone and the head move left to the commit."""
         if not self._local.batched:
-            return super()._insert_event(conn, values)
-        inserted = self._exec(conn, EvidenceLog.insert_new_event, values).fetchone() is not None
+            return self._exec(conn, self.insert_new_event, values).fetchone() is not None
+        inserted = self._exec(conn, _INSERT_NEW_EVENT, values).fetchone() is not None
         if inserted:
             self._local.head_move = (values[_TENANT], values[_EVENT_ID], values[-1])
         return inserted

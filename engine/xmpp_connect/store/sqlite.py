@@ -18,6 +18,22 @@ AUTO_CHECKPOINT_PAGES = 1000
 """SQLite's default ``wal_autocheckpoint``: every connection but the group-commit one keeps it."""
 
 
+_KINDS: dict[str, tuple[bool, bool]] = {}
+"""statement -> (whether it returns rows from a write, whether it is a SELECT): the store's statements
+are few fixed texts, each searched once instead of at every call."""
+_KINDS_LIMIT = 4096
+
+
+def _kind(sql: str) -> tuple[bool, bool]:
+    """``_KINDS``' entry for a statement, remembered (statements built with variable parts, e.g. ``IN``
+    lists, are many: past the limit the memory starts over)."""
+    kind = ("RETURNING" in sql, sql.startswith("SELECT"))
+    if len(_KINDS) >= _KINDS_LIMIT:
+        _KINDS.clear()
+    _KINDS[sql] = kind
+    return kind
+
+
 class _Rows:
     """A fully read result, so a RETURNING statement never stays open across COMMIT."""
 
@@ -138,9 +154,13 @@ class SqliteStore(SqlStore):
         if batch_log is not None and batch_log.broken is not None and conn is self._batch_conn:
             raise batch_broken(batch_log.broken)
         cursor = conn.execute(sql, params)
-        if batch_log is None or conn is not self._batch_conn or sql.startswith("SELECT"):
-            return _Rows(cursor.fetchall()) if "RETURNING" in sql else cursor
-        if "RETURNING" in sql:
+        kind = _KINDS.get(sql)
+        if kind is None:
+            kind = _kind(sql)
+        returning, select = kind
+        if batch_log is None or conn is not self._batch_conn or select:
+            return _Rows(cursor.fetchall()) if returning else cursor
+        if returning:
             rows = cursor.fetchall()
             batch_log.add(sql, params, [tuple(row) for row in rows])
             return _Rows(rows)
