@@ -37,7 +37,7 @@ from xmpp_connect.facts.markers import marker_coverage
 from xmpp_connect.facts.outbound_index import OutboundIndex, conversation_of
 from xmpp_connect.facts.presence import PresenceTracker, RoomRoster, is_availability_evidence
 from xmpp_connect.model.classification import Classification
-from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord, correlation_context
+from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.policy.commands import CommandTable
@@ -275,7 +275,7 @@ class EvidencePipeline:
         cap_receipts, cap_markers = (
             presence.supports_each(capability_jid, CLIENT_FEATURES) if capability_jid else (None, None)
         )
-        return correlation_context(
+        return CorrelationContext(
             outbound=outbound,
             known_resources=known,
             recipient_available=available,

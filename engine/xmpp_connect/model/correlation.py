@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
-from xmpp_connect.model.frozen import FrozenBuilder
+from xmpp_connect.model.frozen import dict_init
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class OutboundRecord:
     """The id a MUC room or server assigned (XEP-0359 stanza-id): room markers and replies name it."""
 
 
+@dict_init
 @dataclass(frozen=True)
 class CorrelationContext:
     """Everything beyond the stanza itself that a fact may depend on. Unknown stays None."""
@@ -51,11 +52,6 @@ class CorrelationContext:
     context_registered: bool | None = None
     """An inbound message tied to none of ours: whether its sender's bare JID has a live tracking context."""
     extra: dict[str, object] = field(default_factory=dict)
-
-
-correlation_context = FrozenBuilder(CorrelationContext)
-"""``CorrelationContext(**values)`` with one dict update instead of 20 frozen-attribute writes (the pipeline
-builds one per event)."""
 
 
 def _timestamp(name: str, value: object) -> datetime:
