@@ -70,11 +70,11 @@ class ObservationRecords(SqlBase):
         inferred: bool,
     ) -> bool:
         with self._write() as conn:
-            row = self._exec(
+            changed = self._exec(
                 conn,
                 "INSERT INTO receipts_markers (tenant_id, record_id, kind, marker_type, original_stanza_id,"
                 " message_id, from_jid, to_jid, resource, received_at, confidence, inferred)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING record_id",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     tenant_id,
                     record_id,
@@ -89,8 +89,8 @@ class ObservationRecords(SqlBase):
                     confidence,
                     int(inferred),
                 ),
-            ).fetchone()
-        return row is not None
+            ).rowcount
+        return bool(changed > 0)
 
     def list_receipts(self, tenant_id: str, message_id: str) -> list[DeliveryReceipt]:
         rows = self._all(
