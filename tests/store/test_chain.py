@@ -29,7 +29,7 @@ from xmpp_connect.model.chain import (
     salted_digest,
     walk,
 )
-from xmpp_connect.store.chain import _AFTER_RAW_DIGEST, _BEFORE_RAW_DIGEST, ChainLinker, SaltSource
+from xmpp_connect.store.chain import _CONTENT, _PERSONAL, ChainLinker, SaltSource
 from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
 
 KEY = Ed25519PrivateKey.generate()
@@ -137,9 +137,9 @@ def test_random_rows_get_the_specified_chain_values():
 
 
 def test_the_linker_takes_the_content_columns_from_the_row():
-    row = tuple(EVENT_COLUMNS)
-    added = ("prev_event_id", "personal_sha256")
-    assert (*_BEFORE_RAW_DIGEST(row), "raw_sha256", *_AFTER_RAW_DIGEST(row), *added) == CONTENT_COLUMNS
+    extended = ("xc-chain-1", "raw_sha256", "prev_event_id", *EVENT_COLUMNS)
+    assert (*_CONTENT(extended), "personal_sha256") == ("xc-chain-1", *CONTENT_COLUMNS)
+    assert _PERSONAL(extended) == PERSONAL_COLUMNS
 
 
 def test_salts_are_fresh_across_blocks_and_threads():
