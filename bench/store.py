@@ -15,10 +15,13 @@ connections are).
 
 The append cost is measured with and without the evidence hash chain in the same run (A/B, alternating
 rounds on the same store, so the VM's drift hits both alike), both ways; on PostgreSQL also with several
-writers (a store, a thread and an event loop each, as replicas would be).
+writers (a store, a thread and an event loop each, as replicas would be). The B side leaves the chain
+columns NULL, or with ``--ab-b sized`` writes constants of the same length (the row's size without the
+chain's computing).
 
     .venv/bin/python bench/store.py [--sizes 10000,100000,1000000] [--backends sqlite,postgres]
                                     [--ids ordered|digest] [--warm 0.0625] [--ab-samples 8000]
+                                    [--ab-b null|sized]
 """
 
 from __future__ import annotations
@@ -128,6 +131,23 @@ class Unchained(ChainLinker):
         return (None,) * 6
 
 
+SIZED = (None, "5a" * 16, "b3" * 32, "evt_n1000000000", "c4" * 32, "d5" * 32)
+"""Chain values of the stored lengths (salt, personal digest, previous id, entry and chain hash)."""
+
+
+class Sized(ChainLinker):
+    """The B side with ``--ab-b sized``: constant chain values as long as the real ones (rows as wide as
+    chained rows, no hashing), which splits the row's size from the chain's computing."""
+
+    def values(self, row: tuple[object, ...]) -> tuple[object, ...]:
+        return SIZED
+
+
+B_SIDES: dict[str, type[ChainLinker]] = {"null": Unchained, "sized": Sized}
+b_side: type[ChainLinker] = Unchained
+"""The chain A/B's B side (``--ab-b``)."""
+
+
 Writer = Callable[[SqlStore, int, Iterator[int], int], None]
 """Appends ``count`` events to a store, numbered from a shared counter, each about one of the first
 ``spread`` messages."""
@@ -189,7 +209,7 @@ class OneWriter:
 
     def round(self, chained: bool, count: int, writer: Writer) -> tuple[float, float]:
         """Wall and CPU seconds of one round."""
-        self.store.chain_linker = ChainLinker if chained else Unchained  # type: ignore[misc]
+        self.store.chain_linker = ChainLinker if chained else b_side  # type: ignore[misc]
         self.store._chain_cache = None  # the B rounds' rows carry no chain: start each round afresh
         cpu = time.process_time()
         wall = append_seconds(self.store, count, writer, self._pool, 1000)
@@ -213,7 +233,8 @@ class ReplicaWriters:
     def round(self, chained: bool, count: int, writer: Writer) -> tuple[float, float]:
         """Wall seconds of one round and the CPU seconds of every replica's share."""
         began = time.perf_counter()
-        cpu = self._pool.map(_replica_round, [(chained, count, writer.__name__)] * self.count, chunksize=1)
+        task = (chained, count, writer.__name__, b_side.__name__)
+        cpu = self._pool.map(_replica_round, [task] * self.count, chunksize=1)
         return time.perf_counter() - began, sum(cpu)
 
     def close(self) -> None:
@@ -230,13 +251,14 @@ def _replica_start(schema: str, barrier: Any) -> None:
     _replica = (PostgresStore(PG_DSN, schema=schema, migrate=False), barrier)
 
 
-def _replica_round(task: tuple[bool, int, str]) -> float:
+def _replica_round(task: tuple[bool, int, str, str]) -> float:
     """One replica's share of a round (its CPU seconds); the barrier makes every replica take exactly one
     share."""
-    chained, count, writer_name = task
+    chained, count, writer_name, b_name = task
     assert _replica is not None
     store, barrier = _replica
-    store.chain_linker = ChainLinker if chained else Unchained  # type: ignore[misc]
+    b_linker = {linker.__name__: linker for linker in B_SIDES.values()}[b_name]
+    store.chain_linker = ChainLinker if chained else b_linker  # type: ignore[misc]
     store._chain_cache = None
     barrier.wait()
     writer = {"one_commit_each": one_commit_each, "grouped": grouped}[writer_name]
@@ -278,6 +300,7 @@ def print_ab(writers: OneWriter | ReplicaWriters, samples: int, writer: Writer) 
     print(
         f"{writers.backend:8} chain A/B, {writers.count} writer(s), {writer.__name__.replace('_', ' ')}:"
         f" append {with_chain:6.0f} µs/event with the chain, {without:6.0f} without"
+        f"{' (same-length constants)' if b_side is Sized else ''}"
         f" ({overall:+.1f}% overall, median of paired rounds {(ratio - 1) * 100:+.1f}%)"
         f" | CPU {cpu_with:5.0f} µs, {cpu_without:5.0f} ({(cpu_ratio - 1) * 100:+.1f}% median of pairs)",
         flush=True,
@@ -481,7 +504,11 @@ def main() -> None:
     parser.add_argument("--warm", type=float, default=1 / 16,
                         help="warm-up operations per stored message, then a second sweep (0: none)")
     parser.add_argument("--pg-writers", default="1,4", help="writer threads for the PostgreSQL chain A/B")
+    parser.add_argument("--ab-b", choices=sorted(B_SIDES), default="null",
+                        help="the chain A/B's B side: chain columns NULL, or constants of the same length")
     args = parser.parse_args()
+    global b_side
+    b_side = B_SIDES[args.ab_b]
     sizes = sorted(int(s) for s in args.sizes.split(","))
     backends = args.backends.split(",")
     message = IDS[args.ids]

@@ -29,7 +29,7 @@ from xmpp_connect.model.chain import (
     salted_digest,
     walk,
 )
-from xmpp_connect.store.chain import _AFTER_RAW_DIGEST, _BEFORE_RAW_DIGEST, ChainLinker, SaltSource
+from xmpp_connect.store.chain import _CONTENT, _PERSONAL, ChainLinker, SaltSource
 from xmpp_connect.store.rows import EVENT_COLUMNS, event_row
 
 KEY = Ed25519PrivateKey.generate()
@@ -136,10 +136,32 @@ def test_random_rows_get_the_specified_chain_values():
     assert rows == _spec_chain(rows, "cd" * 32)
 
 
+def test_a_row_orjson_cannot_write_alike_takes_the_canonical_encoder():
+    """A value outside str/int/bool/None anywhere in the row (a float, a str subclass) sends both digests
+    through ``canonical_json``: the linker's values stay the model's."""
+
+    class Text(str):
+        pass
+
+    tenant = "t"
+    base = {name: None for name in EVENT_COLUMNS}
+    base.update(seq=1, tenant_id=tenant, event_id="e1", late=0, inferred=1, emitted=1)
+    for odd in ({"confidence": 1e-07}, {"fact": Text("{}")}, {"scope": Text("caf\u00e9")}):
+        row = dict(base, **odd)
+        linker = ChainLinker(lambda _sql, _params: None, {tenant: (None, GENESIS)})
+        values = linker.values(tuple(row[name] for name in EVENT_COLUMNS))
+        chain = dict(zip(CHAIN_COLUMNS, values, strict=True))
+        entry = dict(row, **chain)
+        salt = bytes.fromhex(chain["personal_salt"])
+        assert chain["personal_sha256"] == salted_digest(salt, [row[name] for name in PERSONAL_COLUMNS])
+        assert chain["entry_hash"] == content_digest([entry[name] for name in CONTENT_COLUMNS])
+        assert chain["chain_hash"] == link(GENESIS, chain["entry_hash"])
+
+
 def test_the_linker_takes_the_content_columns_from_the_row():
-    row = tuple(EVENT_COLUMNS)
-    added = ("prev_event_id", "personal_sha256")
-    assert (*_BEFORE_RAW_DIGEST(row), "raw_sha256", *_AFTER_RAW_DIGEST(row), *added) == CONTENT_COLUMNS
+    extended = ("xc-chain-1", "raw_sha256", "prev_event_id", *EVENT_COLUMNS)
+    assert (*_CONTENT(extended), "personal_sha256") == ("xc-chain-1", *CONTENT_COLUMNS)
+    assert _PERSONAL(extended) == PERSONAL_COLUMNS
 
 
 def test_salts_are_fresh_across_blocks_and_threads():

@@ -74,7 +74,7 @@ _ONE_SHOT = (
 )
 """The C encoder that ``_CANONICAL.encode`` builds on every call (with these very arguments), built once:
 the fallback for what orjson does not encode as it does (tests/store/test_canonical.py)."""
-_SCALARS = frozenset((str, int, bool, type(None)))
+SCALARS = frozenset((str, int, bool, type(None)))
 """The exact types whose JSON orjson writes byte for byte as ``json`` does (strings without lone
 surrogates, integers within 64 bits: orjson refuses the others). Floats, subclasses and every other type
 take the fallback."""
@@ -104,10 +104,10 @@ def _plain(value: Any) -> bool:
     """Whether ``value`` holds only the types orjson encodes as ``json`` does (a flat array: one C loop)."""
     kind = type(value)
     if kind is list or kind is tuple:
-        return _SCALARS.issuperset(map(type, value)) or all(map(_plain, value))
+        return SCALARS.issuperset(map(type, value)) or all(map(_plain, value))
     if kind is dict:
         return all(type(key) is str for key in value) and all(map(_plain, value.values()))
-    return kind in _SCALARS
+    return kind in SCALARS
 
 
 def personal_digest(salt: str, row: Mapping[str, Any]) -> str:

@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
+import orjson
+
 from xmpp_connect.model.chain import (
     CHAIN_COLUMNS,
     CHAIN_FORMAT,
     CONTENT_COLUMNS,
     GENESIS,
     PERSONAL_COLUMNS,
+    SCALARS,
     canonical_json,
 )
 from xmpp_connect.store.rows import EVENT_COLUMNS
@@ -29,12 +32,11 @@ INSERT_CHAINED = (
 )
 _INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
 _TENANT, _RAW_REF = _INDEX["tenant_id"], _INDEX["raw_ref"]
-_PERSONAL_FROM_ROW = itemgetter(*(_INDEX[name] for name in PERSONAL_COLUMNS))
-_RAW_DIGEST_AT = CONTENT_COLUMNS.index("raw_sha256")
-_BEFORE_RAW_DIGEST = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[:_RAW_DIGEST_AT]))
-_AFTER_RAW_DIGEST = itemgetter(*(_INDEX[name] for name in CONTENT_COLUMNS[_RAW_DIGEST_AT + 1 : -2]))
-"""The content columns a row holds, around the raw stanza's digest and before the two the chain adds
-(``prev_event_id``, ``personal_sha256``)."""
+_EXTENDED = {name: i for i, name in enumerate(("format", "raw_sha256", "prev_event_id", *EVENT_COLUMNS))}
+"""An extended row: the format, the raw stanza's digest and the previous entry's id, then the row."""
+_PERSONAL = itemgetter(*(_EXTENDED[name] for name in PERSONAL_COLUMNS))
+_CONTENT = itemgetter(_EXTENDED["format"], *(_EXTENDED[name] for name in CONTENT_COLUMNS[:-1]))
+"""The format and the content columns but the last (``personal_sha256``), from an extended row."""
 _HEAD = "SELECT event_id, chain_hash FROM evidence_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"
 _RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw_event_id = ?"
 
@@ -58,24 +60,32 @@ class ChainLinker:
         self.heads: Heads = dict(heads or {})
         self._raw: dict[RawKey, str | None] = {}
         self._recent_raw = recent_raw or _nothing_recent
+        self._last_chain: tuple[str | None, bytes] = (None, b"")
+        """The hex and the bytes of the last chain hash ``values`` gave (the next one links its bytes)."""
 
     def values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """The chain columns for an event row (``event_row`` order); call ``advance`` once it is inserted.
 
         The values model/chain.py's ``personal_digest``, ``entry_digest`` and ``link`` give, with less work
-        per entry: salts sliced from blocks of random bytes, the digests linked as bytes.
+        per entry: salts taken from blocks of random bytes, the row's types checked once for both digests'
+        canonical JSON (orjson writes it; anything else takes ``canonical_json``), the digests linked as
+        bytes.
         """
         tenant_id = row[_TENANT]
         prev_event_id, prev_chain = self.heads.get(tenant_id) or self._head(tenant_id)
         raw_ref = row[_RAW_REF]
         raw_sha256 = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
-        salt, salt_hex = SALTS.take()
-        personal = _sha256(salt + canonical_json(_PERSONAL_FROM_ROW(row))).hexdigest()
-        before, after = _BEFORE_RAW_DIGEST(row), _AFTER_RAW_DIGEST(row)
-        canonical = canonical_json((CHAIN_FORMAT, *before, raw_sha256, *after, prev_event_id, personal))
-        entry = _sha256(canonical).digest()
-        chain = _sha256(bytes.fromhex(prev_chain) + entry).hexdigest()
-        return (raw_sha256, salt_hex, personal, prev_event_id, entry.hex(), chain)
+        salt, salt_hex = _take_salt()
+        extended = (CHAIN_FORMAT, raw_sha256, prev_event_id, *row)
+        encode = _dumps if SCALARS.issuperset(map(type, extended)) else canonical_json
+        personal = _sha256(salt + encode(_PERSONAL(extended))).hexdigest()
+        entry = _sha256(encode((*_CONTENT(extended), personal))).digest()
+        last_hex, last_digest = self._last_chain
+        prev = last_digest if prev_chain is last_hex else bytes.fromhex(prev_chain)
+        chain = _sha256(prev + entry).digest()
+        chain_hex = chain.hex()
+        self._last_chain = (chain_hex, chain)
+        return (raw_sha256, salt_hex, personal, prev_event_id, entry.hex(), chain_hex)
 
     def advance(self, tenant_id: str, event_id: str, chain: tuple[Any, ...]) -> None:
         self.heads[tenant_id] = (event_id, chain[-1])
@@ -111,29 +121,31 @@ _sha256 = hashlib.sha256
 
 class SaltSource:
     """16-byte salts sliced from blocks of os.urandom output: one system call per ``block`` salts, not one
-    per entry. Each salt is handed out once, also across threads (taking an offset from the block's
+    per entry. Each salt is handed out once, also across threads (taking the next pair from the block's
     iterator is one step under the interpreter's lock) and across a fork (the child draws a block of its
     own), so no salt tells anything about another."""
 
     def __init__(self, block: int = 256) -> None:
         self._size = 16 * block
-        self._block: tuple[bytes, str, Iterator[int]] = (b"", "", iter(()))
+        self._pairs: Iterator[tuple[bytes, str]] = iter(())
         os.register_at_fork(after_in_child=self._discard)
 
     def take(self) -> tuple[bytes, str]:
         """A salt and its hex."""
-        raw, text, offsets = self._block
-        offset = next(offsets, None)
-        while offset is None:
+        pair = next(self._pairs, None)
+        while pair is None:
             raw = os.urandom(self._size)
-            text, offsets = raw.hex(), iter(range(0, self._size, 16))
-            self._block = (raw, text, offsets)
-            offset = next(offsets, None)
-        return raw[offset : offset + 16], text[2 * offset : 2 * offset + 32]
+            text, offsets = raw.hex(), range(0, self._size, 16)
+            salts = [raw[i : i + 16] for i in offsets]
+            self._pairs = zip(salts, [text[2 * i : 2 * i + 32] for i in offsets], strict=True)
+            pair = next(self._pairs, None)
+        return pair
 
     def _discard(self) -> None:
-        self._block = (b"", "", iter(()))
+        self._pairs = iter(())
 
 
 SALTS = SaltSource()
 """The salts of every chain entry this process appends."""
+_take_salt = SALTS.take
+_dumps = orjson.dumps
