@@ -118,6 +118,11 @@ class Outbox:
     def handed_over(self, stanza_id: str, account: str) -> None:
         self._in_flight[stanza_id] = account
 
+    def settled(self, stanza_id: str) -> None:
+        """A stanza reserved as handed over was not (its records did not become durable): no longer in
+        flight here."""
+        self._in_flight.pop(stanza_id, None)
+
     def handing(self, entry: OutboxEntry) -> None:
         """An ``at_most_once`` send is about to be handed over by the caller, after its transaction is
         durable: record that, so whoever finds it still ``accepted`` later does not write it again."""
