@@ -200,7 +200,10 @@ class Actions:
         to_jid = target_jid(target)
         account = request.get("account") or tenant.default_account
         body, render_error = render_body(self.templates, action_type, request)
-        if not op.replayed or self.store.get_message(tenant.id, message_id) is None:
+        if not op.replayed:
+            self.store.create_message(message)
+            self.store.timers_start_here(tenant.id, message_id)
+        elif self.store.get_message(tenant.id, message_id) is None:
             self.store.create_message(message)
         scheduled = action_type == "notification.schedule"
         outboxed = self.outbox is not None and not scheduled
