@@ -45,16 +45,17 @@ class HandOver:
     outbox: Outbox
     stanza_id: str
     account: str
+    request: Mapping[str, Any]
     send: Callable[[], None]
 
     def reserve(self) -> None:
-        self.outbox.handed_over(self.stanza_id, self.account)
+        self.outbox.handed_over(self.stanza_id, self.account, self.request)
 
     def release(self) -> None:
         self.outbox.settled(self.stanza_id)
 
     def __call__(self) -> None:
-        self.outbox.handed_over(self.stanza_id, self.account)
+        self.outbox.handed_over(self.stanza_id, self.account, self.request)
         self.send()
 
 
@@ -167,7 +168,7 @@ class Dispatcher:
             return None
         outbox.handing(entry)
         send = partial(self.dispatch, tenant_id, account, request, body, stanza_id, message_id, attempt_id)
-        return HandOver(outbox, stanza_id, account, send)
+        return HandOver(outbox, stanza_id, account, request, send)
 
     def write_from_outbox(self, entry: OutboxEntry) -> None:
         """The outbox writes an entry's current attempt (after a restart, a lost session, a held wait)."""
