@@ -101,3 +101,64 @@ def test_racing_replicas_get_exactly_one_fresh_claim(store_factory, tenant):
     for thread in threads:
         thread.join(timeout=20)
     assert sorted(outcomes) == [False, True, True, True]
+
+
+def test_a_send_claims_its_key_with_its_result_in_one_row(store, tenant):
+    """A first use of the key stores its ids and result together (with the send's records); a repeat, after
+    a restart too, replays exactly what a claim and a completion would have left."""
+    op = store.new_operation(tenant, KEY, payload_hash(PAYLOAD))
+    assert not store.operation_known(tenant, KEY), "making the ids stores nothing"
+    assert op.stanza_id == stanza_id(tenant, KEY, op.operation_id) and not op.replayed
+    with store.transaction():
+        result = {"accepted": True, "adapter_operation_id": op.operation_id}
+        assert store.claim_completed_operation(op, result)
+    again = store.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    assert again.replayed and (again.operation_id, again.stanza_id) == (op.operation_id, op.stanza_id)
+    assert again.result == {"accepted": True, "adapter_operation_id": op.operation_id}
+    assert again.created_at == op.created_at and store.operation_completed(tenant, KEY)
+
+
+def test_a_key_claimed_before_is_left_as_it_is(store, tenant):
+    """Claimed before (by a claim whose send never completed, or with another payload): nothing is stored,
+    and the claim that follows says what to do."""
+    first = store.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    late = store.new_operation(tenant, KEY, payload_hash(PAYLOAD))
+    other = store.new_operation(tenant, KEY, payload_hash({**PAYLOAD, "n": 2}))
+    assert not store.claim_completed_operation(late, {"accepted": True})
+    assert not store.claim_completed_operation(other, {"accepted": False})
+    again = store.claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    assert again.replayed and again.operation_id == first.operation_id and again.result is None
+    with pytest.raises(IdempotencyConflict):
+        store.claim_operation(tenant, KEY, payload_hash({**PAYLOAD, "n": 2}))
+
+
+def test_a_claim_rolled_back_with_its_records_leaves_the_key_free(store, tenant):
+    op = store.new_operation(tenant, KEY, payload_hash(PAYLOAD))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.claim_completed_operation(op, {"accepted": True})
+        raise RuntimeError("the send's records failed")
+    assert not store.operation_known(tenant, KEY)
+    assert store.claim_operation(tenant, KEY, payload_hash(PAYLOAD)).replayed is False
+
+
+def test_racing_replicas_get_exactly_one_claim_with_its_result(store_factory, tenant):
+    """Replicas claiming the same key with their results at once: one stores its claim, every other finds it
+    (the in-flight guard of the claim, kept)."""
+    replicas = [store_factory.open() for _ in range(4)]
+    outcomes: list[bool] = []
+    barrier = threading.Barrier(len(replicas))
+
+    def claim(replica) -> None:
+        op = replica.new_operation(tenant, KEY, payload_hash(PAYLOAD))
+        barrier.wait(timeout=10)
+        with replica.transaction():
+            outcomes.append(replica.claim_completed_operation(op, {"by": op.operation_id}))
+
+    threads = [threading.Thread(target=claim, args=(r,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(outcomes) == [False, False, False, True]
+    stored = replicas[0].claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    assert stored.replayed and stored.result == {"by": stored.operation_id}

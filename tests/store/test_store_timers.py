@@ -164,3 +164,44 @@ def test_the_next_due_time_counts_leases_read_in_due_order_or_aggregated(store, 
     assert store.next_due_at() == T0 + timedelta(seconds=NEXT_DUE_WINDOW + 3)
     store.claim_due_timers(T0 + minutes(2), minutes(10), limit=NEXT_DUE_WINDOW)
     assert store.next_due_at() == T0 + minutes(12)
+
+
+def _read_late(store, tenant: str, message_id: str) -> bool:
+    """Lateness as the timer rows say it (the read ``is_late`` may answer from memory instead)."""
+    row = store._one(
+        "SELECT COUNT(*) AS n FROM timers WHERE tenant_id = ? AND message_id = ? AND fired_at IS NOT NULL"
+        " AND timer IN ('expiry', 'receipt_timeout')",
+        (tenant, message_id),
+    )
+    return bool(row["n"])
+
+
+def test_a_message_created_here_is_late_exactly_when_its_timers_say_so(store, tenant):
+    """Evidence about a message this process created is not late until a lateness timer of it is claimed
+    and fired here: the same answer as the read, at every step."""
+    now = datetime.now(UTC)
+    store.timers_start_here(tenant, "m1")
+    store.schedule_timer(tenant, "m1", "marker_timeout", now - timedelta(seconds=2))
+    store.schedule_timer(tenant, "m1", "receipt_timeout", now - timedelta(seconds=1))
+    assert store.is_late(tenant, "m1") is _read_late(store, tenant, "m1") is False
+    claimed = store.claim_due_timers(now, timedelta(seconds=60))
+    assert [t.timer for t in claimed] == ["marker_timeout", "receipt_timeout"]
+    store.mark_timer_fired(claimed[0].timer_id, now)
+    assert store.is_late(tenant, "m1") is _read_late(store, tenant, "m1") is False, "a marker is not late"
+    store.mark_timer_fired(claimed[1].timer_id, now)
+    assert store.is_late(tenant, "m1") is _read_late(store, tenant, "m1") is True
+
+
+def test_a_lateness_timer_another_replica_fires_is_seen(store_factory, tenant):
+    """On PostgreSQL another replica may claim and fire the timer of a message created here: lateness is
+    always read there (SQLite has one service, which fires every timer itself)."""
+    here = store_factory.open()
+    if here.fired_only_here:
+        return
+    other = store_factory.open()
+    now = datetime.now(UTC)
+    here.timers_start_here(tenant, "m1")
+    here.schedule_timer(tenant, "m1", "expiry", now - timedelta(seconds=1))
+    [timer] = other.claim_due_timers(now, timedelta(seconds=60))
+    other.mark_timer_fired(timer.timer_id, now)
+    assert here.is_late(tenant, "m1") is True

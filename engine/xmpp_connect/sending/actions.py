@@ -19,7 +19,7 @@ from xmpp_connect.providers.base import XmppProvider
 from xmpp_connect.sending import ids
 from xmpp_connect.sending.admission import Admission
 from xmpp_connect.sending.bodies import render_body
-from xmpp_connect.sending.dispatch import Dispatcher
+from xmpp_connect.sending.dispatch import Dispatcher, HandOver
 from xmpp_connect.sending.outbox import Outbox
 from xmpp_connect.sending.own_evidence import OwnEvidence, OwnOutcomes, new_message, once
 from xmpp_connect.sending.ports import ActionStore, Capabilities, PendingSends
@@ -31,6 +31,13 @@ from xmpp_connect.sending.targets import endpoint_type, message_type, target_jid
 from xmpp_connect.sending.templates import TemplateStore
 from xmpp_connect.sending.timers import SendTimers
 from xmpp_connect.store.records import IdempotentOperation, XmppAttempt
+
+UNCLAIMED_FIRST = frozenset({"notification.cancel", "notification.schedule"})
+"""Actions that claim their key before anything else (a cancel; a schedule holds its request apart)."""
+
+
+class _ClaimedBefore(Exception):
+    """The key of a send was claimed before its records were written: they are undone."""
 
 
 class Actions:
@@ -93,6 +100,11 @@ class Actions:
         if scheduled_body and self.pending is not None and not self.pending.holds_bodies:
             reason = "metadata-only mode holds no message bodies: schedule with template_ref and variables"
             raise InvalidAction([("content", reason)])
+        if action_type not in SYNC_ACTIONS and action_type not in UNCLAIMED_FIRST:
+            done = await self._send_first(tenant, action_type, request, digest, received_at, operation_id,
+                                          accepted_at is not None)
+            if done is not None:
+                return done
         operation = self.store.claim_operation(tenant.id, request["idempotency_key"], digest, operation_id)
         if operation.replayed and operation.result is not None:
             return ActionDone({**self._replayed(operation), "idempotent_replay": True})
@@ -110,12 +122,65 @@ class Actions:
                     tenant, action_type, request, operation, received_at, expected, accepted_at is not None
                 )
             # The records are durable before the stanza goes out: a send is never on the wire unrecorded.
-            await self.store.durable()
+            await self._durable(dispatch)
         with self.store.transaction():
             if dispatch is not None:
                 dispatch()
             self.store.complete_operation(tenant.id, request["idempotency_key"], result)
         return ActionDone({**result, "idempotent_replay": False})
+
+    async def _send_first(
+        self,
+        tenant: TenantConfig,
+        action_type: str,
+        request: Mapping[str, Any],
+        digest: str,
+        received_at: datetime,
+        operation_id: str | None,
+        accepted_elsewhere: bool,
+    ) -> ActionDone | None:
+        """A send as the first use of its key: the records, then the claim with its result in the same
+        transaction (one statement instead of a claim and a completion). None, with nothing stored, when the
+        key was claimed before: the caller claims it as usual and replays (or finishes) what it finds.
+
+        The result is durable (and a repeat replays it) before the stanza is handed over: the hand-over is
+        reserved first, so a repeat in this process finds the send in flight and does not write it too."""
+        op = self.store.new_operation(tenant.id, request["idempotency_key"], digest, operation_id)
+        room = await self.dispatcher.join_room_of(tenant, request, op)
+        expected = tuple(sorted(room.expected_evidence)) if room is not None and room.joined else None
+        try:
+            with self.store.transaction():
+                result, dispatch = self._send(
+                    tenant, action_type, request, op, received_at, expected, accepted_elsewhere
+                )
+                if not self.store.claim_completed_operation(op, result):
+                    raise _ClaimedBefore
+        except _ClaimedBefore:
+            return None
+        except Exception:
+            # E.g. the same ids' records written already (the same operation id carried out again): claimed
+            # before, so the caller's claim says what to do; else this send failed.
+            if self.store.operation_known(tenant.id, op.idempotency_key):
+                return None
+            raise
+        await self._durable(dispatch)
+        if dispatch is not None:
+            with self.store.transaction():
+                dispatch()
+        return ActionDone({**result, "idempotent_replay": False})
+
+    async def _durable(self, dispatch: Callable[[], None] | None) -> None:
+        """Wait until the send's records are committed, its hand-over reserved meanwhile (released if they
+        are not)."""
+        if not isinstance(dispatch, HandOver):
+            await self.store.durable()
+            return
+        dispatch.reserve()
+        try:
+            await self.store.durable()
+        except BaseException:
+            dispatch.release()
+            raise
 
     def _send(
         self,
@@ -135,7 +200,10 @@ class Actions:
         to_jid = target_jid(target)
         account = request.get("account") or tenant.default_account
         body, render_error = render_body(self.templates, action_type, request)
-        if not op.replayed or self.store.get_message(tenant.id, message_id) is None:
+        if not op.replayed:
+            self.store.create_message(message)
+            self.store.timers_start_here(tenant.id, message_id)
+        elif self.store.get_message(tenant.id, message_id) is None:
             self.store.create_message(message)
         scheduled = action_type == "notification.schedule"
         outboxed = self.outbox is not None and not scheduled

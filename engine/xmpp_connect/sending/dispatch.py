@@ -4,8 +4,9 @@ PubSub item), then its timers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from xmpp_connect.config.settings import TenantConfig
@@ -33,6 +34,29 @@ from xmpp_connect.sending.timers import SendTimers
 from xmpp_connect.store.outbox import OutboxEntry
 from xmpp_connect.store.records import IdempotentOperation, XmppStanza
 from xmpp_connect.xmpp.jids import bare, is_valid_jid
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Hands an accepted outbox entry to the provider. ``reserve`` it once its records are written (before
+    awaiting their durability): from then on nothing else in this process writes it (a replay of its key
+    finds it in flight), until it is handed over or ``release``d (its records were not made durable)."""
+
+    outbox: Outbox
+    stanza_id: str
+    account: str
+    request: Mapping[str, Any]
+    send: Callable[[], None]
+
+    def reserve(self) -> None:
+        self.outbox.handed_over(self.stanza_id, self.account, self.request)
+
+    def release(self) -> None:
+        self.outbox.settled(self.stanza_id)
+
+    def __call__(self) -> None:
+        self.outbox.handed_over(self.stanza_id, self.account, self.request)
+        self.send()
 
 
 class Dispatcher:
@@ -128,7 +152,7 @@ class Dispatcher:
         attempt_id: str,
         accepted_at: datetime,
         status: str | None,
-    ) -> Callable[[], None] | None:
+    ) -> HandOver | None:
         """Put an accepted send in the outbox (in the caller's transaction); the returned call hands it to
         the provider. None when someone here already did, when another replica owns the account (its owner,
         woken by the outbox, writes it), or when the stream (``status``, as read for this send) is down:
@@ -143,12 +167,8 @@ class Dispatcher:
             outbox.hold(entry)
             return None
         outbox.handing(entry)
-
-        def hand_over() -> None:
-            outbox.handed_over(stanza_id, account)
-            self.dispatch(tenant_id, account, request, body, stanza_id, message_id, attempt_id)
-
-        return hand_over
+        send = partial(self.dispatch, tenant_id, account, request, body, stanza_id, message_id, attempt_id)
+        return HandOver(outbox, stanza_id, account, request, send)
 
     def write_from_outbox(self, entry: OutboxEntry) -> None:
         """The outbox writes an entry's current attempt (after a restart, a lost session, a held wait)."""

@@ -9,6 +9,7 @@ is down, and starts the receipt and marker timers when a stanza is written, neve
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from xmpp_connect.store.outbox import (
     UNKNOWN,
     WRITTEN,
     OutboxEntry,
+    Written,
 )
 from xmpp_connect.store.sql import SqlStore
 
@@ -84,9 +86,9 @@ class Outbox:
         """Whether this replica may write the account's stanzas now (it owns the account: spec/replicas.md);
         an entry it may not write stays in the outbox for the owner."""
         self._handing: set[asyncio.Task[None]] = set()
-        self._in_flight: dict[str, str] = {}
-        """Stanza ids handed to a provider by this process and not settled (with their account): never handed
-        over twice."""
+        self._in_flight: dict[str, tuple[str, Mapping[str, Any] | None]] = {}
+        """Stanza ids handed to a provider by this process and not settled (with their account and request,
+        whose options the write's timers take): never handed over twice."""
         self._publishes: set[str] = set()
         """PubSub publishes written by this process and not answered: their iq result is their ack."""
 
@@ -115,8 +117,13 @@ class Outbox:
         """An accepted entry nobody in this process handed to a provider yet."""
         return entry.state == ACCEPTED and entry.stanza_id not in self._in_flight
 
-    def handed_over(self, stanza_id: str, account: str) -> None:
-        self._in_flight[stanza_id] = account
+    def handed_over(self, stanza_id: str, account: str, request: Mapping[str, Any] | None = None) -> None:
+        self._in_flight[stanza_id] = (account, request)
+
+    def settled(self, stanza_id: str) -> None:
+        """A stanza reserved as handed over was not (its records did not become durable): no longer in
+        flight here."""
+        self._in_flight.pop(stanza_id, None)
 
     def handing(self, entry: OutboxEntry) -> None:
         """An ``at_most_once`` send is about to be handed over by the caller, after its transaction is
@@ -127,7 +134,7 @@ class Outbox:
     def forget(self, account: str) -> None:
         """The account's session ended here for good (its lease went to another replica): what it had in
         flight is the next owner's to recover."""
-        self._in_flight = {s: a for s, a in self._in_flight.items() if a != account}
+        self._in_flight = {s: f for s, f in self._in_flight.items() if f[0] != account}
 
     def wake(self, tenant_id: str, stanza_id: str) -> None:
         """Another replica accepted this send for an account owned here: write it unless someone here is
@@ -211,9 +218,11 @@ class Outbox:
         return event.kind == "message_not_sent" and event.detail.get("reason") == STOPPED
 
     def _written(self, tenant_id: str, stanza_id: str, event: NativeEvent) -> None:
-        entry = self.store.outbox_written(tenant_id, stanza_id, event.observed_at)
-        if entry is None:
+        written = self.store.outbox_written(tenant_id, stanza_id, event.observed_at)
+        if written is None:
             return
+        flight = self._in_flight.get(stanza_id)
+        request = flight[1] if flight is not None else None
         if event.detail.get("stream_management") is False:
             # No ack will ever come on this stream: written is the last state the transport can report.
             self._in_flight.pop(stanza_id, None)
@@ -224,22 +233,26 @@ class Outbox:
             outbound = found[0] if found else None
         if outbound is not None and outbound.endpoint_type == "pubsub_node":
             self._publishes.add(stanza_id)
-        if outbound is not None:
-            self._start_timers(entry, event.observed_at, outbound.receipt_requested, outbound.markable)
+        if outbound is not None and self.timers is not None:
+            request = request if request is not None else json.loads(written.request_json)
+            self._start_timers(tenant_id, written, request, event.observed_at, outbound)
 
-    def _start_timers(self, entry: OutboxEntry, written_at: datetime, receipt: bool, markable: bool) -> None:
+    def _start_timers(
+        self, tenant_id: str, written: Written, request: Mapping[str, Any], written_at: datetime,
+        outbound: OutboundRecord,
+    ) -> None:
         """Receipt and marker timeouts run from the write (the request's expiry too, when it has one)."""
-        if self.timers is None:
-            return
-        options = entry.request.get("options") or {}
-        tenant_id, message_id, attempt_id = entry.tenant_id, entry.message_id, entry.attempt_id
+        assert self.timers is not None
+        options = request.get("options") or {}
+        message_id, attempt_id = written.message_id, written.attempt_id
+        receipt, markable = outbound.receipt_requested, outbound.markable
         if receipt:
             timeout = _seconds(options.get("receipt_timeout_s"))
             self.timers.schedule_receipt_timeout(tenant_id, message_id, written_at, timeout, attempt_id)
         if markable and options.get("marker_timeout_s") is not None:
             timeout = _seconds(options["marker_timeout_s"])
             self.timers.schedule_marker_timeout(tenant_id, message_id, written_at, timeout, attempt_id)
-        expires = entry.request.get("expires_at")
+        expires = request.get("expires_at")
         if isinstance(expires, str):
             self.timers.schedule_expiry(tenant_id, message_id, datetime.fromisoformat(expires))
 
@@ -320,7 +333,7 @@ class Outbox:
             # reached the server, so it is not written again.
             self._end_unknown(entry, "at_most_once")
             return
-        self._in_flight[entry.stanza_id] = entry.account_ref
+        self._in_flight[entry.stanza_id] = (entry.account_ref, entry.request)
         if entry.held:
             # Written now: the hold bound no longer applies (the request's own expiry is set at the write).
             self.store.outbox_hold(entry.tenant_id, entry.stanza_id, False)

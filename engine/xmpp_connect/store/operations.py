@@ -60,6 +60,41 @@ class IdempotentOperations(SqlBase):
             result=json.loads(row["result"]) if row["result"] is not None else None,
         )
 
+    def new_operation(
+        self, tenant_id: str, idempotency_key: str, payload_hash: str, operation_id: str | None = None
+    ) -> IdempotentOperation:
+        """The operation a first use of this key makes (ids as ``claim_operation`` makes them), not stored:
+        ``claim_completed_operation`` stores it with its result, or finds the key claimed before."""
+        clock = self.options.clock()
+        op_id = operation_id or idempotency.operation_id(tenant_id, idempotency_key, clock)
+        stanza = idempotency.stanza_id(tenant_id, idempotency_key, op_id)
+        return IdempotentOperation(
+            tenant_id, idempotency_key, payload_hash, op_id, stanza, from_text(to_text(clock)), replayed=False
+        )
+
+    def claim_completed_operation(self, operation: IdempotentOperation, result: Mapping[str, Any]) -> bool:
+        """Claim a ``new_operation`` with its result in one statement (in the caller's transaction with the
+        send's records); False, storing nothing, when the key was claimed before (then ``claim_operation``
+        says by what)."""
+        with self._write() as conn:
+            inserted = self._exec(
+                conn,
+                "INSERT INTO idempotency (tenant_id, idempotency_key, payload_hash, operation_id, stanza_id,"
+                " created_at, result, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING operation_id",
+                (
+                    operation.tenant_id,
+                    operation.idempotency_key,
+                    operation.payload_hash,
+                    operation.operation_id,
+                    operation.stanza_id,
+                    to_text(operation.created_at),
+                    to_json(result),
+                    to_text(self.options.clock()),
+                ),
+            ).fetchone()
+        return inserted is not None
+
     def complete_operation(self, tenant_id: str, idempotency_key: str, result: Mapping[str, Any]) -> None:
         """Store the operation's result, returned to every later replay of the key (first result wins)."""
         with self._write() as conn:

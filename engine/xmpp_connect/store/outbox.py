@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from xmpp_connect.store.connection import SqlBase
 from xmpp_connect.store.rows import Row, to_json
@@ -51,6 +51,17 @@ class OutboxEntry:
     @property
     def resendable(self) -> bool:
         return self.body is not None
+
+
+class Written(NamedTuple):
+    """A send moved to ``written``: its current attempt, how many were written, the stored request's JSON
+    (parsed only by who needs it)."""
+
+    message_id: str
+    attempt_id: str
+    writes: int
+    request_json: str
+    state: str = WRITTEN
 
 
 class OutboxRecords(SqlBase):
@@ -96,17 +107,20 @@ class OutboxRecords(SqlBase):
         row = self._one("SELECT * FROM outbox WHERE tenant_id = ? AND stanza_id = ?", (tenant_id, stanza_id))
         return _entry(row) if row else None
 
-    def outbox_written(self, tenant_id: str, stanza_id: str, at: datetime) -> OutboxEntry | None:
-        """``accepted`` -> ``written`` (the transport took the stanza); the entry when it moved, else None
-        (already written or acked, ended, or not in the outbox)."""
+    def outbox_written(self, tenant_id: str, stanza_id: str, at: datetime) -> Written | None:
+        """``accepted`` -> ``written`` (the transport took the stanza); what the timers started at the write
+        need when it moved, else None (already written or acked, ended, or not in the outbox)."""
         with self._write() as conn:
             row = self._exec(
                 conn,
                 "UPDATE outbox SET state = ?, written_at = ?, writes = writes + 1, updated_at = ?"
-                " WHERE tenant_id = ? AND stanza_id = ? AND state = ? AND ended_reason IS NULL RETURNING *",
+                " WHERE tenant_id = ? AND stanza_id = ? AND state = ? AND ended_reason IS NULL"
+                " RETURNING message_id, attempt_id, writes, request",
                 (WRITTEN, to_text(at), to_text(self.options.clock()), tenant_id, stanza_id, ACCEPTED),
             ).fetchone()
-        return _entry(row) if row else None
+        if row is None:
+            return None
+        return Written(row["message_id"], row["attempt_id"], int(row["writes"]), row["request"])
 
     def outbox_acked(self, tenant_id: str, stanza_id: str, at: datetime) -> bool:
         """An open send -> ``server_acked`` (a XEP-0198 ack covers it); False when nothing moved."""

@@ -57,6 +57,7 @@ class SqliteStore(SqlStore):
     begin_write = "BEGIN IMMEDIATE"
     counters_in_batch = True
     statement_undoes_itself = True
+    fired_only_here = True
 
     def __init__(
         self, path: str | Path, options: StoreOptions | None = None, *, migrate: bool = True

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from xmpp_connect.store import idempotency
-from xmpp_connect.store.connection import SqlBase
+from xmpp_connect.store.connection import SqlBase, StoreOptions
+from xmpp_connect.store.recent import Recent
 from xmpp_connect.store.records import (
     LATE_AFTER_TIMERS,
     TIMER_KINDS,
@@ -20,6 +21,21 @@ NEXT_DUE_WINDOW = 64
 
 class TimerTable(SqlBase):
     """Timer rows; xmpp_connect.sending.timers fires them."""
+
+    fired_only_here = False
+    """True where the one service on the store is the only one to claim and fire its timers (SQLite): a
+    message created by it has then fired no lateness timer until one is claimed here."""
+
+    def __init__(self, options: StoreOptions) -> None:
+        super().__init__(options)
+        self._not_late: Recent[tuple[str, str], bool] = Recent(4096)
+        """(tenant, message id) of messages created here (``fired_only_here``) none of whose lateness
+        timers was claimed since: evidence about them is not late, known without a read."""
+
+    def timers_start_here(self, tenant_id: str, message_id: str) -> None:
+        """The message was just created by this process, so no timer of it has fired yet."""
+        if self.fired_only_here:
+            self._not_late.put((tenant_id, message_id), True)
 
     def schedule_timer(
         self,
@@ -78,7 +94,12 @@ class TimerTable(SqlBase):
                 " RETURNING *",
                 (to_text(now + lease), text, text, limit, text),
             ).fetchall()
-        return sorted((timer_from_row(row) for row in rows), key=lambda t: (t.due_at, t.timer_id))
+        claimed = sorted((timer_from_row(row) for row in rows), key=lambda t: (t.due_at, t.timer_id))
+        for timer in claimed:
+            if timer.timer in LATE_AFTER_TIMERS:
+                # It may fire from now on: lateness is read again.
+                self._not_late.pop((timer.tenant_id, timer.message_id))
+        return claimed
 
     def mark_timer_fired(self, timer_id: str, fired_at: datetime) -> None:
         with self._write() as conn:
@@ -122,6 +143,8 @@ class TimerTable(SqlBase):
     def is_late(self, tenant_id: str, message_id: str) -> bool:
         """Evidence for this message arriving now is late: its receipt timeout or expiry already fired
         (§29)."""
+        if self._not_late.get((tenant_id, message_id)):
+            return False
         kinds = sorted(LATE_AFTER_TIMERS)
         row = self._one(
             "SELECT COUNT(*) AS n FROM timers WHERE tenant_id = ? AND message_id = ? AND fired_at IS NOT NULL"
