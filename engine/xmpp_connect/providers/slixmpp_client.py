@@ -31,11 +31,11 @@ from xmpp_connect.providers.base import ChannelHealth, EventSink, Feature, RoomJ
 from xmpp_connect.providers.groups import GroupChannels
 from xmpp_connect.providers.pubsub import NodeInfo
 from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
+from xmpp_connect.providers.slixmpp_matchers import MatchRootTag
 from xmpp_connect.providers.slixmpp_messages import chat_message, groupchat_message, prebuilt_message
 from xmpp_connect.providers.slixmpp_outbound import OutboundStanzas
 from xmpp_connect.providers.slixmpp_session import (
     AccountClient,
-    MatchRootTag,
     SessionState,
     channel_health,
     describe,
