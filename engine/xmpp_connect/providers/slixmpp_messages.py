@@ -50,7 +50,8 @@ def _stanza(raw: str, element: ET.Element | None, client: Callable[[], AccountCl
             element = ET.fromstring(raw)
         except ET.ParseError as error:
             raise ValueError(f"message cannot be encoded as XML: {error}") from None
-    return Message(stream=client(), xml=element)
+    # recv=True: Message() would look the id up to set a new one when there is none; these have theirs.
+    return Message(stream=client(), xml=element, recv=True)
 
 
 def prebuilt_message(xml: str, stanza_id: str, to_jid: str, client: Callable[[], AccountClient]) -> Queued:
