@@ -11,7 +11,8 @@ order flips every round, the server is restarted before every run); the medians 
 
 ``--callgrind adapter`` (or ``bare``) runs that client once, callgrind's instrumentation on only during the
 drive (start it with ``--instr-atstart=no``; Prosody runs outside valgrind); the instruction count of the
-drive divided by ``--messages`` is the load-independent figure (bench/README.md):
+drive divided by ``--messages`` is the load-independent figure (bench/README.md); ``--only adapter`` runs it
+once without callgrind (for py-spy):
 
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=cg.adapter \
         .venv/bin/python bench/provider.py --callgrind adapter --messages 400
@@ -240,6 +241,8 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--callgrind", choices=("adapter", "bare"),
                         help="run this client once, callgrind's instrumentation on during the drive")
+    parser.add_argument("--only", choices=("adapter", "bare"),
+                        help="run this client once (for a profiler such as py-spy)")
     args = parser.parse_args()
     CALLGRIND = args.callgrind is not None
-    asyncio.run(main(args.messages, args.window, args.rounds, args.callgrind))
+    asyncio.run(main(args.messages, args.window, args.rounds, args.callgrind or args.only))

@@ -27,7 +27,7 @@ from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.acceptance import AcceptanceTracker
 from xmpp_connect.providers.base import Backoff
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
-from xmpp_connect.providers.slixmpp_session import MatchRootTag
+from xmpp_connect.providers.slixmpp_matchers import MatchRootTag
 from xmpp_connect.providers.stanza_builders import OutboundMessage, build_message, record_for
 from xmpp_connect.xmpp.stanzas import parse_stanza
 

@@ -12,7 +12,7 @@ from slixmpp.stanza import Iq, Message
 from slixmpp.xmlstream.tostring import tostring
 
 from awkward_messages import AWKWARD, RECIPIENTS, STANZA_IDS, awkward_messages
-from xmpp_connect.providers.slixmpp_messages import chat_message, groupchat_message
+from xmpp_connect.providers.slixmpp_messages import WrittenMessage, chat_message, groupchat_message
 from xmpp_connect.providers.slixmpp_text import as_written
 from xmpp_connect.providers.stanza_builders import OutboundMessage, _quoted, message_element
 
@@ -81,3 +81,25 @@ def test_attribute_values_are_quoted_as_quoteattr_quotes_them() -> None:
     values = [*RECIPIENTS, *STANZA_IDS, *AWKWARD, "a'b\"c", "'", '"', "\r\n\t", "jabber:client"]
     for value in values:
         assert _quoted(value) == quoteattr(value)
+
+
+def test_a_send_path_message_is_written_as_its_wire_text_which_is_what_slixmpp_writes() -> None:
+    client = ClientXMPP("alice@localhost/adapter", "secret")
+    write = as_written(client)
+    for case in CASES:
+        build = groupchat_message if case.groupchat else chat_message
+        message = OutboundMessage(case.message.to_jid, case.message.body, case.message.message_type,
+                                  case.message.request_receipt, case.message.markable, case.stanza_id,
+                                  case.message.thread)
+        stanza, _, _ = build(message, lambda: client)  # type: ignore[arg-type]
+        assert isinstance(stanza, WrittenMessage) and stanza.wire is not None
+        assert write(stanza) is stanza.wire
+        assert stanza.wire == _wire(client, stanza), case.text
+
+
+def test_a_stream_that_prefixes_a_message_namespace_gets_slixmpps_text() -> None:
+    client = ClientXMPP("alice@localhost/adapter", "secret")
+    client.namespace_map["urn:xmpp:receipts"] = "receipts"
+    stanza, _, _ = chat_message(OutboundMessage("bob@localhost", "hi", stanza_id="xc-1"),
+                                lambda: client)  # type: ignore[arg-type]
+    assert as_written(client)(stanza) == _wire(client, stanza) != stanza.wire  # type: ignore[attr-defined]

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from datetime import UTC, datetime
 from typing import Any
 
 from slixmpp.exceptions import IqError, IqTimeout
@@ -25,17 +24,17 @@ from slixmpp.xmlstream.handler import Callback
 
 from xmpp_connect.config.settings import AccountConfig
 from xmpp_connect.model.correlation import OutboundRecord
-from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.providers.archive import ArchiveQuery, ArchiveResult
 from xmpp_connect.providers.base import ChannelHealth, EventSink, Feature, RoomJoin, SessionTuning
 from xmpp_connect.providers.groups import GroupChannels
+from xmpp_connect.providers.native_events import native_event
 from xmpp_connect.providers.pubsub import NodeInfo
 from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
+from xmpp_connect.providers.slixmpp_matchers import MatchRootTag
 from xmpp_connect.providers.slixmpp_messages import chat_message, groupchat_message, prebuilt_message
 from xmpp_connect.providers.slixmpp_outbound import OutboundStanzas
 from xmpp_connect.providers.slixmpp_session import (
     AccountClient,
-    MatchRootTag,
     SessionState,
     channel_health,
     describe,
@@ -132,8 +131,7 @@ class SlixmppProvider:
 
     def _make_client(self) -> AccountClient:
         client = new_client(self.config, self.tuning)
-        client.add_filter("out", self.outbound.on_outgoing)
-        client.add_filter("out", self.groups.on_outgoing)
+        client.add_filter("out", self._on_outgoing)
         client.add_filter("out_sce", as_written(client))
         client.register_handler(Callback("xc inbound message", MatchRootTag("{jabber:client}message"),
                                          self.inbound.on_message))
@@ -153,6 +151,12 @@ class SlixmppProvider:
         client.add_event_handler("ssl_invalid_chain", self._on_tls_failure)
         client.add_event_handler("roster_update", self.inbound.on_roster_update)
         return client
+
+    def _on_outgoing(self, stanza: Any) -> Any:
+        """The 'out' filter: messages, then publishes (one filter: slixmpp's send loop inspects each filter
+        of each stanza it writes)."""
+        stanza = self.outbound.on_outgoing(stanza)
+        return None if stanza is None else self.groups.on_outgoing(stanza)
 
     def _connect(self) -> None:
         assert self._client is not None
@@ -380,8 +384,7 @@ class SlixmppProvider:
         self, kind: str, raw: str | None = None, stanza_id: str | None = None,
         detail: dict[str, object] | None = None, view: StanzaView | None = None,
     ) -> None:
-        event = NativeEvent(kind=kind, account=self.config.ref, observed_at=datetime.now(UTC), raw=raw,
-                            stanza_id=stanza_id, detail=detail or {}, view=view)
+        event = native_event(kind, self.config.ref, raw, stanza_id, detail or {}, view)
         log.debug("native event %s account=%s stanza=%s", kind, self.config.ref, stanza_id)
         try:
             self._sink(event)

@@ -43,7 +43,8 @@ class InboundStanzas:
         answer = receipt_answer(stanza.xml)
         if answer is not None and self.state.ready:
             client = self._client()
-            client.send(Message(stream=client, xml=answer))
+            # recv=True: the answer has its id, Message() need not look it up.
+            client.send(Message(stream=client, xml=answer, recv=True))
 
     def on_presence(self, stanza: Any) -> None:
         sender = stanza.xml.get("from", "")

@@ -17,13 +17,14 @@ from xmpp_connect.providers.stanza_builders import (
     groupchat_record_for,
     groupchat_xml,
     message_element,
+    message_wire,
     message_xml,
     new_stanza_id,
     record_for,
 )
 
 Queued = tuple[Message, OutboundRecord, str]
-"""The stanza to write, its record and its text."""
+"""The stanza to write, its record and its text (the raw evidence)."""
 
 
 def chat_message(message: OutboundMessage, client: Callable[[], AccountClient]) -> Queued:
@@ -31,7 +32,9 @@ def chat_message(message: OutboundMessage, client: Callable[[], AccountClient]) 
     stanza_id = message.stanza_id or new_stanza_id()
     record = record_for(message, stanza_id, datetime.now(UTC))
     raw = message_xml(message, stanza_id)
-    return _stanza(raw, message_element(message, stanza_id), client), record, raw
+    element = message_element(message, stanza_id)
+    wire = None if element is None else message_wire(message, stanza_id)
+    return _stanza(raw, element, wire, client), record, raw
 
 
 def groupchat_message(message: OutboundMessage, client: Callable[[], AccountClient]) -> Queued:
@@ -39,10 +42,20 @@ def groupchat_message(message: OutboundMessage, client: Callable[[], AccountClie
     stanza_id = message.stanza_id or new_stanza_id()
     record = groupchat_record_for(message, stanza_id, datetime.now(UTC))
     raw = groupchat_xml(message, stanza_id)
-    return _stanza(raw, message_element(message, stanza_id, groupchat=True), client), record, raw
+    element = message_element(message, stanza_id, groupchat=True)
+    wire = None if element is None else message_wire(message, stanza_id, groupchat=True)
+    return _stanza(raw, element, wire, client), record, raw
 
 
-def _stanza(raw: str, element: ET.Element | None, client: Callable[[], AccountClient]) -> Message:
+class WrittenMessage(Message):
+    """A message of the send path with ``wire``, the text slixmpp's send loop writes for it in a stream that
+    prefixes none of its namespaces (``message_wire``), or None when only its tree says."""
+
+    wire: str | None = None
+
+
+def _stanza(raw: str, element: ET.Element | None, wire: str | None,
+            client: Callable[[], AccountClient]) -> Message:
     """The stanza of the tree built beside the text (the same tree as the text's: tests/test_send_path.py), or
     of the parsed text when none could be."""
     if element is None:
@@ -50,7 +63,10 @@ def _stanza(raw: str, element: ET.Element | None, client: Callable[[], AccountCl
             element = ET.fromstring(raw)
         except ET.ParseError as error:
             raise ValueError(f"message cannot be encoded as XML: {error}") from None
-    return Message(stream=client(), xml=element)
+    # recv=True: Message() would look the id up to set a new one when there is none; these have theirs.
+    stanza = WrittenMessage(stream=client(), xml=element, recv=True)
+    stanza.wire = wire
+    return stanza
 
 
 def prebuilt_message(xml: str, stanza_id: str, to_jid: str, client: Callable[[], AccountClient]) -> Queued:

@@ -11,11 +11,11 @@ from typing import Any
 
 from slixmpp import ClientXMPP
 from slixmpp.exceptions import IqError, IqTimeout
-from slixmpp.xmlstream import StanzaBase
-from slixmpp.xmlstream.matcher.base import MatcherBase
+from slixmpp.xmlstream.handler.base import BaseHandler
 
 from xmpp_connect.config.settings import AccountConfig
 from xmpp_connect.providers.base import Backoff, ChannelHealth, Feature, SessionTuning
+from xmpp_connect.providers.slixmpp_matchers import cheaper
 
 
 @dataclass
@@ -51,13 +51,12 @@ class AccountClient(ClientXMPP):
         self._current_connection_attempt = asyncio.ensure_future(self._connect_loop(), loop=self.loop)
         return self._current_connection_attempt
 
-
-class MatchRootTag(MatcherBase):
-    """Stanzas whose root element has this ``{namespace}name`` tag: what ``MatchXPath`` matches for a bare
-    tag, without wrapping each received stanza in a new element and searching it."""
-
-    def match(self, xml: StanzaBase) -> bool:
-        return bool(xml.xml.tag == self._criteria)
+    def register_handler(self, handler: BaseHandler, before: BaseHandler | None = None,
+                         after: BaseHandler | None = None) -> None:
+        """slixmpp's and the plugins' handlers, each with the cheaper equivalent of its matcher."""
+        if handler.stream is None and hasattr(handler, "_matcher"):
+            handler._matcher = cheaper(handler._matcher)
+        super().register_handler(handler, before, after)
 
 
 def new_client(config: AccountConfig, tuning: SessionTuning) -> AccountClient:

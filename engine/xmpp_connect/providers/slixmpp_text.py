@@ -14,10 +14,13 @@ from typing import Any
 
 from slixmpp.stanza import Message
 
+from xmpp_connect.providers.slixmpp_messages import WrittenMessage
+from xmpp_connect.providers.stanza_builders import CLIENT_NS, MARKERS_NS, RECEIPTS_NS, SID_NS, slixmpp_escape
 from xmpp_connect.xmpp.stanzas import NS_XML
 from xmpp_connect.xmpp.untrusted_xml import MAX_DEPTH
 
 XML_ATTRIBUTE = f"{{{NS_XML}}}"
+MESSAGE_NAMESPACES = (CLIENT_NS, SID_NS, RECEIPTS_NS, MARKERS_NS)
 
 
 class _Unsupported(Exception):
@@ -40,30 +43,26 @@ def stanza_text(stanza: Any) -> str:
 def as_written(client: Any) -> Callable[[Any], Any]:
     """A last ``out_sce`` filter for ``client``: a message becomes the text slixmpp's send loop would write
     for it (``tostring(stanza.xml, xmlns=client.default_ns, stream=client, top_level=True)``, which is
-    ``str(stanza)`` for a stanza of this stream), written here without slixmpp's per-character escape; the
-    loop then writes the text as it is. Every other stanza is left to slixmpp."""
+    ``str(stanza)`` for a stanza of this stream), written here without slixmpp's per-character escape (a
+    send-path message's text was written with it); the loop then writes the text as it is. Every other
+    stanza is left to slixmpp."""
 
     def write(stanza: Any) -> Any:
         if isinstance(stanza, Message) and stanza.stream is client:
+            if type(stanza) is WrittenMessage and stanza.wire is not None and _writes_plainly(client):
+                return stanza.wire
             return stanza_text(stanza)
         return stanza
 
     return write
 
 
-def _escape(text: str) -> str:
-    """slixmpp's ``escape`` (the five XML specials, each character on its own), with ``str.replace``."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if "'" in text:
-        text = text.replace("'", "&apos;")
-    if '"' in text:
-        text = text.replace('"', "&quot;")
-    return text
+def _writes_plainly(stream: Any) -> bool:
+    """The stream writes a send-path message as ``message_wire`` does: jabber:client its default namespace,
+    none of the message's namespaces with a prefix, no CDATA."""
+    prefixed = stream.namespace_map
+    return (stream.default_ns == CLIENT_NS and not stream.use_cdata
+            and not any(namespace in prefixed for namespace in MESSAGE_NAMESPACES))
 
 
 def _write(element: ET.Element, parent_ns: str, prefixed: dict[str, str], depth: int, out: list[str]) -> None:
@@ -78,19 +77,19 @@ def _write(element: ET.Element, parent_ns: str, prefixed: dict[str, str], depth:
         out.append(f' xmlns="{ns}"')
     for attribute, value in element.attrib.items():
         if "}" not in attribute:
-            out.append(f' {attribute}="{_escape(value)}"')
+            out.append(f' {attribute}="{slixmpp_escape(value)}"')
         elif attribute.startswith(XML_ATTRIBUTE):
-            out.append(f' xml:{attribute[len(XML_ATTRIBUTE):]}="{_escape(value)}"')
+            out.append(f' xml:{attribute[len(XML_ATTRIBUTE):]}="{slixmpp_escape(value)}"')
         elif attribute[1:].partition("}")[0] in prefixed:
             raise _Unsupported
     if len(element) or element.text:
         out.append(">")
         if element.text:
-            out.append(_escape(element.text))
+            out.append(slixmpp_escape(element.text))
         for child in element:
             _write(child, ns, prefixed, depth + 1, out)
         out.append(f"</{name}>")
     else:
         out.append(" />")
     if element.tail:
-        out.append(_escape(element.tail))
+        out.append(slixmpp_escape(element.tail))
