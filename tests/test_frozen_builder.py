@@ -15,13 +15,17 @@ from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.model.frozen import dict_init
 
 
-def _constructed(cls: type, values: dict[str, Any]) -> Any:
-    """What the dataclass's generated ``__init__`` builds from ``values``: a plain frozen dataclass with the
-    same fields (names, order, defaults, default factories)."""
-    plain = dataclasses.make_dataclass(
+def _plain_twin(cls: type) -> Any:
+    """A plain frozen dataclass with ``cls``'s fields (names, order, defaults, default factories,
+    keyword-only): its ``__init__`` is the one the dataclass decorator generates."""
+    return dataclasses.make_dataclass(
         cls.__name__, [(f.name, f.type, f) for f in dataclasses.fields(cls)], frozen=True,
     )
-    return plain(**values)
+
+
+def _constructed(cls: type, values: dict[str, Any]) -> Any:
+    """What the dataclass's generated ``__init__`` builds from ``values``."""
+    return _plain_twin(cls)(**values)
 
 
 OUTBOUND = OutboundRecord("xc-1", "bob@localhost", "bare_jid", sent_at=datetime(2026, 12, 5, tzinfo=UTC))
@@ -83,14 +87,6 @@ def test_only_plain_frozen_dataclasses() -> None:
         dict_init(Checked)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Plain:
-    name: str
-    count: int = 0
-    tags: dict[str, str] = dataclasses.field(default_factory=dict)
-    note: str | None = dataclasses.field(default=None, kw_only=True)
-
-
 @dict_init
 @dataclasses.dataclass(frozen=True)
 class _AtOnce:
@@ -98,6 +94,9 @@ class _AtOnce:
     count: int = 0
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     note: str | None = dataclasses.field(default=None, kw_only=True)
+
+
+_Plain = _plain_twin(_AtOnce)
 
 
 @pytest.mark.parametrize(

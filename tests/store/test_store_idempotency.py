@@ -4,6 +4,7 @@ conflict."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -88,18 +89,9 @@ def test_first_result_wins(store, tenant):
 
 def test_racing_replicas_get_exactly_one_fresh_claim(store_factory, tenant):
     replicas = [store_factory.open() for _ in range(4)]
-    outcomes: list[bool] = []
-    barrier = threading.Barrier(len(replicas))
-
-    def claim(replica) -> None:
-        barrier.wait(timeout=10)
-        outcomes.append(replica.claim_operation(tenant, KEY, payload_hash(PAYLOAD)).replayed)
-
-    threads = [threading.Thread(target=claim, args=(r,)) for r in replicas]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
+    outcomes = _at_once(
+        replicas, lambda replica: replica.claim_operation(tenant, KEY, payload_hash(PAYLOAD)).replayed
+    )
     assert sorted(outcomes) == [False, True, True, True]
 
 
@@ -145,20 +137,30 @@ def test_racing_replicas_get_exactly_one_claim_with_its_result(store_factory, te
     """Replicas claiming the same key with their results at once: one stores its claim, every other finds it
     (the in-flight guard of the claim, kept)."""
     replicas = [store_factory.open() for _ in range(4)]
+
+    def claim(replica) -> bool:
+        op = replica.new_operation(tenant, KEY, payload_hash(PAYLOAD))
+        with replica.transaction():
+            return bool(replica.claim_completed_operation(op, {"by": op.operation_id}))
+
+    outcomes = _at_once(replicas, claim)
+    assert sorted(outcomes) == [False, False, False, True]
+    stored = replicas[0].claim_operation(tenant, KEY, payload_hash(PAYLOAD))
+    assert stored.replayed and stored.result == {"by": stored.operation_id}
+
+
+def _at_once(replicas: list, claim: Callable[[object], bool]) -> list[bool]:
+    """``claim(replica)`` for every replica on a thread of its own, all released together; their answers."""
     outcomes: list[bool] = []
     barrier = threading.Barrier(len(replicas))
 
-    def claim(replica) -> None:
-        op = replica.new_operation(tenant, KEY, payload_hash(PAYLOAD))
+    def run(replica: object) -> None:
         barrier.wait(timeout=10)
-        with replica.transaction():
-            outcomes.append(replica.claim_completed_operation(op, {"by": op.operation_id}))
+        outcomes.append(claim(replica))
 
-    threads = [threading.Thread(target=claim, args=(r,)) for r in replicas]
+    threads = [threading.Thread(target=run, args=(r,)) for r in replicas]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=20)
-    assert sorted(outcomes) == [False, False, False, True]
-    stored = replicas[0].claim_operation(tenant, KEY, payload_hash(PAYLOAD))
-    assert stored.replayed and stored.result == {"by": stored.operation_id}
+    return outcomes
