@@ -279,20 +279,32 @@ def view_of_tree(root: ElementTree.Element, raw: str, stream_ns: str = "jabber:c
 def _faithful(root: ElementTree.Element) -> bool:
     """Within MAX_DEPTH and MAX_ELEMENTS, and nothing the serialisation would not give back unchanged."""
     count = 0
+    values: list[str] = []
+    for element in root.iter():
+        count += 1
+        tag = element.tag
+        if count > MAX_ELEMENTS or tag[:1] != "{" or tag.startswith(PREFIXED_NAMESPACES):
+            return False
+        attrib = element.attrib
+        if attrib:
+            values.extend(attrib.values())
+    if count > MAX_DEPTH and _deeper_than(root, MAX_DEPTH):
+        return False
+    joined = "".join(values)
+    if "\r" in joined or "\n" in joined or "\t" in joined:
+        return False
+    return "\r" not in "".join(root.itertext()) and not (root.tail and "\r" in root.tail)
+
+
+def _deeper_than(root: ElementTree.Element, limit: int) -> bool:
+    """Whether the tree nests more than ``limit`` elements (it can only with more than ``limit``)."""
     pending = [(root, 1)]
     while pending:
         element, depth = pending.pop()
-        count += 1
-        tag = element.tag
-        if depth > MAX_DEPTH or count > MAX_ELEMENTS or tag[:1] != "{" or tag.startswith(PREFIXED_NAMESPACES):
-            return False
-        if (element.text and "\r" in element.text) or (element.tail and "\r" in element.tail):
-            return False
-        for value in element.attrib.values():
-            if "\r" in value or "\n" in value or "\t" in value:
-                return False
+        if depth > limit:
+            return True
         pending.extend((child, depth + 1) for child in element)
-    return True
+    return False
 
 
 def _view(root: ElementTree.Element, implicit_ns: str | None = None) -> StanzaView:
