@@ -7,6 +7,7 @@ bad ``from``.
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -307,28 +308,53 @@ def _deeper_than(root: ElementTree.Element, limit: int) -> bool:
     return False
 
 
+_CORE_CHILDREN = ("body", "thread", "error", "show", "priority", "status")
+_CORE_TAGS = {ns: {_q(ns, local): local for local in _CORE_CHILDREN} for ns in STANZA_NAMESPACES}
+"""Per stanza namespace: the tags of the stanza's own children a view reads, and their local names."""
+_VIEW_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(StanzaView) if f.default is not dataclasses.MISSING
+}
+
+
+def _new_view(values: dict[str, object]) -> StanzaView:
+    """``StanzaView(**values)`` without its generated ``__init__`` (35 frozen attribute sets a view)."""
+    view = object.__new__(StanzaView)
+    view.__dict__.update(_VIEW_DEFAULTS)
+    view.__dict__.update(values)
+    return view
+
+
 def _view(root: ElementTree.Element, implicit_ns: str | None = None) -> StanzaView:
     stanza_ns, name = split_tag(root.tag)
     if stanza_ns not in STANZA_NAMESPACES or name not in STANZA_NAMES:
         raise StanzaRejected(f"not a stanza: <{name}> in namespace '{stanza_ns}'")
-    fields: dict[str, object] = {
-        "name": name,
-        "type": root.get("type"),
-        "id": root.get("id"),
-        "from_attr": root.get("from"),
-        "to_attr": root.get("to"),
-        "body": _child_text(root, stanza_ns, "body"),
-        "thread": _child_text(root, stanza_ns, "thread"),
-    }
-    error = _child(root, stanza_ns, "error")
-    if error is not None:
-        fields["error"] = _parse_error(error, implicit_ns)
-    if name == "presence":
-        fields["presence_show"] = _child_text(root, stanza_ns, "show")
-        fields["presence_priority"] = _parse_priority(_child_text(root, stanza_ns, "priority"))
-        fields["presence_status"] = _child_text(root, stanza_ns, "status")
-    fields.update(_extension_fields(root))
-    return StanzaView(**fields)  # type: ignore[arg-type]
+    core_tags = _CORE_TAGS[stanza_ns]
+    core: dict[str, ElementTree.Element] = {}
+    extensions: list[ElementTree.Element] = []
+    for child in root:
+        local = core_tags.get(child.tag)
+        if local is None:
+            extensions.append(child)
+        elif local not in core:
+            core[local] = child
+    values = _extension_fields(extensions) if extensions else {}
+    get = root.get
+    values.update(name=name, type=get("type"), id=get("id"), from_attr=get("from"), to_attr=get("to"))
+    if core:
+        values["body"] = _text(core.get("body"))
+        values["thread"] = _text(core.get("thread"))
+        error = core.get("error")
+        if error is not None:
+            values["error"] = _parse_error(error, implicit_ns)
+        if name == "presence":
+            values["presence_show"] = _text(core.get("show"))
+            values["presence_priority"] = _parse_priority(_text(core.get("priority")))
+            values["presence_status"] = _text(core.get("status"))
+    return _new_view(values)
+
+
+def _text(element: ElementTree.Element | None) -> str | None:
+    return None if element is None else element.text or ""
 
 
 def _parse_archive_result(element: ElementTree.Element) -> dict[str, object]:
@@ -347,11 +373,11 @@ def _parse_archive_result(element: ElementTree.Element) -> dict[str, object]:
     return fields
 
 
-def _extension_fields(root: ElementTree.Element) -> dict[str, object]:
-    """Read the XEP payloads that are direct children of the stanza."""
+def _extension_fields(children: list[ElementTree.Element]) -> dict[str, object]:
+    """Read the XEP payloads among the stanza's direct children."""
     fields: dict[str, object] = {}
     stanza_ids: list[StanzaIdView] = []
-    for child in root:
+    for child in children:
         ns, local = split_tag(child.tag)
         if ns == NS_RECEIPTS and local == "request":
             fields["receipt_requested"] = True
