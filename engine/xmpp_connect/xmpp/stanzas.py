@@ -311,6 +311,7 @@ def _deeper_than(root: ElementTree.Element, limit: int) -> bool:
 _CORE_CHILDREN = ("body", "thread", "error", "show", "priority", "status")
 _CORE_TAGS = {ns: {_q(ns, local): local for local in _CORE_CHILDREN} for ns in STANZA_NAMESPACES}
 """Per stanza namespace: the tags of the stanza's own children a view reads, and their local names."""
+_STANZA_TAGS = {_q(ns, name): (ns, name) for ns in STANZA_NAMESPACES for name in STANZA_NAMES}
 _VIEW_DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(StanzaView) if f.default is not dataclasses.MISSING
 }
@@ -325,7 +326,7 @@ def _new_view(values: dict[str, object]) -> StanzaView:
 
 
 def _view(root: ElementTree.Element, implicit_ns: str | None = None) -> StanzaView:
-    stanza_ns, name = split_tag(root.tag)
+    stanza_ns, name = _STANZA_TAGS.get(root.tag) or split_tag(root.tag)
     if stanza_ns not in STANZA_NAMESPACES or name not in STANZA_NAMES:
         raise StanzaRejected(f"not a stanza: <{name}> in namespace '{stanza_ns}'")
     core_tags = _CORE_TAGS[stanza_ns]
@@ -373,44 +374,70 @@ def _parse_archive_result(element: ElementTree.Element) -> dict[str, object]:
     return fields
 
 
+_EXTENSION_KINDS = [
+    (NS_RECEIPTS, "received", "received"),
+    (NS_SID, "stanza-id", "stanza_id"),
+    (NS_MARKERS, "markable", "markable"),
+    *((NS_MARKERS, local, "marker") for local in MARKER_NAMES),
+    (NS_SID, "origin-id", "origin_id"),
+    (NS_RECEIPTS, "request", "request"),
+    (NS_REPLY, "reply", "reply"),
+    (NS_DELAY, "delay", "delay"),
+    *((NS_CHAT_STATES, local, "chat_state") for local in CHAT_STATES),
+    (NS_MUC_USER, "x", "muc_user"),
+    (NS_PUBSUB_EVENT, "event", "pubsub_event"),
+    (NS_PUBSUB, "pubsub", "pubsub"),
+    (NS_DISCO_INFO, "query", "disco"),
+    (NS_MAM, "result", "archive_result"),
+]
+_EXTENSION_TAGS = {_q(ns, local): (kind, local) for ns, local, kind in _EXTENSION_KINDS}
+"""The XEP payloads a view reads, by tag: what each is and its local name."""
+
+
 def _extension_fields(children: list[ElementTree.Element]) -> dict[str, object]:
     """Read the XEP payloads among the stanza's direct children."""
     fields: dict[str, object] = {}
     stanza_ids: list[StanzaIdView] = []
     for child in children:
-        ns, local = split_tag(child.tag)
-        if ns == NS_RECEIPTS and local == "request":
-            fields["receipt_requested"] = True
-        elif ns == NS_RECEIPTS and local == "received":
+        known = _EXTENSION_TAGS.get(child.tag)
+        if known is None:
+            continue
+        kind, local = known
+        if kind == "received":
             fields["receipt_received"] = True
             fields["receipt_id"] = child.get("id")
-        elif ns == NS_MARKERS and local == "markable":
+        elif kind == "stanza_id":
+            if child.get("id"):
+                stanza_ids.append(StanzaIdView(id=child.get("id", ""), by=child.get("by")))
+        elif kind == "markable":
             fields["markable"] = True
-        elif ns == NS_MARKERS and local in MARKER_NAMES and "marker" not in fields:
-            fields["marker"] = local
-            fields["marker_id"] = child.get("id")
-        elif ns == NS_SID and local == "origin-id":
+        elif kind == "marker":
+            if "marker" not in fields:
+                fields["marker"] = local
+                fields["marker_id"] = child.get("id")
+        elif kind == "origin_id":
             fields["origin_id"] = child.get("id")
-        elif ns == NS_SID and local == "stanza-id" and child.get("id"):
-            stanza_ids.append(StanzaIdView(id=child.get("id", ""), by=child.get("by")))
-        elif ns == NS_REPLY and local == "reply":
+        elif kind == "request":
+            fields["receipt_requested"] = True
+        elif kind == "reply":
             fields["reply_to"] = child.get("to")
             fields["reply_id"] = child.get("id")
-        elif ns == NS_DELAY and local == "delay":
+        elif kind == "delay":
             fields["delayed"] = True
             fields["delay_stamp"] = _parse_stamp(child.get("stamp"))
             fields["delay_from"] = child.get("from")
-        elif ns == NS_CHAT_STATES and local in CHAT_STATES:
+        elif kind == "chat_state":
             fields["chat_state"] = local
-        elif ns == NS_MUC_USER and local == "x":
+        elif kind == "muc_user":
             fields["muc_user"] = _parse_muc_user(child)
-        elif ns == NS_PUBSUB_EVENT and local == "event":
+        elif kind == "pubsub_event":
             fields["pubsub_event"] = _parse_pubsub_event(child)
-        elif ns == NS_PUBSUB and local == "pubsub":
+        elif kind == "pubsub":
             fields["pubsub"] = _parse_pubsub(child)
-        elif ns == NS_DISCO_INFO and local == "query":
+        elif kind == "disco":
             fields["disco_features"], fields["disco_identities"] = _parse_disco(child)
-        elif ns == NS_MAM and local == "result":
+        else:
             fields.update(_parse_archive_result(child))
-    fields["stanza_ids"] = tuple(stanza_ids)
+    if stanza_ids:
+        fields["stanza_ids"] = tuple(stanza_ids)
     return fields
