@@ -178,6 +178,12 @@ def _parse_disco(query: ElementTree.Element) -> tuple[tuple[str, ...], tuple[tup
     return features, identities
 
 
+_CORE_CHILDREN = ("body", "thread", "error", "show", "priority", "status")
+_CORE_TAGS = {ns: {_q(ns, local): local for local in _CORE_CHILDREN} for ns in STANZA_NAMESPACES}
+"""Per stanza namespace: the tags of the stanza's own children a view reads, and their local names."""
+_STANZA_TAGS = {_q(ns, name): (ns, name) for ns in STANZA_NAMESPACES for name in STANZA_NAMES}
+
+
 def parse_stanza(raw: str | bytes) -> StanzaView:
     """Parse one top-level ``<message/>``, ``<presence/>`` or ``<iq/>`` into a StanzaView."""
     return _view(parse_xml(raw))
@@ -194,7 +200,7 @@ def view_of_tree(root: ElementTree.Element, raw: str, stream_ns: str = "jabber:c
     carriage return, line feed or tab in an attribute value (a parser normalises those)."""
     if not within_size(raw) or not _faithful(root):
         return None
-    stanza_ns, _ = split_tag(root.tag)
+    stanza_ns = (_STANZA_TAGS.get(root.tag) or split_tag(root.tag))[0]
     try:
         return _view(root, implicit_ns=stanza_ns if stanza_ns == stream_ns else None)
     except StanzaRejected:
@@ -208,7 +214,9 @@ def _faithful(root: ElementTree.Element) -> bool:
     for element in root.iter():
         count += 1
         tag = element.tag
-        if count > MAX_ELEMENTS or tag[:1] != "{" or tag.startswith(PREFIXED_NAMESPACES):
+        if count > MAX_ELEMENTS:
+            return False
+        if tag not in _READ_TAGS and (tag[:1] != "{" or tag.startswith(PREFIXED_NAMESPACES)):
             return False
         attrib = element.attrib
         if attrib:
@@ -232,10 +240,6 @@ def _deeper_than(root: ElementTree.Element, limit: int) -> bool:
     return False
 
 
-_CORE_CHILDREN = ("body", "thread", "error", "show", "priority", "status")
-_CORE_TAGS = {ns: {_q(ns, local): local for local in _CORE_CHILDREN} for ns in STANZA_NAMESPACES}
-"""Per stanza namespace: the tags of the stanza's own children a view reads, and their local names."""
-_STANZA_TAGS = {_q(ns, name): (ns, name) for ns in STANZA_NAMESPACES for name in STANZA_NAMES}
 def _view(root: ElementTree.Element, implicit_ns: str | None = None) -> StanzaView:
     stanza_ns, name = _STANZA_TAGS.get(root.tag) or split_tag(root.tag)
     if stanza_ns not in STANZA_NAMESPACES or name not in STANZA_NAMES:
@@ -352,3 +356,11 @@ def _extension_fields(children: list[ElementTree.Element]) -> dict[str, object]:
     if stanza_ids:
         fields["stanza_ids"] = tuple(stanza_ids)
     return fields
+
+
+_READ_TAGS = frozenset(
+    {tag for tag in _STANZA_TAGS if tag[:1] == "{"}
+    | {tag for tags in _CORE_TAGS.values() for tag in tags if tag[:1] == "{"}
+    | set(_EXTENSION_TAGS)
+)
+"""Namespaced tags a view reads, none of them in a prefixed namespace: the tree walk need not check them."""
