@@ -24,7 +24,7 @@ from xmpp_connect.providers.base import SessionTuning
 from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
 from xmpp_connect.providers.slixmpp_session import SessionState
 from xmpp_connect.providers.slixmpp_text import stanza_text
-from xmpp_connect.xmpp.stanza_views import StanzaView, new_view
+from xmpp_connect.xmpp.stanza_views import StanzaIdView, StanzaView, new_stanza_id, new_view
 from xmpp_connect.xmpp.stanzas import (
     PREFIXED_NAMESPACES,
     parse_stanza,
@@ -258,3 +258,5 @@ def test_a_view_made_without_its_init_is_the_one_its_init_makes() -> None:
     assert made == built and hash(made) == hash(built)
     assert vars(made) == vars(built) and repr(made) == repr(built)
     assert new_view({"name": "iq"}) == StanzaView(name="iq")
+    made_id, built_id = new_stanza_id("s1", None), StanzaIdView(id="s1", by=None)
+    assert made_id == built_id and hash(made_id) == hash(built_id) and vars(made_id) == vars(built_id)

@@ -100,3 +100,10 @@ def new_view(values: dict[str, object]) -> StanzaView:
     view.__dict__.update(_VIEW_DEFAULTS)
     view.__dict__.update(values)
     return view
+
+
+def new_stanza_id(id: str, by: str | None) -> StanzaIdView:
+    """``StanzaIdView(id=id, by=by)`` without its generated ``__init__``."""
+    view = object.__new__(StanzaIdView)
+    view.__dict__.update(id=id, by=by)
+    return view

@@ -17,6 +17,7 @@ from xmpp_connect.xmpp.stanza_views import (
     StanzaErrorView,
     StanzaIdView,
     StanzaView,
+    new_stanza_id,
     new_view,
 )
 from xmpp_connect.xmpp.untrusted_xml import MAX_DEPTH, MAX_ELEMENTS, StanzaRejected, parse_xml, within_size
@@ -322,8 +323,9 @@ def _extension_fields(children: list[ElementTree.Element]) -> dict[str, object]:
             fields["receipt_received"] = True
             fields["receipt_id"] = child.get("id")
         elif kind == "stanza_id":
-            if child.get("id"):
-                stanza_ids.append(StanzaIdView(id=child.get("id", ""), by=child.get("by")))
+            assigned = child.get("id")
+            if assigned:
+                stanza_ids.append(new_stanza_id(assigned, child.get("by")))
         elif kind == "markable":
             fields["markable"] = True
         elif kind == "marker":
