@@ -111,6 +111,11 @@ UNFAITHFUL = [
     '<message from="bob@localhost/phone" id="n2"><body>line&#13;break</body></message>',
     '<message from="bob@localhost/phone" id="n3&#10;x"><body>x</body></message>',
     '<message from="bob@localhost/phone" id="n4"><x xmlns="http://etherx.jabber.org/streams" /></message>',
+    # A carriage return in a tail, deeper down, or in the stanza's own text; a tab in a child's attribute.
+    '<message from="bob@localhost/phone" id="n5"><body>x</body>a&#13;b</message>',
+    '<message from="bob@localhost/phone" id="n6"><x xmlns="urn:example"><y><z />&#13;</y></x></message>',
+    '<message from="bob@localhost/phone" id="n7">&#13;<body>x</body></message>',
+    '<message from="bob@localhost/phone" id="n8"><x xmlns="urn:example"><y a="1&#9;2" /></x></message>',
 ]
 
 
