@@ -255,8 +255,14 @@ def _view(root: ElementTree.Element, implicit_ns: str | None = None) -> StanzaVi
         elif local not in core:
             core[local] = child
     values = _extension_fields(extensions) if extensions else {}
-    get = root.get
-    values.update(name=name, type=get("type"), id=get("id"), from_attr=get("from"), to_attr=get("to"))
+    values["name"] = name
+    attrib = root.attrib
+    if attrib:
+        get = attrib.get
+        values["type"] = get("type")
+        values["id"] = get("id")
+        values["from_attr"] = get("from")
+        values["to_attr"] = get("to")
     if core:
         values["body"] = _text(core.get("body"))
         values["thread"] = _text(core.get("thread"))
