@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
+from xmpp_connect.xmpp.stanza_views import (
+    MucUserView,
+    PubSubView,
+    StanzaErrorView,
+    StanzaIdView,
+    StanzaView,
+    new_stanza_id,
+    new_view,
+)
 from xmpp_connect.xmpp.untrusted_xml import MAX_DEPTH, MAX_ELEMENTS, StanzaRejected, parse_xml, within_size
 
 STANZA_NAMESPACES = frozenset({"", "jabber:client", "jabber:server", "jabber:component:accept"})
@@ -46,88 +54,6 @@ ROOM_ANONYMITY_FEATURES = {
 MARKER_NAMES = ("displayed", "received", "acknowledged")
 CHAT_STATES = ("active", "composing", "paused", "inactive", "gone")
 PUBSUB_ACTIONS = ("publish", "items", "retract", "subscribe", "create", "delete", "purge")
-
-
-@dataclass(frozen=True)
-class StanzaErrorView:
-    """RFC 6120 §8.3 ``<error/>``: type, defined condition, text, application-specific conditions."""
-
-    type: str | None
-    condition: str | None
-    text: str | None = None
-    by: str | None = None
-    app_conditions: tuple[str, ...] = ()
-    blocked: bool = False
-
-
-@dataclass(frozen=True)
-class StanzaIdView:
-    """XEP-0359 ``<stanza-id/>``: an id assigned by the entity named in ``by`` (a server or a room)."""
-
-    id: str
-    by: str | None
-
-
-@dataclass(frozen=True)
-class MucUserView:
-    """XEP-0045 ``<x xmlns='…muc#user'/>``: status codes and the occupant item."""
-
-    status_codes: tuple[int, ...] = ()
-    item_jid: str | None = None
-    item_nick: str | None = None
-    item_role: str | None = None
-    item_affiliation: str | None = None
-
-
-@dataclass(frozen=True)
-class PubSubView:
-    """A PubSub payload: an event notification or an IQ ``<pubsub/>`` child, with its node and item ids."""
-
-    action: str
-    node: str | None
-    item_ids: tuple[str, ...] = ()
-    retract_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class StanzaView:
-    """What one stanza says, as far as evidence needs it. Absent parts are None, empty or False."""
-
-    name: str
-    type: str | None = None
-    id: str | None = None
-    from_attr: str | None = None
-    to_attr: str | None = None
-    body: str | None = None
-    thread: str | None = None
-    receipt_requested: bool = False
-    receipt_received: bool = False
-    receipt_id: str | None = None
-    markable: bool = False
-    marker: str | None = None
-    marker_id: str | None = None
-    origin_id: str | None = None
-    stanza_ids: tuple[StanzaIdView, ...] = ()
-    reply_to: str | None = None
-    reply_id: str | None = None
-    delayed: bool = False
-    delay_stamp: datetime | None = None
-    delay_from: str | None = None
-    chat_state: str | None = None
-    error: StanzaErrorView | None = None
-    presence_show: str | None = None
-    presence_priority: int | None = None
-    presence_status: str | None = None
-    muc_user: MucUserView | None = None
-    pubsub_event: PubSubView | None = None
-    pubsub: PubSubView | None = None
-    disco_features: tuple[str, ...] = ()
-    disco_identities: tuple[tuple[str, str], ...] = ()
-    archived: StanzaView | None = None
-    """XEP-0313: the archived message a MAM result carries (its own view)."""
-    archive_id: str | None = None
-    archive_query_id: str | None = None
-    archive_stamp: datetime | None = None
 
 
 def room_anonymity(features: Iterable[str]) -> str:
@@ -253,6 +179,12 @@ def _parse_disco(query: ElementTree.Element) -> tuple[tuple[str, ...], tuple[tup
     return features, identities
 
 
+_CORE_CHILDREN = ("body", "thread", "error", "show", "priority", "status")
+_CORE_TAGS = {ns: {_q(ns, local): local for local in _CORE_CHILDREN} for ns in STANZA_NAMESPACES}
+"""Per stanza namespace: the tags of the stanza's own children a view reads, and their local names."""
+_STANZA_TAGS = {_q(ns, name): (ns, name) for ns in STANZA_NAMESPACES for name in STANZA_NAMES}
+
+
 def parse_stanza(raw: str | bytes) -> StanzaView:
     """Parse one top-level ``<message/>``, ``<presence/>`` or ``<iq/>`` into a StanzaView."""
     return _view(parse_xml(raw))
@@ -269,7 +201,7 @@ def view_of_tree(root: ElementTree.Element, raw: str, stream_ns: str = "jabber:c
     carriage return, line feed or tab in an attribute value (a parser normalises those)."""
     if not within_size(raw) or not _faithful(root):
         return None
-    stanza_ns, _ = split_tag(root.tag)
+    stanza_ns = (_STANZA_TAGS.get(root.tag) or split_tag(root.tag))[0]
     try:
         return _view(root, implicit_ns=stanza_ns if stanza_ns == stream_ns else None)
     except StanzaRejected:
@@ -279,44 +211,73 @@ def view_of_tree(root: ElementTree.Element, raw: str, stream_ns: str = "jabber:c
 def _faithful(root: ElementTree.Element) -> bool:
     """Within MAX_DEPTH and MAX_ELEMENTS, and nothing the serialisation would not give back unchanged."""
     count = 0
+    values: list[str] = []
+    for element in root.iter():
+        count += 1
+        tag = element.tag
+        if count > MAX_ELEMENTS:
+            return False
+        if tag not in _READ_TAGS and (tag[:1] != "{" or tag.startswith(PREFIXED_NAMESPACES)):
+            return False
+        attrib = element.attrib
+        if attrib:
+            values.extend(attrib.values())
+    if count > MAX_DEPTH and _deeper_than(root, MAX_DEPTH):
+        return False
+    joined = "".join(values)
+    if "\r" in joined or "\n" in joined or "\t" in joined:
+        return False
+    return "\r" not in "".join(root.itertext()) and not (root.tail and "\r" in root.tail)
+
+
+def _deeper_than(root: ElementTree.Element, limit: int) -> bool:
+    """Whether the tree nests more than ``limit`` elements (it can only with more than ``limit``)."""
     pending = [(root, 1)]
     while pending:
         element, depth = pending.pop()
-        count += 1
-        tag = element.tag
-        if depth > MAX_DEPTH or count > MAX_ELEMENTS or tag[:1] != "{" or tag.startswith(PREFIXED_NAMESPACES):
-            return False
-        if (element.text and "\r" in element.text) or (element.tail and "\r" in element.tail):
-            return False
-        for value in element.attrib.values():
-            if "\r" in value or "\n" in value or "\t" in value:
-                return False
+        if depth > limit:
+            return True
         pending.extend((child, depth + 1) for child in element)
-    return True
+    return False
 
 
 def _view(root: ElementTree.Element, implicit_ns: str | None = None) -> StanzaView:
-    stanza_ns, name = split_tag(root.tag)
+    stanza_ns, name = _STANZA_TAGS.get(root.tag) or split_tag(root.tag)
     if stanza_ns not in STANZA_NAMESPACES or name not in STANZA_NAMES:
         raise StanzaRejected(f"not a stanza: <{name}> in namespace '{stanza_ns}'")
-    fields: dict[str, object] = {
-        "name": name,
-        "type": root.get("type"),
-        "id": root.get("id"),
-        "from_attr": root.get("from"),
-        "to_attr": root.get("to"),
-        "body": _child_text(root, stanza_ns, "body"),
-        "thread": _child_text(root, stanza_ns, "thread"),
-    }
-    error = _child(root, stanza_ns, "error")
-    if error is not None:
-        fields["error"] = _parse_error(error, implicit_ns)
-    if name == "presence":
-        fields["presence_show"] = _child_text(root, stanza_ns, "show")
-        fields["presence_priority"] = _parse_priority(_child_text(root, stanza_ns, "priority"))
-        fields["presence_status"] = _child_text(root, stanza_ns, "status")
-    fields.update(_extension_fields(root))
-    return StanzaView(**fields)  # type: ignore[arg-type]
+    core_tags = _CORE_TAGS[stanza_ns]
+    core: dict[str, ElementTree.Element] = {}
+    extensions: list[ElementTree.Element] = []
+    for child in root:
+        local = core_tags.get(child.tag)
+        if local is None:
+            extensions.append(child)
+        elif local not in core:
+            core[local] = child
+    values = _extension_fields(extensions) if extensions else {}
+    values["name"] = name
+    attrib = root.attrib
+    if attrib:
+        get = attrib.get
+        values["type"] = get("type")
+        values["id"] = get("id")
+        values["from_attr"] = get("from")
+        values["to_attr"] = get("to")
+    if core:
+        values["body"] = _text(core.get("body"))
+        values["thread"] = _text(core.get("thread"))
+        error = core.get("error")
+        if error is not None:
+            values["error"] = _parse_error(error, implicit_ns)
+        if name == "presence":
+            values["presence_show"] = _text(core.get("show"))
+            values["presence_priority"] = _parse_priority(_text(core.get("priority")))
+            values["presence_status"] = _text(core.get("status"))
+    return new_view(values)
+
+
+def _text(element: ElementTree.Element | None) -> str | None:
+    return None if element is None else element.text or ""
 
 
 def _parse_archive_result(element: ElementTree.Element) -> dict[str, object]:
@@ -335,44 +296,79 @@ def _parse_archive_result(element: ElementTree.Element) -> dict[str, object]:
     return fields
 
 
-def _extension_fields(root: ElementTree.Element) -> dict[str, object]:
-    """Read the XEP payloads that are direct children of the stanza."""
+_EXTENSION_KINDS = [
+    (NS_RECEIPTS, "received", "received"),
+    (NS_SID, "stanza-id", "stanza_id"),
+    (NS_MARKERS, "markable", "markable"),
+    *((NS_MARKERS, local, "marker") for local in MARKER_NAMES),
+    (NS_SID, "origin-id", "origin_id"),
+    (NS_RECEIPTS, "request", "request"),
+    (NS_REPLY, "reply", "reply"),
+    (NS_DELAY, "delay", "delay"),
+    *((NS_CHAT_STATES, local, "chat_state") for local in CHAT_STATES),
+    (NS_MUC_USER, "x", "muc_user"),
+    (NS_PUBSUB_EVENT, "event", "pubsub_event"),
+    (NS_PUBSUB, "pubsub", "pubsub"),
+    (NS_DISCO_INFO, "query", "disco"),
+    (NS_MAM, "result", "archive_result"),
+]
+_EXTENSION_TAGS = {_q(ns, local): (kind, local) for ns, local, kind in _EXTENSION_KINDS}
+"""The XEP payloads a view reads, by tag: what each is and its local name."""
+
+
+def _extension_fields(children: list[ElementTree.Element]) -> dict[str, object]:
+    """Read the XEP payloads among the stanza's direct children."""
     fields: dict[str, object] = {}
     stanza_ids: list[StanzaIdView] = []
-    for child in root:
-        ns, local = split_tag(child.tag)
-        if ns == NS_RECEIPTS and local == "request":
-            fields["receipt_requested"] = True
-        elif ns == NS_RECEIPTS and local == "received":
+    for child in children:
+        known = _EXTENSION_TAGS.get(child.tag)
+        if known is None:
+            continue
+        kind, local = known
+        if kind == "received":
             fields["receipt_received"] = True
             fields["receipt_id"] = child.get("id")
-        elif ns == NS_MARKERS and local == "markable":
+        elif kind == "stanza_id":
+            assigned = child.get("id")
+            if assigned:
+                stanza_ids.append(new_stanza_id(assigned, child.get("by")))
+        elif kind == "markable":
             fields["markable"] = True
-        elif ns == NS_MARKERS and local in MARKER_NAMES and "marker" not in fields:
-            fields["marker"] = local
-            fields["marker_id"] = child.get("id")
-        elif ns == NS_SID and local == "origin-id":
+        elif kind == "marker":
+            if "marker" not in fields:
+                fields["marker"] = local
+                fields["marker_id"] = child.get("id")
+        elif kind == "origin_id":
             fields["origin_id"] = child.get("id")
-        elif ns == NS_SID and local == "stanza-id" and child.get("id"):
-            stanza_ids.append(StanzaIdView(id=child.get("id", ""), by=child.get("by")))
-        elif ns == NS_REPLY and local == "reply":
+        elif kind == "request":
+            fields["receipt_requested"] = True
+        elif kind == "reply":
             fields["reply_to"] = child.get("to")
             fields["reply_id"] = child.get("id")
-        elif ns == NS_DELAY and local == "delay":
+        elif kind == "delay":
             fields["delayed"] = True
             fields["delay_stamp"] = _parse_stamp(child.get("stamp"))
             fields["delay_from"] = child.get("from")
-        elif ns == NS_CHAT_STATES and local in CHAT_STATES:
+        elif kind == "chat_state":
             fields["chat_state"] = local
-        elif ns == NS_MUC_USER and local == "x":
+        elif kind == "muc_user":
             fields["muc_user"] = _parse_muc_user(child)
-        elif ns == NS_PUBSUB_EVENT and local == "event":
+        elif kind == "pubsub_event":
             fields["pubsub_event"] = _parse_pubsub_event(child)
-        elif ns == NS_PUBSUB and local == "pubsub":
+        elif kind == "pubsub":
             fields["pubsub"] = _parse_pubsub(child)
-        elif ns == NS_DISCO_INFO and local == "query":
+        elif kind == "disco":
             fields["disco_features"], fields["disco_identities"] = _parse_disco(child)
-        elif ns == NS_MAM and local == "result":
+        else:
             fields.update(_parse_archive_result(child))
-    fields["stanza_ids"] = tuple(stanza_ids)
+    if stanza_ids:
+        fields["stanza_ids"] = tuple(stanza_ids)
     return fields
+
+
+_READ_TAGS = frozenset(
+    {tag for tag in _STANZA_TAGS if tag[:1] == "{"}
+    | {tag for tags in _CORE_TAGS.values() for tag in tags if tag[:1] == "{"}
+    | set(_EXTENSION_TAGS)
+)
+"""Namespaced tags a view reads, none of them in a prefixed namespace: the tree walk need not check them."""
