@@ -13,6 +13,15 @@ from xmpp_connect.model.classification import Assessment
 from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.model.frozen import dict_init
+from xmpp_connect.store.records import (
+    AppendResult,
+    DeliveryReceipt,
+    DisplayedMarker,
+    RawEventRef,
+    XmppAttempt,
+    XmppMessage,
+    XmppStanza,
+)
 
 
 def _plain_twin(cls: type) -> Any:
@@ -132,3 +141,22 @@ def test_dict_init_refuses_what_the_constructor_refuses_and_unfrozen_classes() -
 
     with pytest.raises(TypeError):
         dict_init(Mutable)
+
+
+@pytest.mark.parametrize(
+    "cls", [XmppMessage, XmppAttempt, XmppStanza, DeliveryReceipt, DisplayedMarker, RawEventRef, AppendResult]
+)
+def test_the_store_records_built_per_send_are_the_constructors(cls: type) -> None:
+    required = {f.name: f"{f.name}-value" for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    every = {f.name: f"{f.name}-given" for f in dataclasses.fields(cls)}
+    for values in (required, every):
+        built, constructed = cls(**values), _constructed(cls, values)
+        assert list(vars(built).items()) == list(vars(constructed).items())
+        assert built == cls(**values) and repr(built) == repr(constructed).replace(
+            constructed.__class__.__qualname__, cls.__qualname__)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            object.__getattribute__(built, "__setattr__")("tenant_id", "other")
+    changed = {name: "changed" for name in list(required)[:1]}
+    assert vars(dataclasses.replace(cls(**required), **changed)) == vars(
+        dataclasses.replace(_constructed(cls, required), **changed))
