@@ -13,6 +13,15 @@ from xmpp_connect.model.classification import Assessment
 from xmpp_connect.model.correlation import CorrelationContext, OutboundRecord
 from xmpp_connect.model.evidence import EvidenceEvent
 from xmpp_connect.model.frozen import dict_init
+from xmpp_connect.store.records import (
+    AppendResult,
+    DeliveryReceipt,
+    DisplayedMarker,
+    RawEventRef,
+    XmppAttempt,
+    XmppMessage,
+    XmppStanza,
+)
 
 
 def _plain_twin(cls: type) -> Any:
@@ -132,3 +141,32 @@ def test_dict_init_refuses_what_the_constructor_refuses_and_unfrozen_classes() -
 
     with pytest.raises(TypeError):
         dict_init(Mutable)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [XmppMessage, XmppAttempt, XmppStanza, DeliveryReceipt, DisplayedMarker, RawEventRef, AppendResult,
+     OutboundRecord],
+)
+def test_the_records_built_per_send_are_the_constructors(cls: type) -> None:
+    required = {f.name: f"{f.name}-value" for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    every = {f.name: f"{f.name}-given" for f in dataclasses.fields(cls)}
+    for values in (required, every):
+        built, constructed = cls(**values), _constructed(cls, values)
+        assert list(vars(built).items()) == list(vars(constructed).items())
+        assert built == cls(**values) and _hash_or_none(built) == _hash_or_none(constructed)
+        assert repr(built) == repr(constructed).replace(constructed.__class__.__qualname__, cls.__qualname__)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            object.__getattribute__(built, "__setattr__")("tenant_id", "other")
+    changed = {name: "changed" for name in list(required)[:1]}
+    assert vars(dataclasses.replace(cls(**required), **changed)) == vars(
+        dataclasses.replace(_constructed(cls, required), **changed))
+
+
+def _hash_or_none(value: object) -> int | None:
+    """The object's hash; None when a field is unhashable (a dict)."""
+    try:
+        return hash(value)
+    except TypeError:
+        return None

@@ -76,6 +76,7 @@ OUTBOUND_FACT_KINDS = {
 
 
 CLASSIFICATION_CACHE_SIZE = 4096
+OUTBOUND_FACT_CACHE_SIZE = 4096
 
 
 class EvidencePipeline:
@@ -109,6 +110,8 @@ class EvidencePipeline:
         self._presence: dict[str, PresenceTracker] = {}
         self._rooms: dict[str, RoomRoster] = {}
         self._server_features: dict[str, frozenset[str]] = {}
+        self._server_features_version = 0
+        self._outbound_facts: dict[tuple[Any, ...], tuple[tuple[int, int, int], dict[str, Any]]] = {}
         self._marked: set[str] = set()
         self._cache: dict[tuple[tuple[str, Any], ...], Classification] = {}
         self._cache_version: str | None = None
@@ -180,9 +183,29 @@ class EvidencePipeline:
 
     def _outbound_event(self, event: NativeEvent) -> Observation:
         outbound = self._outbound_of(event)
-        ctx = _via(event, self._context(event.account, outbound))
-        fact = fact_for_event(OUTBOUND_FACT_KINDS[event.kind], ctx)
+        if outbound is None:
+            ctx = _via(event, self._context(event.account, None))
+            fact = fact_for_event(OUTBOUND_FACT_KINDS[event.kind], ctx)
+        else:
+            fact = self._outbound_fact(event, outbound)
         return self._classified(event, fact, outbound)
+
+    def _outbound_fact(self, event: NativeEvent, outbound: OutboundRecord) -> dict[str, Any]:
+        """The fact of an event about our own sent stanza (written, acked): without a stanza it depends only
+        on what the record says of the stanza and the account's presence, room and server state, so an
+        equal one is reused (a copy) while that state stays as it was (every send to one JID alike)."""
+        account = event.account
+        state = (self.presence(account).version, self.rooms(account).version, self._server_features_version)
+        key = (account, event.kind, event.detail.get("via_component") is True, outbound.to_jid,
+               outbound.endpoint_type, outbound.receipt_requested, outbound.markable, outbound.message_type)
+        known = self._outbound_facts.get(key)
+        if known is not None and known[0] == state:
+            return dict(known[1])
+        fact = fact_for_event(OUTBOUND_FACT_KINDS[event.kind], _via(event, self._context(account, outbound)))
+        if len(self._outbound_facts) >= OUTBOUND_FACT_CACHE_SIZE:
+            self._outbound_facts.clear()
+        self._outbound_facts[key] = (state, dict(fact))
+        return fact
 
     def _capabilities(self, event: NativeEvent) -> list[Observation]:
         features = event.detail.get("features")
@@ -192,6 +215,7 @@ class EvidencePipeline:
         advertised = frozenset(str(f) for f in features)
         if "@" not in jid and "/" not in jid and "node" not in event.detail:
             self._server_features[event.account] = advertised
+            self._server_features_version += 1
         elif "@" in jid and "/" not in jid and FEATURE_MUC in advertised:
             self.rooms(event.account).set_features(jid, advertised)
         elif "node" not in event.detail:

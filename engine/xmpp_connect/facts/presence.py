@@ -35,9 +35,11 @@ class ResourcePresence:
 
 
 class PresenceTracker:
-    """Presence per bare JID and resource, roster subscription per bare JID, disco features per JID."""
+    """Presence per bare JID and resource, roster subscription per bare JID, disco features per JID.
+    ``version`` moves with every change, so a reader may keep what it derived while it stays."""
 
     def __init__(self) -> None:
+        self.version = 0
         self._resources: dict[str, dict[str, ResourcePresence]] = {}
         self._seen: dict[str, set[str]] = {}
         self._subscriptions: dict[str, str] = {}
@@ -52,6 +54,7 @@ class PresenceTracker:
         status_text: str | None = None,
     ) -> ResourcePresence:
         """Record a presence; ``availability`` is available/unavailable/away/xa/dnd/chat."""
+        self.version += 1
         bare = conversation_of(full_jid)
         seen = ResourcePresence(full_jid, availability, priority, status_text, observed_at)
         resources = self._resources.setdefault(bare, {})
@@ -66,6 +69,7 @@ class PresenceTracker:
 
     def set_subscription(self, bare_jid: str, subscription: str) -> None:
         known = subscription if subscription in SUBSCRIPTIONS else "unknown"
+        self.version += 1
         self._subscriptions[conversation_of(bare_jid)] = known
 
     def subscription(self, jid: str) -> str | None:
@@ -86,7 +90,10 @@ class PresenceTracker:
         """A resource that answered one of our stanzas (a receipt or marker the server stamped with its
         full JID): known to exist, though its availability is not presence evidence."""
         if "/" in full_jid:
-            self._seen.setdefault(conversation_of(full_jid), set()).add(full_jid)
+            seen = self._seen.setdefault(conversation_of(full_jid), set())
+            if full_jid not in seen:
+                self.version += 1
+                seen.add(full_jid)
 
     def known_resources(self, jid: str) -> frozenset[str]:
         """Full JIDs of the account ever seen in presence or answering one of our stanzas."""
@@ -106,6 +113,7 @@ class PresenceTracker:
 
     def set_features(self, jid: str, features: frozenset[str]) -> None:
         """What a JID (usually a full JID) advertised in disco#info."""
+        self.version += 1
         self._features[jid] = features
 
     def supports(self, jid: str, feature: str) -> bool | None:
@@ -155,15 +163,17 @@ class Occupant:
 
 class RoomRoster:
     """Occupants and disco features per room (§18), from MUC presence and disco#info. Occupant data is kept
-    only as long as the process runs (§28: no overcollection)."""
+    only as long as the process runs (§28: no overcollection). ``version`` moves with every change."""
 
     def __init__(self) -> None:
+        self.version = 0
         self._occupants: dict[str, dict[str, Occupant]] = {}
         self._features: dict[str, frozenset[str]] = {}
 
     def observe(self, occupant_jid: str, real_jid: str | None, role: str | None, affiliation: str | None,
                 available: bool, observed_at: datetime) -> Occupant:
         """Record an occupant's presence; a real JID seen earlier is kept when a later presence omits it."""
+        self.version += 1
         room = conversation_of(occupant_jid)
         occupants = self._occupants.setdefault(room, {})
         earlier = occupants.get(occupant_jid)
@@ -183,6 +193,7 @@ class RoomRoster:
 
     def set_features(self, room_jid: str, features: frozenset[str]) -> None:
         """What the room advertised in disco#info (anonymity, members-only, password, stable ids, MAM)."""
+        self.version += 1
         self._features[conversation_of(room_jid)] = features
 
     def is_room(self, jid: str) -> bool:

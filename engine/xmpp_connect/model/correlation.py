@@ -8,6 +8,7 @@ from datetime import datetime
 from xmpp_connect.model.frozen import dict_init
 
 
+@dict_init
 @dataclass(frozen=True)
 class OutboundRecord:
     """One outbound stanza the adapter sent, as correlation needs it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -192,22 +192,19 @@ def _event(
     fact: dict[str, Any],
     new_id: Callable[[], str],
 ) -> EvidenceEvent:
+    """The entry, built as ``EvidenceEvent(...)`` would build it: the fields the classification and event
+    type give (the same for every entry of a memoized classification) copied from a template in field
+    order, then the entry's own (the constructor's one dict, without binding 29 arguments)."""
     key = dedupe_key(context.message_id, context.dedupe, event_type) if context.dedupe else None
     if key:
         event_id = dedupe_event_id(context.tenant_id, context.message_id, key)
     else:
         event_id = "evt_" + beside_message(context.message_id, new_id(), 32)
-    return EvidenceEvent(
+    template, dimensions = _template(classification, event_type)
+    state = template.copy()
+    state.update(
         tenant_id=context.tenant_id,
         event_id=event_id,
-        event_type=event_type,
-        scenario=classification.scenario,
-        rule_id=classification.rule_id,
-        policy_version=classification.policy_version,
-        assessment=classification.assessment,
-        grade=classification.grade.id if classification.grade else None,
-        grade_dimensions=_dimensions(classification),
-        attempt_state=classification.attempt_state,
         occurred_at=context.delay_stamp or context.observed_at,
         message_id=context.message_id,
         attempt_id=context.attempt_id,
@@ -218,14 +215,47 @@ def _event(
         raw_ref=context.raw_ref,
         late=context.late or fact.get("late") is True,
         inferred=_inferred(fact),
-        emitted=event_type != INTERNAL_EVENT_TYPE,
-        scope=classification.scope,
         dedupe_key=key,
-        notes=classification.notes,
         fact=fact,
         sender_jid=context.sender_jid,
         sender_resource=context.sender_resource,
+        grade_dimensions=dict(dimensions),
     )
+    event = object.__new__(EvidenceEvent)
+    object.__setattr__(event, "__dict__", state)
+    return event
+
+
+def _template(classification: Classification, event_type: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every field of an entry in field order, those the classification and event type give filled in
+    (the rest are the entry's own, set per entry), and the grade's dimensions."""
+    known = _TEMPLATES.get((id(classification), event_type))
+    if known is not None and known[0] is classification:
+        return known[1], known[2]
+    dimensions = _dimensions(classification)
+    template: dict[str, Any] = dict.fromkeys(f.name for f in fields(EvidenceEvent))
+    template.update(
+        event_type=event_type,
+        scenario=classification.scenario,
+        rule_id=classification.rule_id,
+        policy_version=classification.policy_version,
+        assessment=classification.assessment,
+        grade=classification.grade.id if classification.grade else None,
+        attempt_state=classification.attempt_state,
+        emitted=event_type != INTERNAL_EVENT_TYPE,
+        scope=classification.scope,
+        notes=classification.notes,
+    )
+    if len(_TEMPLATES) >= _TEMPLATES_LIMIT:
+        _TEMPLATES.clear()
+    _TEMPLATES[(id(classification), event_type)] = (classification, template, dimensions)
+    return template, dimensions
+
+
+_TEMPLATES: dict[tuple[int, str], tuple[Classification, dict[str, Any], dict[str, str]]] = {}
+"""(id(classification), event type) -> (the classification, kept so that its id is not reused while
+remembered; the entry's template; its grade's dimensions)."""
+_TEMPLATES_LIMIT = 4096
 
 
 def _inferred(fact: Mapping[str, Any]) -> bool:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from xmpp_connect.model.evidence import EvidenceEvent
+from xmpp_connect.model.frozen import dict_init
 
 ATTEMPT_STATES = frozenset(
     {
@@ -49,6 +50,7 @@ RAW_SOURCES = frozenset({"stream", "server", "client", "muc", "pubsub", "archive
 DEAD_LETTER_STAGES = frozenset({"parse", "correlate", "classify", "map"})
 
 
+@dict_init
 @dataclass(frozen=True)
 class XmppMessage:
     """The logical message (§9.1). Bodies are never stored here, only a reference."""
@@ -64,6 +66,7 @@ class XmppMessage:
     tracking_context: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dict_init
 @dataclass(frozen=True)
 class XmppAttempt:
     """One send attempt through one account (§9.2); ``state`` is a §10 attempt state."""
@@ -89,6 +92,7 @@ class XmppAttempt:
     than pending; None when not known."""
 
 
+@dict_init
 @dataclass(frozen=True)
 class XmppStanza:
     """One protocol-level stanza (§9.3); ``direction`` is ``outbound`` or ``inbound``.
@@ -159,6 +163,7 @@ class PresenceState:
     confidence: str = "medium"
 
 
+@dict_init
 @dataclass(frozen=True)
 class DeliveryReceipt:
     """A XEP-0184 receipt (§16), correlated to the original stanza and message."""
@@ -174,6 +179,7 @@ class DeliveryReceipt:
     confidence: str = "medium"
 
 
+@dict_init
 @dataclass(frozen=True)
 class DisplayedMarker:
     """A XEP-0333 marker (§16); ``inferred`` when derived from a later cumulative marker."""
@@ -265,6 +271,7 @@ class PubSubItem:
     correlation: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dict_init
 @dataclass(frozen=True)
 class RawEventRef:
     """A reference to a preserved raw stanza (§30); ``purged_at`` once retention removed its content."""
@@ -355,6 +362,7 @@ class DeadLetterPage:
     next_cursor: str | None
 
 
+@dict_init
 @dataclass(frozen=True)
 class AppendResult:
     """What an append stored: new events (with feed position and ``recorded_at``) and duplicate ids."""

@@ -1,0 +1,110 @@
+"""Log entries built from a classification's template are the entries ``EvidenceEvent(...)`` builds: equal,
+with the same attributes in the same order, the same repr, and dicts of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.evidence.corpus import load_corpus
+from xmpp_connect.model.classification import Classification
+from xmpp_connect.model.evidence import (
+    INTERNAL_EVENT_TYPE,
+    DedupeBasis,
+    EvidenceContext,
+    EvidenceEvent,
+    build_evidence_events,
+    dedupe_event_id,
+    dedupe_key,
+)
+from xmpp_connect.model.ids import beside_message
+from xmpp_connect.policy.commands import CommandTable
+from xmpp_connect.policy.load import load_policy
+from xmpp_connect.policy.paths import default_corpus_dir
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+DIMENSIONS = ("strength", "actor_certainty", "authority_certainty", "payload_certainty",
+              "interaction_certainty", "timing_certainty", "channel_certainty", "non_repudiation_strength")
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Iterator[Classifier]:
+    with Classifier(load_policy()) as loaded:
+        yield loaded
+
+
+def _constructed(classification: Classification, context: EvidenceContext, event_type: str,
+                 fact: dict, new_id: str) -> EvidenceEvent:
+    """The entry as the dataclass constructor builds it (the code before the templates)."""
+    key = dedupe_key(context.message_id, context.dedupe, event_type) if context.dedupe else None
+    event_id = (dedupe_event_id(context.tenant_id, context.message_id, key) if key
+                else "evt_" + beside_message(context.message_id, new_id, 32))
+    grade = classification.grade
+    return EvidenceEvent(
+        tenant_id=context.tenant_id, event_id=event_id, event_type=event_type,
+        scenario=classification.scenario, rule_id=classification.rule_id,
+        policy_version=classification.policy_version, assessment=classification.assessment,
+        grade=grade.id if grade else None,
+        grade_dimensions={name: getattr(grade, name) for name in DIMENSIONS} if grade else {},
+        attempt_state=classification.attempt_state, occurred_at=context.delay_stamp or context.observed_at,
+        message_id=context.message_id, attempt_id=context.attempt_id, case_id=context.case_id,
+        participant_id=context.participant_id, correlation_id=context.correlation_id,
+        endpoint_ref=context.endpoint_ref, raw_ref=context.raw_ref,
+        late=context.late or fact.get("late") is True,
+        inferred=(fact.get("marker_inferred") is True or fact.get("reply_via") == "conversation"
+                  or fact.get("context_registered") is True),
+        emitted=event_type != INTERNAL_EVENT_TYPE, scope=classification.scope, dedupe_key=key,
+        notes=classification.notes, fact=fact, sender_jid=context.sender_jid,
+        sender_resource=context.sender_resource,
+    )
+
+
+def _contexts() -> list[EvidenceContext]:
+    return [
+        EvidenceContext(tenant_id="t", observed_at=NOW),
+        EvidenceContext(tenant_id="t", observed_at=NOW, delay_stamp=NOW - timedelta(seconds=3),
+                        message_id="xmppmsg_0193a1b2c3d4" + "f" * 20, attempt_id="att_1", case_id="c",
+                        participant_id="p", correlation_id="x", endpoint_ref="ep_1", raw_ref="raw_1",
+                        late=True, dedupe=DedupeBasis("receipt", "bob@localhost/phone", "s1"),
+                        sender_jid="bob@localhost/phone", sender_resource="phone"),
+        EvidenceContext(tenant_id="u", observed_at=NOW, message_id="msg_legacy", raw_ref="raw_2",
+                        dedupe=DedupeBasis("sm_ack:", "", "s2|s2")),
+    ]
+
+
+def test_entries_equal_the_constructors_over_the_corpus(classifier: Classifier) -> None:
+    commands = CommandTable.from_mapping(classifier.policy.commands)
+    classifications: list[Classification] = []
+    for case in load_corpus(default_corpus_dir()):
+        try:
+            classifications.append(classifier.classify(case.build_fact(commands)))
+        except ValueError:
+            continue
+    assert len(classifications) > 100
+    for _ in range(2):  # the second time from the templates made the first time
+        for classification in classifications:
+            for context in _contexts():
+                built = build_evidence_events(classification, context, new_id=lambda: "0" * 32)
+                types = classification.events or (INTERNAL_EVENT_TYPE,)
+                assert len(built) == len(types)
+                for entry, event_type in zip(built, types, strict=True):
+                    expected = _constructed(classification, context, event_type, dict(classification.fact),
+                                            "0" * 32)
+                    assert entry == expected
+                    assert list(vars(entry).items()) == list(vars(expected).items())
+                    assert repr(entry) == repr(expected)
+                    assert type(entry.grade_dimensions) is dict and type(entry.fact) is dict
+                assert len({id(e.grade_dimensions) for e in built}) == len(built)
+
+
+def test_entries_do_not_share_their_dicts(classifier: Classifier) -> None:
+    classification = classifier.classify({"kind": "sm_ack", "correlated": True, "late": False,
+                                          "via_component": False, "correlation_ambiguous": False})
+    first = build_evidence_events(classification, _contexts()[1])[0]
+    second = build_evidence_events(classification, _contexts()[1])[0]
+    assert first.grade_dimensions is not second.grade_dimensions and first.fact is not second.fact
+    with pytest.raises(AttributeError):
+        first.event_type = "other"  # type: ignore[misc]
