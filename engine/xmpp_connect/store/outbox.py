@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from xmpp_connect.store.connection import SqlBase
-from xmpp_connect.store.rows import Row, to_json
+from xmpp_connect.store.plain_json import ascii_json
+from xmpp_connect.store.rows import Row
 from xmpp_connect.store.timestamps import from_text, from_text_or_none, to_text
 
 OUTBOX_ORDER = "outbox_order"
@@ -86,7 +87,7 @@ class OutboxRecords(SqlBase):
                     entry.message_id,
                     entry.attempt_id,
                     ACCEPTED,
-                    to_json(request),
+                    ascii_json(request),
                     entry.body if body_kept else None,
                     to_text(entry.accepted_at),
                     int(entry.held),
