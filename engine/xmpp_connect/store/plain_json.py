@@ -13,17 +13,23 @@ from xmpp_connect.store.rows import to_json
 _PLAIN = frozenset((str, int, bool, type(None)))
 """The exact types orjson writes as ``json`` does (what it refuses, a lone surrogate or an integer beyond 64
 bits, takes ``json``); floats, subclasses and every other type are not plain."""
+_KEYS = frozenset((str,))
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def plain(value: Any) -> bool:
-    """Whether ``value`` holds only plain scalars in lists, tuples and string-keyed dicts."""
+    """Whether ``value`` holds only plain scalars in lists, tuples and string-keyed dicts (a flat level's
+    types checked in one C loop, nested levels by recursion)."""
     kind = type(value)
     if kind is dict:
-        return all(type(key) is str for key in value) and all(map(plain, value.values()))
-    if kind is list or kind is tuple:
-        return all(map(plain, value))
-    return kind in _PLAIN
+        if not _KEYS.issuperset(map(type, value)):
+            return False
+        members: Any = value.values()
+    elif kind is list or kind is tuple:
+        members = value
+    else:
+        return kind in _PLAIN
+    return _PLAIN.issuperset(map(type, members)) or all(map(plain, members))
 
 
 def canonical_bytes(value: Any) -> bytes:
