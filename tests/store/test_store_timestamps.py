@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -38,3 +39,15 @@ def test_to_text_matches_the_isoformat_text_it_replaced(moment):
 def test_to_text_refuses_a_naive_datetime():
     with pytest.raises(ValueError, match="naive"):
         to_text(datetime(2026, 1, 1, 12, 0))
+
+
+def test_to_text_over_many_minutes_is_the_isoformat_text() -> None:
+    """The remembered minutes (emptied when full) give the text ``isoformat`` gives, in and across them."""
+    rnd = random.Random(5)
+    start = datetime(2026, 12, 5, 4, 59, 59, 999_999, tzinfo=UTC)
+    zones = [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-9, minutes=-30))]
+    for step in range(5_000):
+        moment = start + timedelta(microseconds=rnd.randint(0, 10**11) if step % 2 else step)
+        moment = moment.replace(microsecond=0) if step % 5 == 0 else moment
+        moment = moment.astimezone(zones[step % 3])
+        assert to_text(moment) == moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"

@@ -4,7 +4,7 @@ PubSub item), then its timers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -16,7 +16,6 @@ from xmpp_connect.providers.stanza_builders import (
     OutboundMessage,
     PubSubItem,
     publish_record_for,
-    record_for,
 )
 from xmpp_connect.sending.bodies import atom_entry
 from xmpp_connect.sending.ids import attempt_id, message_id
@@ -121,8 +120,7 @@ class Dispatcher:
             provider.publish(to_jid, target["value"], item_id, payload, message_id, attempt_id,
                              stanza_id=stanza_id)
         else:
-            record = replace(record_for(outbound, stanza_id, self.clock()), endpoint_type=to_type)
-            self._record_outbound(tenant_id, from_jid, record, "message")
+            self._record_message(tenant_id, from_jid, outbound, to_type)
             _send_to(provider, to_type, outbound)
         if outboxed:
             return  # the outbox starts its timers when the stanza is written (sending/outbox.py)
@@ -213,6 +211,33 @@ class Dispatcher:
             self.timers.schedule_marker_timeout(tenant_id, message_id, sent_at, timeout, attempt_id)
         if request.get("expires_at"):
             self.timers.schedule_expiry(tenant_id, message_id, timestamp(request["expires_at"]))
+
+    def _record_message(self, tenant_id: str, from_jid: str, sent: OutboundMessage, to_type: str) -> None:
+        """Remember the message as sent (the stanza ``record_for`` describes, to the endpoint type of the
+        request's target), built only when the store did not record it lately."""
+        stanza_id, sent_at = sent.stanza_id, self.clock()
+        assert stanza_id is not None
+        if self.store.stanza_recorded_lately(tenant_id, stanza_id):
+            return
+        self.store.record_stanza(
+            XmppStanza(
+                tenant_id=tenant_id,
+                stanza_ref=stanza_id,
+                direction="outbound",
+                stanza_type="message",
+                from_jid=from_jid,
+                to_jid=sent.to_jid,
+                message_type=sent.message_type,
+                endpoint_type=to_type,
+                stanza_id=stanza_id,
+                origin_id=stanza_id,
+                message_id=sent.message_id,
+                attempt_id=sent.attempt_id,
+                receipt_requested=sent.request_receipt,
+                markable=sent.markable,
+                sent_at=sent_at,
+            )
+        )
 
     def _record_outbound(self, tenant_id: str, from_jid: str, sent: OutboundRecord, stanza_type: str) -> None:
         """Remember the stanza as sent, so even the fastest answer correlates."""

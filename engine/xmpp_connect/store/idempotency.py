@@ -8,18 +8,17 @@ API worker accepted claims it with the operation id the worker answered, and der
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from xmpp_connect.model.ids import beside_message, time_ordered
+from xmpp_connect.store.plain_json import canonical_bytes
 
 
 def payload_hash(payload: Mapping[str, Any]) -> str:
     """sha256 over the canonical JSON of the request payload (key order and whitespace do not matter)."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_bytes(payload)).hexdigest()
 
 
 def operation_id(tenant_id: str, idempotency_key: str, claimed_at: datetime) -> str:

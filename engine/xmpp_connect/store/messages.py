@@ -24,6 +24,12 @@ from xmpp_connect.store.rows import (
 from xmpp_connect.store.timestamps import to_text, to_text_or_none
 from xmpp_connect.xmpp import jids
 
+OUTBOUND_COLUMNS = (
+    "stanza_ref, direction, send_seq, stanza_id, to_jid, endpoint_type, message_type, origin_id, stable_id,"
+    " message_id, attempt_id, receipt_requested, markable, sent_at"
+)
+"""What ``find_outbound`` reads of a stanza row: ``outbound_from_row``'s columns, the direction and order."""
+
 
 class MessageRecords(SqlBase):
     """Messages, attempts, stanzas; outbound stanzas by id, origin-id, stable id, conversation."""
@@ -262,7 +268,7 @@ class MessageRecords(SqlBase):
         given = [(column, value) for column, value in ids if value is not None]
         if not given:
             return []
-        branch = "SELECT * FROM stanzas WHERE tenant_id = ? AND {} = ?"
+        branch = f"SELECT {OUTBOUND_COLUMNS} FROM stanzas WHERE tenant_id = ? AND {{}} = ?"
         branches = " UNION ALL ".join(branch.format(column) for column, _ in given)
         rows = self._all(branches, [p for _, value in given for p in (tenant_id, value)])
         outbound = {row["stanza_ref"]: row for row in rows if row["direction"] == "outbound"}

@@ -9,10 +9,10 @@ from typing import Any
 from xmpp_connect.store import idempotency
 from xmpp_connect.store.connection import SqlBase, log
 from xmpp_connect.store.errors import IdempotencyConflict, NotFound
+from xmpp_connect.store.plain_json import ascii_json
 from xmpp_connect.store.records import (
     IdempotentOperation,
 )
-from xmpp_connect.store.rows import to_json
 from xmpp_connect.store.timestamps import from_text, to_text
 
 
@@ -89,7 +89,7 @@ class IdempotentOperations(SqlBase):
                     operation.operation_id,
                     operation.stanza_id,
                     to_text(operation.created_at),
-                    to_json(result),
+                    ascii_json(result),
                     to_text(self.options.clock()),
                 ),
             ).fetchone()
@@ -103,7 +103,7 @@ class IdempotentOperations(SqlBase):
                 "UPDATE idempotency SET result = COALESCE(result, ?), completed_at ="
                 " COALESCE(completed_at, ?)"
                 " WHERE tenant_id = ? AND idempotency_key = ? RETURNING operation_id",
-                (to_json(result), to_text(self.options.clock()), tenant_id, idempotency_key),
+                (ascii_json(result), to_text(self.options.clock()), tenant_id, idempotency_key),
             ).fetchone()
         if row is None:
             raise NotFound("idempotency key")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from xmpp_connect.store.connection import SqlBase
-from xmpp_connect.store.rows import Row, to_json
+from xmpp_connect.store.plain_json import ascii_json
+from xmpp_connect.store.rows import Row
 from xmpp_connect.store.timestamps import from_text, from_text_or_none, to_text
 
 OUTBOX_ORDER = "outbox_order"
@@ -86,7 +87,7 @@ class OutboxRecords(SqlBase):
                     entry.message_id,
                     entry.attempt_id,
                     ACCEPTED,
-                    to_json(request),
+                    ascii_json(request),
                     entry.body if body_kept else None,
                     to_text(entry.accepted_at),
                     int(entry.held),
@@ -97,8 +98,14 @@ class OutboxRecords(SqlBase):
                 # Any replica accepts; the account's owner is woken when this transaction commits.
                 self._notify(conn, entry.account_ref, entry.tenant_id, entry.stanza_id)
         if row is not None:
-            return replace(entry, state=ACCEPTED, request=request, body=entry.body if body_kept else None,
-                           seq=int(row["seq"]))
+            # The entry as stored, built directly (``replace`` walks the 16 fields' definitions).
+            return OutboxEntry(
+                tenant_id=entry.tenant_id, stanza_id=entry.stanza_id, account_ref=entry.account_ref,
+                message_id=entry.message_id, attempt_id=entry.attempt_id, state=ACCEPTED, request=request,
+                body=entry.body if body_kept else None, accepted_at=entry.accepted_at, seq=int(row["seq"]),
+                written_at=entry.written_at, acked_at=entry.acked_at, ended_reason=entry.ended_reason,
+                writes=entry.writes, held=entry.held, handed_at=entry.handed_at,
+            )
         found = self.outbox_entry(entry.tenant_id, entry.stanza_id)
         assert found is not None
         return found

@@ -7,15 +7,25 @@ from datetime import UTC, datetime
 
 def to_text(moment: datetime) -> str:
     """Aware datetime -> sortable UTC text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``); naive datetimes are refused
-    (their zone is unknown). ``isoformat`` without ``timespec`` (which costs about as much as the rest)
-    writes the microseconds unless they are 0."""
+    (their zone is unknown). The text ``isoformat`` writes, its minute's part (``YYYY-MM-DDTHH:MM:``)
+    remembered: ``isoformat`` alone costs several times what joining the seconds and microseconds does."""
     if moment.tzinfo is not UTC:
         if moment.tzinfo is None:
             raise ValueError("naive datetime: store times must carry a time zone")
         moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.isoformat()[:-6] + "Z"
-    return moment.isoformat()[:-6] + ".000000Z"
+    minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
+    prefix = _MINUTES.get(minute)
+    if prefix is None:
+        if len(_MINUTES) >= _MINUTES_KEPT:
+            _MINUTES.clear()
+        prefix = _MINUTES[minute] = moment.isoformat()[:17]
+    return prefix + _SECONDS[moment.second] + str(1_000_000 + moment.microsecond)[1:] + "Z"
+
+
+_MINUTES: dict[tuple[int, int, int, int, int], str] = {}
+"""``YYYY-MM-DDTHH:MM:`` by minute (emptied when full: times far apart, such as due times, come and go)."""
+_MINUTES_KEPT = 256
+_SECONDS = tuple(f"{second:02d}." for second in range(60))
 
 
 def to_text_or_none(moment: datetime | None) -> str | None:
