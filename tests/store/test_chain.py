@@ -159,8 +159,8 @@ def test_a_row_orjson_cannot_write_alike_takes_the_canonical_encoder():
 
 
 def test_the_linker_takes_the_content_columns_from_the_row():
-    extended = ("xc-chain-1", "raw_sha256", "prev_event_id", *EVENT_COLUMNS)
-    assert (*_CONTENT(extended), "personal_sha256") == ("xc-chain-1", *CONTENT_COLUMNS)
+    extended = ("xc-chain-1", "raw_sha256", "prev_event_id", *EVENT_COLUMNS, "personal_sha256")
+    assert _CONTENT(extended) == ("xc-chain-1", *CONTENT_COLUMNS)
     assert _PERSONAL(extended) == PERSONAL_COLUMNS
 
 
