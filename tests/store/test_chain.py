@@ -180,6 +180,14 @@ def test_salts_are_fresh_across_blocks_and_threads():
     assert all(len(raw) == 16 and raw.hex() == text for raw, text in taken)
 
 
+def test_a_block_of_salts_holds_at_least_two():
+    salts = SaltSource(block=2)
+    taken = [salts.take() for _ in range(5)]
+    assert len({raw for raw, _text in taken}) == 5 and all(raw.hex() == text for raw, text in taken)
+    with pytest.raises(ValueError):
+        SaltSource(block=1)
+
+
 def test_a_forked_child_draws_salts_of_its_own():
     salts = SaltSource()
     salts.take()
