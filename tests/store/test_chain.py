@@ -159,8 +159,8 @@ def test_a_row_orjson_cannot_write_alike_takes_the_canonical_encoder():
 
 
 def test_the_linker_takes_the_content_columns_from_the_row():
-    extended = ("xc-chain-1", "raw_sha256", "prev_event_id", *EVENT_COLUMNS)
-    assert (*_CONTENT(extended), "personal_sha256") == ("xc-chain-1", *CONTENT_COLUMNS)
+    extended = ("xc-chain-1", "raw_sha256", "prev_event_id", *EVENT_COLUMNS, "personal_sha256")
+    assert _CONTENT(extended) == ("xc-chain-1", *CONTENT_COLUMNS)
     assert _PERSONAL(extended) == PERSONAL_COLUMNS
 
 
@@ -178,6 +178,14 @@ def test_salts_are_fresh_across_blocks_and_threads():
         thread.join()
     assert len(taken) == 1000 and len({raw for raw, _text in taken}) == 1000
     assert all(len(raw) == 16 and raw.hex() == text for raw, text in taken)
+
+
+def test_a_block_of_salts_holds_at_least_two():
+    salts = SaltSource(block=2)
+    taken = [salts.take() for _ in range(5)]
+    assert len({raw for raw, _text in taken}) == 5 and all(raw.hex() == text for raw, text in taken)
+    with pytest.raises(ValueError):
+        SaltSource(block=1)
 
 
 def test_a_forked_child_draws_salts_of_its_own():

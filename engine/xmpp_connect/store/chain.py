@@ -32,11 +32,15 @@ INSERT_CHAINED = (
 )
 _INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
 _TENANT, _RAW_REF = _INDEX["tenant_id"], _INDEX["raw_ref"]
-_EXTENDED = {name: i for i, name in enumerate(("format", "raw_sha256", "prev_event_id", *EVENT_COLUMNS))}
-"""An extended row: the format, the raw stanza's digest and the previous entry's id, then the row."""
+_EXTENDED = {
+    name: i
+    for i, name in enumerate(("format", "raw_sha256", "prev_event_id", *EVENT_COLUMNS, "personal_sha256"))
+}
+"""An extended row: the format, the raw stanza's digest and the previous entry's id, the row, then the
+personal digest (appended once it is computed)."""
 _PERSONAL = itemgetter(*(_EXTENDED[name] for name in PERSONAL_COLUMNS))
-_CONTENT = itemgetter(_EXTENDED["format"], *(_EXTENDED[name] for name in CONTENT_COLUMNS[:-1]))
-"""The format and the content columns but the last (``personal_sha256``), from an extended row."""
+_CONTENT = itemgetter(_EXTENDED["format"], *(_EXTENDED[name] for name in CONTENT_COLUMNS))
+"""The format and the content columns, from an extended row."""
 _HEAD = "SELECT event_id, chain_hash FROM evidence_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"
 _RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw_event_id = ?"
 
@@ -76,10 +80,11 @@ class ChainLinker:
         raw_ref = row[_RAW_REF]
         raw_sha256 = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
         salt, salt_hex = _take_salt()
-        extended = (CHAIN_FORMAT, raw_sha256, prev_event_id, *row)
+        extended = [CHAIN_FORMAT, raw_sha256, prev_event_id, *row]
         encode = _dumps if SCALARS.issuperset(map(type, extended)) else canonical_json
         personal = _sha256(salt + encode(_PERSONAL(extended))).hexdigest()
-        entry = _sha256(encode((*_CONTENT(extended), personal))).digest()
+        extended.append(personal)
+        entry = _sha256(encode(_CONTENT(extended))).digest()
         last_hex, last_digest = self._last_chain
         prev = last_digest if prev_chain is last_hex else bytes.fromhex(prev_chain)
         chain = _sha256(prev + entry).digest()
@@ -123,10 +128,14 @@ class SaltSource:
     """16-byte salts sliced from blocks of os.urandom output: one system call per ``block`` salts, not one
     per entry. Each salt is handed out once, also across threads (taking the next pair from the block's
     iterator is one step under the interpreter's lock) and across a fork (the child draws a block of its
-    own), so no salt tells anything about another."""
+    own), so no salt tells anything about another. A block's salts and hexes are cut in one call each."""
 
     def __init__(self, block: int = 256) -> None:
+        if block < 2:
+            raise ValueError("a block holds at least two salts")  # one slice would not give a tuple
         self._size = 16 * block
+        self._salts = itemgetter(*(slice(i, i + 16) for i in range(0, self._size, 16)))
+        self._hexes = itemgetter(*(slice(2 * i, 2 * i + 32) for i in range(0, self._size, 16)))
         self._pairs: Iterator[tuple[bytes, str]] = iter(())
         os.register_at_fork(after_in_child=self._discard)
 
@@ -135,9 +144,7 @@ class SaltSource:
         pair = next(self._pairs, None)
         while pair is None:
             raw = os.urandom(self._size)
-            text, offsets = raw.hex(), range(0, self._size, 16)
-            salts = [raw[i : i + 16] for i in offsets]
-            self._pairs = zip(salts, [text[2 * i : 2 * i + 32] for i in offsets], strict=True)
+            self._pairs = zip(self._salts(raw), self._hexes(raw.hex()), strict=True)
             pair = next(self._pairs, None)
         return pair
 
