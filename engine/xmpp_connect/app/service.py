@@ -175,7 +175,7 @@ class AdapterService(ActionService, ReadModel, AuditService, ArchiveService, End
     async def _report_health_periodically(self, interval: float = 0.25) -> None:
         assert self._health_report is not None
         while True:
-            streams = {ref: p.health().stream_status for ref, p in self.providers.items()}
+            streams = {ref: p.stream_status() for ref, p in self.providers.items()}
             await asyncio.to_thread(write_core_health, self._health_report, streams)
             await asyncio.sleep(interval)
 
@@ -227,7 +227,7 @@ class AdapterService(ActionService, ReadModel, AuditService, ArchiveService, End
         return renderer(
             StateGauges(
                 self.store,
-                lambda: {ref: p.health().stream_status for ref, p in self.providers.items()},
+                lambda: {ref: p.stream_status() for ref, p in self.providers.items()},
                 intake_backlog,
                 self.webhooks.backlog,
             )
