@@ -7,7 +7,6 @@ answered with ``accepted: false`` and the assessment. Malformed requests raise `
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -217,10 +216,10 @@ class Actions:
         )
         base = result_base(action_type, request, op.operation_id, received_at)
         own = partial(OwnEvidence, tenant.id, message, attempt_id, to_jid or None, received_at)
-        accepted = own(once("adapter_accepted", op.stanza_id))
+        accepted = once("adapter_accepted", op.stanza_id)
         if reason is not None:
             if accepted_elsewhere:
-                self.outcomes.record({"kind": "adapter_accepted"}, accepted)
+                self.outcomes.record({"kind": "adapter_accepted"}, own(accepted))
             refused = {"kind": "request_rejected", "reject_reason": reason}
             refusal = own(once("request_rejected", op.stanza_id))
             classification, events = self.outcomes.record(refused, refusal)
@@ -255,7 +254,7 @@ class Actions:
             )
         acceptance = {"kind": "adapter_scheduled"} if scheduled else {"kind": "adapter_accepted"}
         classification, events = self.outcomes.record(
-            acceptance, replace(accepted, to_type=endpoint_type(target, to_jid)), attempt
+            acceptance, own(accepted, endpoint_type(target, to_jid)), attempt
         )
         dispatch: Callable[[], None] | None = None
         if scheduled:
