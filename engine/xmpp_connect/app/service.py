@@ -164,7 +164,8 @@ class AdapterService(ActionService, ReadModel, AuditService, ArchiveService, End
             return
         try:
             done = await self.actions.perform(
-                tenant, item.request, accepted_at=item.received_at, operation_id=item.operation_id
+                tenant, item.request, accepted_at=item.received_at, operation_id=item.operation_id,
+                digest=item.payload_hash,
             )
             count_send(done.result, acceptance=False)
         except (InvalidAction, IdempotencyConflict) as exc:

@@ -82,15 +82,17 @@ class Actions:
         schema: str | None = None,
         accepted_at: datetime | None = None,
         operation_id: str | None = None,
+        digest: str | None = None,
     ) -> ActionDone:
         """Validate, then run the action once per idempotency key (a repeat returns the original result).
 
         ``accepted_at``, ``operation_id``: an API worker already accepted this send then, and answered with
         that id (it is carried out from the intake), so its accepted evidence is recorded even if the send
-        is refused now, under the ids the worker answered."""
+        is refused now, under the ids the worker answered. ``digest``: the request's ``request_digest`` as
+        that worker computed it from the same text (not computed again)."""
         action_type = self.validate(request, schema)
         received_at = accepted_at or self.clock()
-        digest = request_digest(request)
+        digest = digest or request_digest(request)
         if action_type == "notification.send_reminder":
             request = self._with_original(tenant, request)
         if action_type == "notification.schedule" and self.pending is None:
