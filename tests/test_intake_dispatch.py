@@ -4,6 +4,7 @@ order, the stored position, and retries that skip nothing."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,3 +63,28 @@ async def test_a_failure_keeps_the_failed_request_and_those_after_it(tmp_path: P
     assert attempts[:3] == ["a", "b", "c"] and attempts[3:] == ["b", "c"]
     intake.close()
     store.close()
+
+
+def test_an_item_carries_the_workers_hash_and_one_queued_before_the_column_has_none(tmp_path: Path) -> None:
+    """The intake keeps the hash a worker claimed the key with beside its queued request, so the core need
+    not hash the request again; a file written before that column gains it, its queued rows without one."""
+    path = tmp_path / "intake.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE intake_items (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL,"
+            " operation_id TEXT NOT NULL, request TEXT NOT NULL, received_at TEXT NOT NULL)"
+        )
+        old.execute("INSERT INTO intake_items (tenant_id, operation_id, request, received_at) VALUES"
+                    " ('t', 'xmppop_old', '{\"key\": \"old\"}', ?)", (NOW.isoformat(),))
+    old.close()
+    intake = Intake(path)
+    queue(intake, "new")
+    items = intake.items_after(0)
+    assert [(i.operation_id, i.request, i.payload_hash) for i in items] == [
+        ("xmppop_old", {"key": "old"}, None), ("xmppop_new", {"key": "new"}, "h")
+    ]
+    assert intake.pending("t", "xmppop_new", 0) == items[1]
+    intake.close()
+    again = Intake(path)
+    assert again.items_after(0) == items, "opened again: the column is there once"
+    again.close()

@@ -24,6 +24,7 @@ from xmpp_connect.providers.base import SessionTuning
 from xmpp_connect.providers.slixmpp_inbound import InboundStanzas
 from xmpp_connect.providers.slixmpp_session import SessionState
 from xmpp_connect.providers.slixmpp_text import stanza_text
+from xmpp_connect.xmpp.redaction import redact_stanza
 from xmpp_connect.xmpp.stanza_views import StanzaIdView, StanzaView, new_stanza_id, new_view
 from xmpp_connect.xmpp.stanzas import (
     PREFIXED_NAMESPACES,
@@ -253,6 +254,28 @@ def test_every_awkward_message_gets_the_parsed_view_or_none_exactly_when_its_tre
         else:
             assert view == parse_stanza(raw), xml[:200]
     assert 0 < nones < len(texts)
+
+
+def test_a_stanza_the_pipeline_read_is_redacted_without_parsing_it_again_to_the_same_text() -> None:
+    """``well_formed`` (the recorder passes it for an observation with a view) skips only the parse that
+    proves the text well-formed: every text the pipeline reads (a view of its tree, or ``parse_stanza`` of
+    it) is redacted to the same text with it as without."""
+    stream = _stream()
+    texts = [case.text for case in awkward_messages()] + CAPTURED + MORE + EXTRA + UNFAITHFUL + ODD_TEXT
+    read = clean = 0
+    for xml in texts:
+        stanza = _received(stream, xml)
+        raw = stanza_text(stanza)
+        if view_of_tree(stanza.xml, raw) is None:
+            try:
+                parse_stanza(raw)
+            except StanzaRejected:
+                continue
+        read += 1
+        redacted = redact_stanza(raw)
+        clean += redacted == raw
+        assert redact_stanza(raw, well_formed=True) == redacted, xml[:200]
+    assert read > 600 and 0 < clean < read
 
 
 def test_a_view_made_without_its_init_is_the_one_its_init_makes() -> None:

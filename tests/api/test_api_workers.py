@@ -53,6 +53,7 @@ from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.sending.intake import Intake
 from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
+from xmpp_connect.sending.schemas import request_digest
 from xmpp_connect.store.sqlite import SqliteStore
 
 WAIT = 30.0
@@ -235,6 +236,7 @@ async def test_worker_accepted_send_is_carried_out_with_the_answered_ids(tmp_pat
             dispatcher = IntakeDispatcher(intake, store, service._carry_out)
             items = intake.items_after(dispatcher.position)
             assert [i.operation_id for i in items] == [answered["adapter_operation_id"]]
+            assert items[0].payload_hash == request_digest(request), "the core takes the worker's hash"
             assert await dispatcher.carry_out(items) is True
             assert store.intake_position(intake.instance_id) == items[0].seq
 

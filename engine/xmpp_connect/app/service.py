@@ -164,7 +164,8 @@ class AdapterService(ActionService, ReadModel, AuditService, ArchiveService, End
             return
         try:
             done = await self.actions.perform(
-                tenant, item.request, accepted_at=item.received_at, operation_id=item.operation_id
+                tenant, item.request, accepted_at=item.received_at, operation_id=item.operation_id,
+                digest=item.payload_hash,
             )
             count_send(done.result, acceptance=False)
         except (InvalidAction, IdempotencyConflict) as exc:
@@ -175,7 +176,7 @@ class AdapterService(ActionService, ReadModel, AuditService, ArchiveService, End
     async def _report_health_periodically(self, interval: float = 0.25) -> None:
         assert self._health_report is not None
         while True:
-            streams = {ref: p.health().stream_status for ref, p in self.providers.items()}
+            streams = {ref: p.stream_status() for ref, p in self.providers.items()}
             await asyncio.to_thread(write_core_health, self._health_report, streams)
             await asyncio.sleep(interval)
 
@@ -227,7 +228,7 @@ class AdapterService(ActionService, ReadModel, AuditService, ArchiveService, End
         return renderer(
             StateGauges(
                 self.store,
-                lambda: {ref: p.health().stream_status for ref, p in self.providers.items()},
+                lambda: {ref: p.stream_status() for ref, p in self.providers.items()},
                 intake_backlog,
                 self.webhooks.backlog,
             )

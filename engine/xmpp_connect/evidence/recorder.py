@@ -84,6 +84,7 @@ class RecorderStore(Protocol):
         storage_ref: str | None = None,
         offer: bool = False,
         take: bool = False,
+        well_formed: bool = False,
     ) -> Any: ...
     def add_dead_letter(
         self,
@@ -308,7 +309,9 @@ class TenantRecorder:
     def raw_ref(self, observation: Observation) -> str | None:
         """The §30 reference of the observation's raw stanza, preserved (redacted unless configured
         otherwise) once per native event: the observations of one event share it. A sent message's ack
-        carries the message again: it references the copy kept when the message was written."""
+        carries the message again: it references the copy kept when the message was written. A stanza the
+        pipeline read (its view is ``parse_stanza`` of this text) is well-formed: redaction need not parse
+        it to know."""
         event = observation.event
         if event.raw is None:
             return None
@@ -316,7 +319,8 @@ class TenantRecorder:
             return self._last_raw[1]
         source = raw_source(observation.fact, event)
         ref = self.store.record_raw(self.tenant_id, source, event.raw, event.observed_at,
-                                    offer=event.kind == WRITTEN, take=event.kind == ACKED).raw_event_id
+                                    offer=event.kind == WRITTEN, take=event.kind == ACKED,
+                                    well_formed=observation.view is not None).raw_event_id
         self._last_raw = (event, ref)
         return ref
 

@@ -150,6 +150,9 @@ class XmppProvider(Protocol):
     def health(self) -> ChannelHealth:
         """The account's channel health now."""
 
+    def stream_status(self) -> str:
+        """``health().stream_status``, without building the rest of the health (a send reads it)."""
+
     async def join_room(self, room_jid: str, nick: str, password: str | None = None, *,
                         message_id: str | None = None, attempt_id: str | None = None) -> RoomJoin:
         """Join a MUC room (XEP-0045) with a bounded wait; disco#info gives the room's kind. A room the join

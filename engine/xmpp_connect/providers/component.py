@@ -206,7 +206,7 @@ class ComponentProvider:
 
     def health(self) -> ChannelHealth:
         status = "failing" if self._failed else ("healthy" if self._ready else "degraded")
-        stream = "failed" if self._failed else ("connected" if self._ready else "disconnected")
+        stream = self.stream_status()
         authentication = "failed" if self._failed else ("authenticated" if self._ready else "unknown")
         return ChannelHealth(
             xmpp_account_ref=self.config.ref,
@@ -219,6 +219,9 @@ class ComponentProvider:
             supported_extensions=tuple(sorted(str(f) for f in self.supported_features)),
             known_degradations=("component: no roster presence", "component: no stream management acks"),
         )
+
+    def stream_status(self) -> str:
+        return "failed" if self._failed else ("connected" if self._ready else "disconnected")
 
     @property
     def ready(self) -> bool:

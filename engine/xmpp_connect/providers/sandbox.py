@@ -180,13 +180,16 @@ class SandboxProvider:
             xmpp_account_ref=self.provider_account_ref,
             server_ref=DOMAIN,
             status="healthy" if up else "failing",
-            stream_status="connected" if up else "disconnected",
+            stream_status=self.stream_status(),
             authentication_status="authenticated" if up else "unknown",
             tls_status="active" if up else "unknown",
             server_reachability="healthy" if up else "unknown",
             supported_extensions=("xep-0184", "xep-0333", "xep-0198", "xep-0045", "xep-0060", "xep-0461"),
             known_degradations=("simulated network (sandbox provider): evidence is not from a real server",),
         )
+
+    def stream_status(self) -> str:
+        return "connected" if self.connected else "disconnected"
 
     def _send(self, xml: str, stanza_id: str) -> None:
         if not self.connected:

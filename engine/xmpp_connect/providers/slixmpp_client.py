@@ -362,6 +362,9 @@ class SlixmppProvider:
     def health(self) -> ChannelHealth:
         return channel_health(self.config, self.state, self.supported_features)
 
+    def stream_status(self) -> str:
+        return self.state.stream_status
+
     @property
     def ready(self) -> bool:
         return self.state.ready

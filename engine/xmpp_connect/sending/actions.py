@@ -7,7 +7,6 @@ answered with ``accepted: false`` and the assessment. Malformed requests raise `
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -83,15 +82,17 @@ class Actions:
         schema: str | None = None,
         accepted_at: datetime | None = None,
         operation_id: str | None = None,
+        digest: str | None = None,
     ) -> ActionDone:
         """Validate, then run the action once per idempotency key (a repeat returns the original result).
 
         ``accepted_at``, ``operation_id``: an API worker already accepted this send then, and answered with
         that id (it is carried out from the intake), so its accepted evidence is recorded even if the send
-        is refused now, under the ids the worker answered."""
+        is refused now, under the ids the worker answered. ``digest``: the request's ``request_digest`` as
+        that worker computed it from the same text (not computed again)."""
         action_type = self.validate(request, schema)
         received_at = accepted_at or self.clock()
-        digest = request_digest(request)
+        digest = digest or request_digest(request)
         if action_type == "notification.send_reminder":
             request = self._with_original(tenant, request)
         if action_type == "notification.schedule" and self.pending is None:
@@ -217,10 +218,10 @@ class Actions:
         )
         base = result_base(action_type, request, op.operation_id, received_at)
         own = partial(OwnEvidence, tenant.id, message, attempt_id, to_jid or None, received_at)
-        accepted = own(once("adapter_accepted", op.stanza_id))
+        accepted = once("adapter_accepted", op.stanza_id)
         if reason is not None:
             if accepted_elsewhere:
-                self.outcomes.record({"kind": "adapter_accepted"}, accepted)
+                self.outcomes.record({"kind": "adapter_accepted"}, own(accepted))
             refused = {"kind": "request_rejected", "reject_reason": reason}
             refusal = own(once("request_rejected", op.stanza_id))
             classification, events = self.outcomes.record(refused, refusal)
@@ -255,7 +256,7 @@ class Actions:
             )
         acceptance = {"kind": "adapter_scheduled"} if scheduled else {"kind": "adapter_accepted"}
         classification, events = self.outcomes.record(
-            acceptance, replace(accepted, to_type=endpoint_type(target, to_jid)), attempt
+            acceptance, own(accepted, endpoint_type(target, to_jid)), attempt
         )
         dispatch: Callable[[], None] | None = None
         if scheduled:

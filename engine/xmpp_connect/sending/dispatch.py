@@ -130,7 +130,7 @@ class Dispatcher:
         """The account's stream status (``connected``, ...); None when this service has no such account.
         A send reads it once: nothing it does before the hand-over awaits, so the status cannot move."""
         provider = self.providers.get(account)
-        return None if provider is None else provider.health().stream_status
+        return None if provider is None else provider.stream_status()
 
     def holds(self, account: str, status: str | None) -> bool:
         """Whether a send on this account is accepted and held while its stream is down: the account holds,

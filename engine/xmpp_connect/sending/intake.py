@@ -32,8 +32,9 @@ SCHEMA = (
         PRIMARY KEY (tenant_id, idempotency_key))""",
     """CREATE TABLE IF NOT EXISTS intake_items (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, operation_id TEXT NOT NULL,
-        request TEXT NOT NULL, received_at TEXT NOT NULL)""",
+        request TEXT NOT NULL, received_at TEXT NOT NULL, payload_hash TEXT)""",
 )
+ITEM_COLUMNS = "seq, tenant_id, operation_id, request, received_at, payload_hash"
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,15 @@ class Queued:
 
 @dataclass(frozen=True)
 class IntakeItem:
-    """One accepted request, in acceptance order."""
+    """One accepted request, in acceptance order. ``payload_hash``: the request's idempotency hash as the
+    worker computed it from the same text (None for a request queued before the intake kept it)."""
 
     seq: int
     tenant_id: str
     operation_id: str
     request: dict[str, Any]
     received_at: datetime
+    payload_hash: str | None = None
 
 
 class Intake:
@@ -80,6 +83,9 @@ class Intake:
         with self._write():
             for statement in SCHEMA:
                 self._conn.execute(statement)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(intake_items)")}
+            if "payload_hash" not in columns:  # a file from before the column: its rows keep NULL
+                self._conn.execute("ALTER TABLE intake_items ADD COLUMN payload_hash TEXT")
             self._conn.execute(
                 "INSERT INTO intake_meta (key, value) VALUES ('instance_id', ?) ON CONFLICT DO NOTHING",
                 (uuid.uuid4().hex,),
@@ -120,9 +126,10 @@ class Intake:
             if inserted:
                 if queued is not None:
                     self._conn.execute(
-                        "INSERT INTO intake_items (tenant_id, operation_id, request, received_at)"
-                        " VALUES (?, ?, ?, ?)",
-                        (tenant_id, operation_id, queued.request_json, queued.received_at.isoformat()),
+                        "INSERT INTO intake_items (tenant_id, operation_id, request, received_at,"
+                        " payload_hash) VALUES (?, ?, ?, ?, ?)",
+                        (tenant_id, operation_id, queued.request_json, queued.received_at.isoformat(),
+                         payload_hash),
                     )
                 return Claim(fresh=True)
             row = self._conn.execute(
@@ -137,8 +144,7 @@ class Intake:
         """Accepted requests after position ``seq``, oldest first (committed ones only)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT seq, tenant_id, operation_id, request, received_at FROM intake_items"
-                " WHERE seq > ? ORDER BY seq LIMIT ?",
+                f"SELECT {ITEM_COLUMNS} FROM intake_items WHERE seq > ? ORDER BY seq LIMIT ?",
                 (seq, limit),
             ).fetchall()
         return [_item(row) for row in rows]
@@ -147,7 +153,7 @@ class Intake:
         """The accepted request of this operation if it is still waiting after position ``after_seq``."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT seq, tenant_id, operation_id, request, received_at FROM intake_items"
+                f"SELECT {ITEM_COLUMNS} FROM intake_items"
                 " WHERE seq > ? AND tenant_id = ? AND operation_id = ? ORDER BY seq LIMIT 1",
                 (after_seq, tenant_id, operation_id),
             ).fetchone()
@@ -195,4 +201,4 @@ class Intake:
 
 
 def _item(row: tuple[Any, ...]) -> IntakeItem:
-    return IntakeItem(row[0], row[1], row[2], json.loads(row[3]), datetime.fromisoformat(row[4]))
+    return IntakeItem(row[0], row[1], row[2], json.loads(row[3]), datetime.fromisoformat(row[4]), row[5])

@@ -173,6 +173,7 @@ class EvidenceStore(Protocol):
         storage_ref: str | None = None,
         offer: bool = False,
         take: bool = False,
+        well_formed: bool = False,
     ) -> RawEventRef: ...
     def get_raw(self, tenant_id: str, raw_event_id: str) -> tuple[RawEventRef, str | None] | None: ...
     def add_dead_letter(

@@ -30,6 +30,7 @@ class RawEvents(SqlBase):
         storage_ref: str | None = None,
         offer: bool = False,
         take: bool = False,
+        well_formed: bool = False,
     ) -> RawEventRef:
         """Preserve a raw stanza, redacted unless redaction is off (never unredacted in metadata-only
         mode). The stored content's sha256 is kept beside it and outlives a retention purge: the evidence
@@ -37,7 +38,10 @@ class RawEvents(SqlBase):
 
         A sent message is carried by the event that writes it and again by its ack: the first is kept with
         ``offer``; the second, with ``take``, references that row (its time is the write's) when this store
-        offered the same text from the same source lately, and is kept anew only when it did not."""
+        offered the same text from the same source lately, and is kept anew only when it did not.
+
+        ``well_formed``: the caller's XML parser took this very text (a stanza the pipeline read), so the
+        redaction need not parse it again to prove it well-formed."""
         check_allowed(source, RAW_SOURCES, "raw event source")
         if take:
             offered = self._offered_raw.pop((tenant_id, source, stanza_xml))
@@ -45,7 +49,7 @@ class RawEvents(SqlBase):
                 self._raw_digests.put((tenant_id, offered[0].raw_event_id), offered[1])
                 return offered[0]
         redact = self.options.redact_raw or self.options.metadata_only
-        content = redact_stanza(stanza_xml) if redact else stanza_xml
+        content = redact_stanza(stanza_xml, well_formed) if redact else stanza_xml
         digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
         ref = RawEventRef(tenant_id, new_raw_event_id(), source, received_at, redact, storage_ref)
         with self._write() as conn:

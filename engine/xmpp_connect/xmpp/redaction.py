@@ -43,15 +43,16 @@ _ITEM_CONTAINERS = frozenset({"http://jabber.org/protocol/pubsub", "http://jabbe
 _SENSITIVE_WORDS = tuple(sorted(_SENSITIVE_NAMES | _SENSITIVE_NAMESPACES | _ITEM_CONTAINERS))
 
 
-def redact_stanza(stanza_xml: str) -> str:
+def redact_stanza(stanza_xml: str, well_formed: bool = False) -> str:
     """The stanza without bodies and sensitive children (also inside forwarded/carbon copies).
 
-    A stanza that cannot be parsed is not stored at all: a placeholder is returned instead.
+    A stanza that cannot be parsed is not stored at all: a placeholder is returned instead. ``well_formed``:
+    the caller's XML parser took this very text (the pipeline's), so it need not be parsed to prove that.
     """
     redacted = redact_own_message(stanza_xml)
     if redacted is not None:
         return redacted
-    if _plainly_clean(stanza_xml):
+    if _plainly_clean(stanza_xml, well_formed):
         return stanza_xml
     return redact_parsed(stanza_xml)
 
@@ -68,12 +69,15 @@ def redact_parsed(stanza_xml: str) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-def _plainly_clean(stanza_xml: str) -> bool:
+def _plainly_clean(stanza_xml: str, well_formed: bool = False) -> bool:
     """Nothing to redact, seen without building a tree (most receipts, markers, acks, presence): no
     sensitive element name or namespace appears in the text at all, nothing is escaped (a character
-    reference could spell one), no declaration, and the text is well-formed XML."""
+    reference could spell one), no declaration, and the text is well-formed XML (parsed here unless the
+    caller's parser took it: a namespace-aware expat's checks include the plain one's)."""
     if "&" in stanza_xml or "<!" in stanza_xml or any(word in stanza_xml for word in _SENSITIVE_WORDS):
         return False
+    if well_formed:
+        return True
     parser = expat.ParserCreate()
     try:
         parser.Parse(stanza_xml, True)
