@@ -34,13 +34,17 @@ ALPHABET = [
     "\u2028", "\u2029", "\u2603", "\ud7ff", "\ue000", "\ufeff", "\uffff", "\U00010000", "\U0001f600",
     "\U0010ffff",
 ]  # fmt: skip
+ASCII = [chr(c) for c in range(0x80)]
 INT64 = (-(2**63), -(2**63) + 1, -1, 0, 1, 2**31, 2**63 - 1)
 
 
 def _text(rng: random.Random) -> str:
     size = rng.choice([0, 1, 3, 20, 300, 700, 1500])
-    if rng.random() < 0.3:  # long plain ASCII runs: the chunked and the direct hash updates
+    draw = rng.random()
+    if draw < 0.2:  # long plain ASCII runs: the chunked and the direct hash updates
         return "".join(rng.choice("abc xyz") for _ in range(size))
+    if draw < 0.5:  # ASCII with escapes: the word-at-a-time scan
+        return "".join(rng.choice(ASCII) for _ in range(size))
     return "".join(rng.choice(ALPHABET) for _ in range(size))
 
 
@@ -90,6 +94,17 @@ def test_each_character_alone_gives_the_models_digests():
         for name in ("fact", "notes"):  # a personal and a content column
             probe = dict(row, **{name: f"x{char}y{char}"})
             assert _entry(probe, b"s", GENESIS) == _model(probe, b"s", GENESIS, None, None)
+
+
+def test_each_ascii_character_at_each_place_of_a_short_string_gives_the_models_digests():
+    """The ASCII scan goes 8 bytes at a time, then byte by byte: every character at every offset of 0-17."""
+    row = dict.fromkeys(EVENT_COLUMNS, None)
+    for size in range(18):
+        for at in range(size):
+            for char in ASCII:
+                text = "a" * at + char + "z" * (size - at - 1)
+                probe = dict(row, fact=text, notes=text)
+                assert _entry(probe, b"s", GENESIS) == _model(probe, b"s", GENESIS, None, None)
 
 
 def test_an_upper_case_previous_chain_hash_links_as_the_model_does():

@@ -47,16 +47,16 @@ stream_byte(Stream *s, unsigned char c)
     s->buf[s->used++] = c;
 }
 
-static void
-stream_bytes(Stream *s, const void *data, size_t n)
+/* A few bytes (a literal, an integer's digits): copied one by one, as a memcpy of a size the compiler
+ * cannot know would be expanded into a slow string instruction or a library call. */
+static inline void
+stream_bytes(Stream *s, const char *data, size_t n)
 {
-    if (n > CHUNK / 2) {
-        stream_flush(s);
-        SHA256_Update(&s->ctx, data, n);
-        return;
-    }
+    size_t i;
     stream_reserve(s, n);
-    memcpy(s->buf + s->used, data, n);
+    for (i = 0; i < n; i++) {
+        s->buf[s->used + i] = (unsigned char)data[i];
+    }
     s->used += n;
 }
 
@@ -89,6 +89,33 @@ stream_escaped(Stream *s, Py_UCS4 c)
     }
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether 8 ASCII bytes hold one that json escapes (below 0x20, " or \): no byte borrows unless one does. */
+static inline int
+ascii_special(uint64_t word)
+{
+    return (((word - ONES * 0x20) | ((word ^ (ONES * '"')) - ONES) | ((word ^ (ONES * '\\')) - ONES)) & HIGHS)
+           != 0;
+}
+
+/* ASCII bytes, escaped as json escapes them. */
+static void
+stream_ascii(Stream *s, const unsigned char *p, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c < 0x20 || c == '"' || c == '\\') {
+            stream_escaped(s, c);
+        }
+        else {
+            stream_byte(s, c);
+        }
+    }
+}
+
 /* A str as a JSON string; 0 if it holds a lone surrogate (not UTF-8: json's bytes cannot be encoded). */
 static int
 stream_str(Stream *s, PyObject *str)
@@ -101,16 +128,19 @@ stream_str(Stream *s, PyObject *str)
     stream_byte(s, '"');
     if (PyUnicode_IS_ASCII(str)) {
         const unsigned char *p = (const unsigned char *)data;
-        Py_ssize_t run = 0;
-        for (i = 0; i < n; i++) {
-            unsigned char c = p[i];
-            if (c < 0x20 || c == '"' || c == '\\') {
-                stream_bytes(s, p + run, (size_t)(i - run));
-                stream_escaped(s, c);
-                run = i + 1;
+        for (i = 0; i + 8 <= n; i += 8) {
+            uint64_t word;
+            memcpy(&word, p + i, 8);
+            if (ascii_special(word)) {
+                stream_ascii(s, p + i, 8);
+            }
+            else {
+                stream_reserve(s, 8);
+                memcpy(s->buf + s->used, &word, 8);
+                s->used += 8;
             }
         }
-        stream_bytes(s, p + run, (size_t)(n - run));
+        stream_ascii(s, p + i, (size_t)(n - i));
     }
     else {
         for (i = 0; i < n; i++) {
@@ -296,7 +326,7 @@ entry(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t row_size;
     Stream s;
     unsigned char personal[SHA256_DIGEST_LENGTH], content[SHA256_DIGEST_LENGTH];
-    unsigned char link[2 * SHA256_DIGEST_LENGTH], chain[SHA256_DIGEST_LENGTH];
+    unsigned char link[SHA256_DIGEST_LENGTH], chain[SHA256_DIGEST_LENGTH];
     PyObject *personal_hex, *result;
 
     (void)module;
@@ -350,8 +380,11 @@ entry(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     SHA256_Final(content, &s.ctx);
 
-    memcpy(link + SHA256_DIGEST_LENGTH, content, SHA256_DIGEST_LENGTH);
-    SHA256(link, sizeof(link), chain);
+    /* Not OpenSSL 3's one-shot SHA256(): it fetches the algorithm (locks, a property query) every call. */
+    SHA256_Init(&s.ctx);
+    SHA256_Update(&s.ctx, link, SHA256_DIGEST_LENGTH);
+    SHA256_Update(&s.ctx, content, SHA256_DIGEST_LENGTH);
+    SHA256_Final(chain, &s.ctx);
 
     result = PyTuple_New(6);
     if (result == NULL) {
