@@ -83,8 +83,8 @@ stream_escaped(Stream *s, Py_UCS4 c)
         out[1] = 'u';
         out[2] = '0';
         out[3] = '0';
-        out[4] = HEX[c >> 4];
-        out[5] = HEX[c & 15];
+        out[4] = (unsigned char)HEX[c >> 4];
+        out[5] = (unsigned char)HEX[c & 15];
         s->used += 6;
     }
 }
@@ -116,15 +116,21 @@ stream_ascii(Stream *s, const unsigned char *p, size_t n)
     }
 }
 
-/* A str as a JSON string; 0 if it holds a lone surrogate (not UTF-8: json's bytes cannot be encoded). */
+/* A str as a JSON string; 0 if it holds a lone surrogate (not UTF-8: json's bytes cannot be encoded) or is
+ * a legacy string not yet in its compact form (which only deprecated C APIs make). */
 static int
 stream_str(Stream *s, PyObject *str)
 {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(str);
-    int kind = PyUnicode_KIND(str);
-    const void *data = PyUnicode_DATA(str);
-    Py_ssize_t i;
+    Py_ssize_t n, i;
+    int kind;
+    const void *data;
 
+    if (!PyUnicode_IS_READY(str)) {
+        return 0;
+    }
+    n = PyUnicode_GET_LENGTH(str);
+    kind = PyUnicode_KIND(str);
+    data = PyUnicode_DATA(str);
     stream_byte(s, '"');
     if (PyUnicode_IS_ASCII(str)) {
         const unsigned char *p = (const unsigned char *)data;
