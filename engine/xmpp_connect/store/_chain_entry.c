@@ -317,7 +317,8 @@ stream_array(Stream *s, const unsigned char *layout, Py_ssize_t size, PyObject *
 }
 
 PyDoc_STRVAR(entry_doc,
-"entry(format, personal_layout, content_layout, salt, salt_hex, prev_chain, row, raw_sha256, prev_event_id)\n"
+"entry(format, personal_layout, content_layout, salt, salt_hex, prev_chain, row, raw_sha256,\n"
+"      prev_event_id, /)\n"
 "--\n\n"
 "The chain columns (raw_sha256, salt_hex, personal_sha256, prev_event_id, entry_hash, chain_hash) of a\n"
 "row tuple, or None when a value is not an exact str, 64-bit int, bool or None, a str is not UTF-8, the\n"
