@@ -2,8 +2,12 @@
 # outside (compose.yaml mounts examples/compose.yaml and passes secrets as environment variables).
 # Build: docker build -t xmpp-connect .
 FROM python:3.11-slim AS build
+# hatch_build.py compiles the chain entry's C module against OpenSSL's libcrypto; the runtime image has
+# libssl3 already (Python's ssl and hashlib link it), so only this stage needs the compiler and headers.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md hatch_build.py ./
 COPY engine engine
 COPY rules rules
 COPY mappings mappings

@@ -41,6 +41,12 @@ personal digest (appended once it is computed)."""
 _PERSONAL = itemgetter(*(_EXTENDED[name] for name in PERSONAL_COLUMNS))
 _CONTENT = itemgetter(_EXTENDED["format"], *(_EXTENDED[name] for name in CONTENT_COLUMNS))
 """The format and the content columns, from an extended row."""
+_PERSONAL_LAYOUT = bytes(_EXTENDED[name] for name in PERSONAL_COLUMNS)
+_CONTENT_LAYOUT = bytes(
+    255 if name == "personal_sha256" else _EXTENDED[name] for name in ("format", *CONTENT_COLUMNS)
+)
+"""The personal columns, and the format and the content columns, as indexes into an extended row for the
+compiled entry (255: the personal digest, which it computes first)."""
 _HEAD = "SELECT event_id, chain_hash FROM evidence_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"
 _RAW_DIGEST = "SELECT content_sha256 FROM raw_events WHERE tenant_id = ? AND raw_event_id = ?"
 
@@ -71,15 +77,30 @@ class ChainLinker:
         """The chain columns for an event row (``event_row`` order); call ``advance`` once it is inserted.
 
         The values model/chain.py's ``personal_digest``, ``entry_digest`` and ``link`` give, with less work
-        per entry: salts taken from blocks of random bytes, the row's types checked once for both digests'
-        canonical JSON (orjson writes it; anything else takes ``canonical_json``), the digests linked as
-        bytes.
+        per entry: salts taken from blocks of random bytes, then the compiled entry (type check, canonical
+        JSON and the three digests in one call); what it declines, or every row where it is not built, the
+        interpreted path: the row's types checked once for both digests' canonical JSON (orjson writes it;
+        anything else takes ``canonical_json``), the digests linked as bytes.
         """
         tenant_id = row[_TENANT]
         prev_event_id, prev_chain = self.heads.get(tenant_id) or self._head(tenant_id)
         raw_ref = row[_RAW_REF]
         raw_sha256 = self._raw_digest(tenant_id, raw_ref) if raw_ref else None
         salt, salt_hex = _take_salt()
+        if _compiled_entry is not None:
+            chained = _compiled_entry(
+                CHAIN_FORMAT,
+                _PERSONAL_LAYOUT,
+                _CONTENT_LAYOUT,
+                salt,
+                salt_hex,
+                prev_chain,
+                row,
+                raw_sha256,
+                prev_event_id,
+            )
+            if chained is not None:
+                return chained
         extended = [CHAIN_FORMAT, raw_sha256, prev_event_id, *row]
         encode = _dumps if SCALARS.issuperset(map(type, extended)) else canonical_json
         personal = _sha256(salt + encode(_PERSONAL(extended))).hexdigest()
@@ -122,6 +143,21 @@ def _nothing_recent(_key: RawKey) -> None:
 
 
 _sha256 = hashlib.sha256
+
+
+def _compiled() -> Callable[..., tuple[Any, ...] | None] | None:
+    """The compiled entry (store/_chain_entry.c), or None in a checkout run without ``pip install -e .``
+    (hatch_build.py compiles it; an install fails if it cannot)."""
+    try:
+        from xmpp_connect.store._chain_entry import entry
+    except ImportError:
+        return None
+    return entry
+
+
+_compiled_entry = _compiled()
+COMPILED = _compiled_entry is not None
+"""Whether this process links entries through the compiled module."""
 
 
 class SaltSource:
