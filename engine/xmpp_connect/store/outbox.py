@@ -73,17 +73,20 @@ class OutboxRecords(SqlBase):
         body_kept = not self.options.metadata_only
         request = {k: v for k, v in entry.request.items() if body_kept or k != BODY_FIELD}
         with self._write() as conn:
-            row = self._exec(
+            seq = self._reserve_positions(conn, 1, OUTBOX_ORDER)
+            # The rows changed tell an insert from a key stored before (``RETURNING`` would cost SQLite more
+            # than the insert's own work); the stored position is the one reserved.
+            inserted = self._exec(
                 conn,
                 "INSERT INTO outbox (tenant_id, stanza_id, account_ref, seq, message_id, attempt_id, state,"
                 " request, body, accepted_at, writes, held, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
-                " ON CONFLICT (tenant_id, stanza_id) DO NOTHING RETURNING seq",
+                " ON CONFLICT (tenant_id, stanza_id) DO NOTHING",
                 (
                     entry.tenant_id,
                     entry.stanza_id,
                     entry.account_ref,
-                    self._reserve_positions(conn, 1, OUTBOX_ORDER),
+                    seq,
                     entry.message_id,
                     entry.attempt_id,
                     ACCEPTED,
@@ -93,16 +96,16 @@ class OutboxRecords(SqlBase):
                     int(entry.held),
                     to_text(self.options.clock()),
                 ),
-            ).fetchone()
-            if row is not None:
+            ).rowcount > 0
+            if inserted:
                 # Any replica accepts; the account's owner is woken when this transaction commits.
                 self._notify(conn, entry.account_ref, entry.tenant_id, entry.stanza_id)
-        if row is not None:
+        if inserted:
             # The entry as stored, built directly (``replace`` walks the 16 fields' definitions).
             return OutboxEntry(
                 tenant_id=entry.tenant_id, stanza_id=entry.stanza_id, account_ref=entry.account_ref,
                 message_id=entry.message_id, attempt_id=entry.attempt_id, state=ACCEPTED, request=request,
-                body=entry.body if body_kept else None, accepted_at=entry.accepted_at, seq=int(row["seq"]),
+                body=entry.body if body_kept else None, accepted_at=entry.accepted_at, seq=seq,
                 written_at=entry.written_at, acked_at=entry.acked_at, ended_reason=entry.ended_reason,
                 writes=entry.writes, held=entry.held, handed_at=entry.handed_at,
             )
@@ -132,15 +135,14 @@ class OutboxRecords(SqlBase):
     def outbox_acked(self, tenant_id: str, stanza_id: str, at: datetime) -> bool:
         """An open send -> ``server_acked`` (a XEP-0198 ack covers it); False when nothing moved."""
         with self._write() as conn:
-            row = self._exec(
+            moved: int = self._exec(
                 conn,
                 "UPDATE outbox SET state = ?, acked_at = ?, updated_at = ?"
-                " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL"
-                " RETURNING stanza_id",
+                " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL",
                 (SERVER_ACKED, to_text(at), to_text(self.options.clock()), tenant_id, stanza_id,
                  *OPEN_STATES),
-            ).fetchone()
-        return row is not None
+            ).rowcount
+        return moved > 0
 
     def outbox_handing(self, tenant_id: str, stanza_id: str, at: datetime) -> None:
         """An accepted send is about to be handed to a transport (commit this before the hand-over)."""
@@ -181,14 +183,13 @@ class OutboxRecords(SqlBase):
         """End an open send (``unknown``, ``expired``, ``not_sent``; ``written`` on a stream without acks);
         False when it was not open."""
         with self._write() as conn:
-            row = self._exec(
+            moved: int = self._exec(
                 conn,
                 "UPDATE outbox SET state = ?, ended_reason = ?, held = 0, updated_at = ?"
-                " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL"
-                " RETURNING stanza_id",
+                " WHERE tenant_id = ? AND stanza_id = ? AND state IN (?, ?) AND ended_reason IS NULL",
                 (state, reason, to_text(self.options.clock()), tenant_id, stanza_id, *OPEN_STATES),
-            ).fetchone()
-        return row is not None
+            ).rowcount
+        return moved > 0
 
     def outbox_open(self, account_ref: str, limit: int = 10_000) -> list[OutboxEntry]:
         """The account's open sends in acceptance order (what a new session writes, or ends)."""
