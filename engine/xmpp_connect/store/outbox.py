@@ -23,6 +23,9 @@ ACCEPTED, WRITTEN, SERVER_ACKED = "accepted", "written", "server_acked"
 UNKNOWN, EXPIRED, NOT_SENT = "unknown", "expired", "not_sent"
 OPEN_STATES = (ACCEPTED, WRITTEN)
 """States of a send the outbox still owes something (a write, or a server ack) while no end reason is set."""
+OPEN_ROWS = "state IN ('accepted', 'written') AND ended_reason IS NULL"
+"""The open sends, as the ``outbox_open`` index's WHERE clause says it (migration 10): a query uses that
+partial index only when its WHERE clause contains this text (literals, not parameters)."""
 BODY_FIELD = "content"
 
 
@@ -194,9 +197,8 @@ class OutboxRecords(SqlBase):
     def outbox_open(self, account_ref: str, limit: int = 10_000) -> list[OutboxEntry]:
         """The account's open sends in acceptance order (what a new session writes, or ends)."""
         rows = self._all(
-            "SELECT * FROM outbox WHERE account_ref = ? AND state IN (?, ?) AND ended_reason IS NULL"
-            " ORDER BY seq LIMIT ?",
-            (account_ref, *OPEN_STATES, limit),
+            f"SELECT * FROM outbox WHERE account_ref = ? AND {OPEN_ROWS} ORDER BY seq LIMIT ?",
+            (account_ref, limit),
         )
         return [_entry(row) for row in rows]
 
