@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from pg import PG_DSN
 
 from xmpp_connect.store import PostgresStore, SqliteStore
