@@ -238,6 +238,19 @@ _LEANER_APPENDS = (
     "ALTER TABLE counters ADD COLUMN head_hash TEXT",
 )
 
+_PARTIAL_INDEXES = (
+    # The account's open sends (what a new session writes or ends), indexed alone: a send's written and
+    # acked updates no longer move its entry between state ranges of an index over every send ever
+    # accepted, and the ack takes it out. outbox_open's query repeats this WHERE clause word for word.
+    "DROP INDEX outbox_open_by_account",
+    "CREATE INDEX outbox_open ON outbox (account_ref, seq)"
+    " WHERE state IN ('accepted', 'written') AND ended_reason IS NULL",
+    # Only stanzas a server gave a stable id (rooms' XEP-0359 stanza-id) are looked up by it
+    # (``stable_id = ?`` implies NOT NULL on both backends): a one-to-one send adds no entry.
+    "DROP INDEX stanzas_by_stable_id",
+    "CREATE INDEX stanzas_by_stable_id ON stanzas (tenant_id, stable_id) WHERE stable_id IS NOT NULL",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "held scheduled requests", _HELD_REQUESTS),
@@ -248,4 +261,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "evidence sender, grade dimensions, state event", _EVIDENCE_SENDER_GRADE_AND_STATE_EVENT),
     Migration(8, "account leases, replicas, outbox hand-over time", _REPLICA_LEASES),
     Migration(9, "unread indexes dropped, the chain head beside the feed counter", _LEANER_APPENDS),
+    Migration(10, "partial indexes: the outbox's open sends, stanzas' stable ids", _PARTIAL_INDEXES),
 )

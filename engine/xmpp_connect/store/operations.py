@@ -77,11 +77,11 @@ class IdempotentOperations(SqlBase):
         send's records); False, storing nothing, when the key was claimed before (then ``claim_operation``
         says by what)."""
         with self._write() as conn:
-            inserted = self._exec(
+            inserted: int = self._exec(
                 conn,
                 "INSERT INTO idempotency (tenant_id, idempotency_key, payload_hash, operation_id, stanza_id,"
                 " created_at, result, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING RETURNING operation_id",
+                " ON CONFLICT DO NOTHING",
                 (
                     operation.tenant_id,
                     operation.idempotency_key,
@@ -92,8 +92,8 @@ class IdempotentOperations(SqlBase):
                     ascii_json(result),
                     to_text(self.options.clock()),
                 ),
-            ).fetchone()
-        return inserted is not None
+            ).rowcount
+        return inserted > 0
 
     def complete_operation(self, tenant_id: str, idempotency_key: str, result: Mapping[str, Any]) -> None:
         """Store the operation's result, returned to every later replay of the key (first result wins)."""

@@ -58,6 +58,7 @@ class SqliteStore(SqlStore):
     counters_in_batch = True
     statement_undoes_itself = True
     fired_only_here = True
+    outbox_only_here = True
 
     def __init__(
         self, path: str | Path, options: StoreOptions | None = None, *, migrate: bool = True

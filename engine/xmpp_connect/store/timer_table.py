@@ -48,22 +48,26 @@ class TimerTable(SqlBase):
         """One timer per message and kind; rescheduling moves a pending one, a fired one stays fired."""
         check_allowed(timer, TIMER_KINDS, "timer")
         timer_id = idempotency.timer_id(tenant_id, message_id, timer)
+        due_text = to_text(due_at)
+        params = (timer_id, tenant_id, message_id, attempt_id, timer, due_text, to_text(self.options.clock()))
         with self._write() as conn:
+            # A new timer (a send's first) is inserted without ``RETURNING`` (which costs SQLite more than
+            # the insert): the row is what was given. One there already is moved by the upsert, if pending.
+            inserted = self._exec(
+                conn,
+                "INSERT INTO timers (timer_id, tenant_id, message_id, attempt_id, timer, due_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, message_id, timer) DO NOTHING",
+                params,
+            ).rowcount
+            if inserted:
+                return Timer(tenant_id, timer_id, message_id, timer, from_text(due_text), attempt_id)
             row = self._exec(
                 conn,
                 "INSERT INTO timers (timer_id, tenant_id, message_id, attempt_id, timer, due_at, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, message_id, timer) DO UPDATE SET"
                 " due_at = excluded.due_at, attempt_id = excluded.attempt_id WHERE timers.fired_at IS NULL"
                 " RETURNING *",
-                (
-                    timer_id,
-                    tenant_id,
-                    message_id,
-                    attempt_id,
-                    timer,
-                    to_text(due_at),
-                    to_text(self.options.clock()),
-                ),
+                params,
             ).fetchone()
             # A fired timer is left as it was: read it back (inside the write scope, so the batch stays open).
             row = row or self._exec(conn, "SELECT * FROM timers WHERE timer_id = ?", (timer_id,)).fetchone()
