@@ -87,7 +87,7 @@ class OutboxRecords(SqlBase):
 
     def __init__(self, options: StoreOptions) -> None:
         super().__init__(options)
-        self._kept: Recent[tuple[str, str], _Kept] = Recent(4096)
+        self._kept: Recent[tuple[str, str], _Kept] = Recent()
         """(tenant, stanza id) -> the open sends this process accepted lately (``outbox_only_here``), with
         their current attempt, writes and stored request."""
 

@@ -9,23 +9,32 @@ V = TypeVar("V")
 
 
 class Recent(Generic[K, V]):
-    """At most ``size`` entries (all forgotten at once when full). The store forgets every one of them when
-    a write scope or a group commit is rolled back: they may describe rows that are gone."""
+    """The last ``size`` to ``2 * size`` entries put, in two generations: when the newer one holds ``size``,
+    it becomes the older and the older is forgotten (what was put lately survives, unlike forgetting
+    everything at once). The store forgets every entry when a write scope or a group commit is rolled
+    back: they may describe rows that are gone."""
 
-    def __init__(self, size: int = 1024) -> None:
+    def __init__(self, size: int = 4096) -> None:
         self._size = size
         self._items: dict[K, V] = {}
+        self._older: dict[K, V] = {}
 
     def get(self, key: K) -> V | None:
-        return self._items.get(key)
+        value = self._items.get(key)
+        if value is None:
+            return self._older.get(key)
+        return value
 
     def put(self, key: K, value: V) -> None:
         if len(self._items) >= self._size:
-            self._items.clear()
+            self._older, self._items = self._items, {}
         self._items[key] = value
 
     def pop(self, key: K) -> V | None:
-        return self._items.pop(key, None)
+        value = self._items.pop(key, None)
+        older = self._older.pop(key, None)
+        return older if value is None else value
 
     def clear(self) -> None:
         self._items.clear()
+        self._older.clear()

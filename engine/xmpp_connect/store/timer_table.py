@@ -28,7 +28,7 @@ class TimerTable(SqlBase):
 
     def __init__(self, options: StoreOptions) -> None:
         super().__init__(options)
-        self._not_late: Recent[tuple[str, str], bool] = Recent(4096)
+        self._not_late: Recent[tuple[str, str], bool] = Recent()
         """(tenant, message id) of messages created here (``fired_only_here``) none of whose lateness
         timers was claimed since: evidence about them is not late, known without a read."""
 
