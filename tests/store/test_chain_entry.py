@@ -186,3 +186,16 @@ def test_the_layouts_name_the_models_columns():
     assert [extended[i] for i in _PERSONAL_LAYOUT] == list(PERSONAL_COLUMNS)
     content = [extended[i] if i != 255 else "personal_sha256" for i in _CONTENT_LAYOUT]
     assert content == ["format", *CONTENT_COLUMNS]
+
+
+def test_serving_without_the_compiled_module_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from xmpp_connect.app import server
+
+    with caplog.at_level("WARNING", logger="xmpp_connect.app.server"):
+        server.warn_if_chain_interpreted()
+        assert not caplog.records  # built: nothing to say
+        monkeypatch.setattr(store_chain, "COMPILED", False)
+        server.warn_if_chain_interpreted()
+    assert ["compiled chain entry module is not built" in r.getMessage() for r in caplog.records] == [True]

@@ -25,6 +25,7 @@ from xmpp_connect.app.service import AdapterService
 from xmpp_connect.config.loader import default_config, load_config
 from xmpp_connect.config.settings import LoggingConfig, ServiceConfig
 from xmpp_connect.sending.intake import Intake
+from xmpp_connect.store import chain
 from xmpp_connect.store.postgres import PostgresStore
 from xmpp_connect.store.sql import SqlStore, StoreOptions
 from xmpp_connect.store.sqlite import SqliteStore
@@ -94,6 +95,15 @@ def build_app(service: AdapterService, freeze_heap: bool = False) -> Starlette:
     return app
 
 
+def warn_if_chain_interpreted() -> None:
+    """Say so when the chain entry's compiled module is missing (a checkout run without an install)."""
+    if not chain.COMPILED:
+        log.warning(
+            "the compiled chain entry module is not built (`pip install -e .` builds it): evidence appends"
+            " take the slower interpreted path"
+        )
+
+
 def run(
     config_path: Path | None,
     data_dir: Path,
@@ -112,6 +122,7 @@ def run(
     if log_format is not None:
         config = replace(config, logging=LoggingConfig(format=log_format))
     setup_logging(log_format or config.logging.format)
+    warn_if_chain_interpreted()
     if not config_path:
         log.info("embedded sandbox service; bearer token in %s", config.data_dir / "default-tenant.token")
     service = AdapterService(config, open_store(config))
