@@ -400,7 +400,8 @@ async def bare_client(server: Any, total: int, window: int) -> float:
 
     result = await run_bare(server, total, window)
     print(f"bare slixmpp client, same Prosody: {result.rate:,.0f} receipts/s"
-          f" (CPU {result.cpu_us_per_message:,.0f} µs per message, sender and recipient in one process)")
+          f" (CPU {result.cpu_us_per_message:,.0f} µs per message, sender and recipient in one process;"
+          f" Prosody's {result.server_cpu_us_per_message:,.0f} µs per message)")
     return result.rate
 
 
@@ -430,11 +431,13 @@ def run_prosody(args: argparse.Namespace, directory: Path) -> tuple[Load, list[f
                     if trace:
                         trace.mark(pid)
                     before = process_cpu(pid)
+                    server_before = server.cpu_seconds()
                     with profiled:
                         load = await drive(port, args.requests, args.concurrency, jid)
                         accepting = cpu_between(before, process_cpu(pid))
                         found = await await_receipts(database(directory), load.accepted, args.receipt_wait)
                     args.cpu = CpuUse(accepting, cpu_between(before, process_cpu(pid)))
+                    args.prosody_cpu = server.cpu_seconds() - server_before
                     if trace:
                         args.statements = trace.count(pid, database(directory).name, args.sql_trace)
                     return load, found
@@ -466,6 +469,9 @@ def report(args: argparse.Namespace, load: Load, found: list[float]) -> None:
     for label, use in (("while accepting", cpu.accepting), ("until the last receipt", cpu.until_receipts)):
         parts = ", ".join(f"{name} {1e6 * seconds / load.accepted:,.0f}" for name, seconds in use.items())
         print(f"server CPU µs per send, {label}: {parts}")
+    if args.prosody:
+        prosody = 1e6 * args.prosody_cpu / load.accepted
+        print(f"Prosody's CPU µs per send, until the last receipt: {prosody:,.0f}")
 
 
 def main() -> None:

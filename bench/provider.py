@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slixmpp import ClientXMPP
+from slixmpp.xmlstream import ET
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 
@@ -48,7 +49,7 @@ from xmpp_connect.policy.commands import CommandTable
 from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.base import SessionTuning
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
-from xmpp_connect.providers.stanza_builders import OutboundMessage
+from xmpp_connect.providers.stanza_builders import SID_NS, OutboundMessage
 
 TIMEOUT = 120.0
 BODY = "Incident 42: please acknowledge."
@@ -61,6 +62,8 @@ class RunResult:
     seconds: float
     latencies_ms: list[float]
     cpu_seconds: float
+    server_cpu_seconds: float
+    """Prosody's CPU over the same drive: the busiest process of the bare client's runs."""
 
     @property
     def rate(self) -> float:
@@ -69,6 +72,10 @@ class RunResult:
     @property
     def cpu_us_per_message(self) -> float:
         return self.cpu_seconds / self.messages * 1e6
+
+    @property
+    def server_cpu_us_per_message(self) -> float:
+        return self.server_cpu_seconds / self.messages * 1e6
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -94,12 +101,15 @@ async def _online(client: ClientXMPP, server: ProsodyServer) -> None:
     client.send_presence()
 
 
-async def _drive(total: int, window: int, send: Callable[[], str], receipts: asyncio.Queue[str],
-                 sent_at: dict[str, float], latencies: list[float]) -> tuple[float, float]:
-    """Keep ``window`` messages in flight until ``total`` receipts came back; elapsed and CPU seconds."""
+async def _drive(server: ProsodyServer, total: int, window: int, send: Callable[[], str],
+                 receipts: asyncio.Queue[str], latencies: list[float]) -> tuple[float, float, float]:
+    """Keep ``window`` messages in flight until ``total`` receipts came back; elapsed seconds, CPU seconds
+    of this process and of the server."""
     _instrument("on")
     start = time.perf_counter()
     cpu_start = time.process_time()
+    server_start = server.cpu_seconds()
+    sent_at: dict[str, float] = {}
     in_flight = 0
     issued = 0
     done = 0
@@ -113,8 +123,9 @@ async def _drive(total: int, window: int, send: Callable[[], str], receipts: asy
         in_flight -= 1
         done += 1
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    server_cpu = server.cpu_seconds() - server_start
     _instrument("off")
-    return elapsed, cpu
+    return elapsed, cpu, server_cpu
 
 
 CALLGRIND = False
@@ -132,7 +143,10 @@ def _instrument(state: str) -> None:
                        capture_output=True)
 
 
-async def run_bare(server: ProsodyServer, total: int, window: int) -> RunResult:
+async def run_bare(server: ProsodyServer, total: int, window: int,
+                   adapter_elements: bool = False) -> RunResult:
+    """The bare client; ``adapter_elements``: its messages also carry the adapter's <thread> and XEP-0359
+    <origin-id> (Prosody's work per message for the adapter's stanza, without the adapter)."""
     sender_user, recipient_user = server.fresh_user("bench-bare"), server.fresh_user("bench-rcpt")
     recipient, sender = _client(server, recipient_user, "r"), _client(server, sender_user, "s")
     await _online(recipient, server)
@@ -144,13 +158,17 @@ async def run_bare(server: ProsodyServer, total: int, window: int) -> RunResult:
         message = sender.make_message(mto=recipient_user.jid, mbody=BODY, mtype="chat")
         message["id"] = sender.new_id()
         message["request_receipt"] = True
+        if adapter_elements:
+            message["thread"] = message["id"]
+            ET.SubElement(message.xml, f"{{{SID_NS}}}origin-id", {"id": message["id"]})
         message.send()
         return str(message["id"])
 
     latencies: list[float] = []
-    seconds, cpu = await _drive(total, window, send, receipts, {}, latencies)
+    seconds, cpu, server_cpu = await _drive(server, total, window, send, receipts, latencies)
     await asyncio.gather(sender.disconnect(), recipient.disconnect())
-    return RunResult("bare slixmpp", total, seconds, latencies, cpu)
+    name = "bare, adapter's elements" if adapter_elements else "bare slixmpp"
+    return RunResult(name, total, seconds, latencies, cpu, server_cpu)
 
 
 async def run_adapter(server: ProsodyServer, total: int, window: int, classifier: Classifier,
@@ -181,19 +199,21 @@ async def run_adapter(server: ProsodyServer, total: int, window: int, classifier
         return provider.send_message(OutboundMessage(to_jid=recipient_user.jid, body=BODY)).stanza_id
 
     latencies: list[float] = []
-    seconds, cpu = await _drive(total, window, send, receipts, {}, latencies)
+    seconds, cpu, server_cpu = await _drive(server, total, window, send, receipts, latencies)
     await provider.stop()
     await recipient.disconnect()
-    return RunResult("adapter (provider + pipeline)", total, seconds, latencies, cpu)
+    return RunResult("adapter (provider + pipeline)", total, seconds, latencies, cpu, server_cpu)
 
 
 def _report(result: RunResult) -> None:
     print(f"  {result.name:<32} {result.rate:8.0f} msg/s   p50 {result.percentile(0.5):6.1f} ms   "
           f"p99 {result.percentile(0.99):6.1f} ms   CPU {result.cpu_us_per_message:5.0f} us/msg "
+          f"Prosody {result.server_cpu_us_per_message:5.0f} us/msg "
           f"({result.messages} receipts in {result.seconds:.2f} s)")
 
 
-async def main(total: int, window: int, rounds: int, only: str | None = None) -> None:
+async def main(total: int, window: int, rounds: int, only: str | None = None,
+               adapter_elements: bool = False) -> None:
     server = ProsodyServer()
     server.prepare()
     server.start()
@@ -205,7 +225,7 @@ async def main(total: int, window: int, rounds: int, only: str | None = None) ->
         bare: list[RunResult] = []
         adapter: list[RunResult] = []
         runs: list[tuple[list[RunResult], Callable[[], Awaitable[RunResult]]]] = [
-            (bare, lambda: run_bare(server, total, window)),
+            (bare, lambda: run_bare(server, total, window, adapter_elements)),
             (adapter, lambda: run_adapter(server, total, window, classifier, commands)),
         ]
         if only is not None:
@@ -226,9 +246,12 @@ async def main(total: int, window: int, rounds: int, only: str | None = None) ->
         adapter_rate = statistics.median(r.rate for r in adapter)
         bare_cpu = statistics.median(r.cpu_us_per_message for r in bare)
         adapter_cpu = statistics.median(r.cpu_us_per_message for r in adapter)
+        bare_server = statistics.median(r.server_cpu_us_per_message for r in bare)
+        adapter_server = statistics.median(r.server_cpu_us_per_message for r in adapter)
         print(f"median: bare {bare_rate:.0f} msg/s, adapter {adapter_rate:.0f} msg/s, "
               f"ratio {adapter_rate / bare_rate:.0%} (target >= 90%); client CPU per message "
-              f"(this process, recipient included) bare {bare_cpu:.0f} us, adapter {adapter_cpu:.0f} us")
+              f"(this process, recipient included) bare {bare_cpu:.0f} us, adapter {adapter_cpu:.0f} us; "
+              f"Prosody's CPU per message bare {bare_server:.0f} us, adapter {adapter_server:.0f} us")
     finally:
         classifier.close()
         server.cleanup()
@@ -243,6 +266,9 @@ if __name__ == "__main__":
                         help="run this client once, callgrind's instrumentation on during the drive")
     parser.add_argument("--only", choices=("adapter", "bare"),
                         help="run this client once (for a profiler such as py-spy)")
+    parser.add_argument("--bare-with-adapter-elements", action="store_true",
+                        help="the bare client's messages carry the adapter's <thread> and <origin-id> too")
     args = parser.parse_args()
     CALLGRIND = args.callgrind is not None
-    asyncio.run(main(args.messages, args.window, args.rounds, args.callgrind or args.only))
+    asyncio.run(main(args.messages, args.window, args.rounds, args.callgrind or args.only,
+                     args.bare_with_adapter_elements))

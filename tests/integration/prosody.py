@@ -141,6 +141,13 @@ class ProsodyServer(LocalProsody):
         """Started, not exited and not frozen."""
         return not self._frozen and self._process is not None and self._process.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the running server has spent so far, from /proc (the benchmarks put
+        the server's work per message beside the clients')."""
+        assert self._process is not None, "the server is not running"
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def register(self, username: str, password: str | None = None) -> TestUser:
         user = super().register(username, password)
         return TestUser(user.username, user.password)
