@@ -172,39 +172,56 @@ class Recorder:
         if new_attempt is not None:
             self._create(evidence, new_attempt, appended.stored)
         elif appended.stored and evidence.attempt_id:
-            self._advance(evidence, appended.stored)
+            self._keep_endpoint(evidence)
+            self._advance(evidence.tenant_id, evidence.attempt_id, evidence.classification, appended.stored)
         return appended
 
     def record_observation(
         self, tenant_id: str, observation: Observation, raw_ref: str | None
     ) -> AppendResult:
         """A pipeline observation (a native event or a bridged stanza, classified); an unmapped one is
-        recorded and also filed as a dead letter."""
+        recorded and also filed as a dead letter. What ``record`` does with the observation's ``Evidence``,
+        with its context built directly (an observation names no endpoint type, so no endpoint is kept)."""
         out = observation.outbound
         event = observation.event
+        fact = observation.fact
+        classification = observation.classification
         sender = observation.sender or None
-        kind = f"{observation.fact['kind']}:{observation.fact.get('marker', '')}"
+        kind = fact["kind"]
         about = out.stanza_id + _resend_suffix(out) if out else ""
-        own_id = event.stanza_id or _raw_id(event)
-        scoped = out is not None and sender is not None and observation.fact["kind"] in SENDER_SCOPED_KINDS
-        evidence = Evidence(
+        scoped = out is not None and sender is not None and kind in SENDER_SCOPED_KINDS
+        dedupe = DedupeBasis(f"{kind}:{fact.get('marker', '')}", sender or "",
+                             about if scoped else f"{about}|{event.stanza_id or _raw_id(event)}")
+        if out is not None:
+            message_id, attempt_id = out.message_id, out.attempt_id
+            message = self.store.get_message(tenant_id, message_id) if message_id else None
+            endpoint = out.to_jid or sender
+        else:
+            message_id = attempt_id = message = None
+            endpoint = sender
+        sender_jid, sender_resource = self._sender(tenant_id, sender)
+        case_id, participant_id, correlation_id = _ids(message, observation.tracking)
+        context = EvidenceContext(
             tenant_id=tenant_id,
-            classification=observation.classification,
             observed_at=event.observed_at,
-            message_id=out.message_id if out else None,
-            attempt_id=out.attempt_id if out else None,
-            endpoint_jid=out.to_jid if out else None,
-            sender=sender,
             delay_stamp=observation.delay_stamp,
+            message_id=message_id,
+            attempt_id=attempt_id,
+            case_id=case_id,
+            participant_id=participant_id,
+            correlation_id=correlation_id,
+            endpoint_ref=self._endpoint_ref(tenant_id, endpoint) if endpoint else None,
             raw_ref=raw_ref,
-            dedupe=DedupeBasis(kind, sender or "", about if scoped else f"{about}|{own_id}"),
-            tracking=observation.tracking,
+            dedupe=dedupe,
+            sender_jid=sender_jid,
+            sender_resource=sender_resource,
         )
-        appended = self.record(evidence)
-        if observation.classification.dead_letter and appended.stored:
+        appended = self.store.append_evidence(build_evidence_events(classification, context))
+        if appended.stored and attempt_id:
+            self._advance(tenant_id, attempt_id, classification, appended.stored)
+        if classification.dead_letter and appended.stored:
             self.store.add_dead_letter(
-                tenant_id, "classify", f"no rule classifies a {observation.fact['kind']} fact",
-                _detail(event), raw_ref,
+                tenant_id, "classify", f"no rule classifies a {kind} fact", _detail(event), raw_ref,
             )
         return appended
 
@@ -242,14 +259,12 @@ class Recorder:
             self._deciders.clear()
         self._deciders[(tenant_id, attempt_id)] = decider
 
-    def _advance(self, evidence: Evidence, stored: Sequence[EvidenceEvent]) -> None:
+    def _advance(
+        self, tenant_id: str, attempt_id: str, classification: Classification, stored: Sequence[EvidenceEvent]
+    ) -> None:
         """§10: the attempt's state is that of its strongest evidence carrying one (the mappings'
-        ``attempt_state``), compared with the evidence that decided it so far; the first acceptance also
-        keeps the endpoint, for lookups by reference."""
-        tenant_id, attempt_id = evidence.tenant_id, evidence.attempt_id
-        assert attempt_id is not None
-        self._keep_endpoint(evidence)
-        if evidence.classification.attempt_state not in ATTEMPT_STATES:
+        ``attempt_state``), compared with the evidence that decided it so far."""
+        if classification.attempt_state not in ATTEMPT_STATES:
             return
         key = (tenant_id, attempt_id)
         decided = self._deciders.get(key)
