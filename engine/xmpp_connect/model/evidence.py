@@ -182,6 +182,8 @@ def build_evidence_events(
     """
     event_types = classification.events or (INTERNAL_EVENT_TYPE,)
     fact = dict(classification.fact)
+    if len(event_types) == 1:  # most classifications: no generator to build and drain
+        return (_event(classification, context, event_types[0], fact, new_id),)
     return tuple(_event(classification, context, event_type, fact, new_id) for event_type in event_types)
 
 
