@@ -27,10 +27,9 @@ from xmpp_connect.model.classification import Classification, Precedence
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.evidence import (
     DedupeBasis,
-    EvidenceContext,
     EvidenceEvent,
-    build_evidence_events,
     endpoint_ref,
+    evidence_entries,
 )
 from xmpp_connect.model.frozen import dict_init
 from xmpp_connect.model.native import NativeEvent
@@ -140,29 +139,42 @@ class Recorder:
         message = evidence.message
         if message is None and evidence.message_id:
             message = self.store.get_message(evidence.tenant_id, evidence.message_id)
-        return build_evidence_events(evidence.classification, self.context(evidence, message))
+        own = self._own(evidence.tenant_id, evidence.observed_at, evidence.delay_stamp, evidence.message_id,
+                        evidence.attempt_id, message, evidence.tracking,
+                        evidence.endpoint_jid or evidence.sender, evidence.raw_ref, evidence.sender)
+        return evidence_entries(evidence.classification, own, evidence.dedupe)
 
-    def context(self, evidence: Evidence, message: XmppMessage | None) -> EvidenceContext:
-        """The ids and times the evidence is recorded with."""
-        tenant_id = evidence.tenant_id
-        about = evidence.endpoint_jid or evidence.sender
-        sender_jid, sender_resource = self._sender(tenant_id, evidence.sender)
-        case_id, participant_id, correlation_id = _ids(message, evidence.tracking)
-        return EvidenceContext(
-            tenant_id=tenant_id,
-            observed_at=evidence.observed_at,
-            delay_stamp=evidence.delay_stamp,
-            message_id=evidence.message_id,
-            attempt_id=evidence.attempt_id,
-            case_id=case_id,
-            participant_id=participant_id,
-            correlation_id=correlation_id,
-            endpoint_ref=self._endpoint_ref(tenant_id, about) if about else None,
-            raw_ref=evidence.raw_ref,
-            dedupe=evidence.dedupe,
-            sender_jid=sender_jid,
-            sender_resource=sender_resource,
-        )
+    def _own(
+        self,
+        tenant_id: str,
+        observed_at: datetime,
+        delay_stamp: datetime | None,
+        message_id: str | None,
+        attempt_id: str | None,
+        message: XmppMessage | None,
+        tracking: TrackingContext | None,
+        endpoint: str | None,
+        raw_ref: str | None,
+        sender: str | None,
+    ) -> dict[str, Any]:
+        """The ids and times the evidence is recorded with (``CONTEXT_FIELDS``): the message's case,
+        participant and correlation ids (else the tracking context's), the endpoint's reference, the
+        sender's full JID and resource, the delay stamp as the event's time."""
+        sender_jid, sender_resource = self._sender(tenant_id, sender)
+        case_id, participant_id, correlation_id = _ids(message, tracking)
+        return {
+            "tenant_id": tenant_id,
+            "occurred_at": delay_stamp or observed_at,
+            "message_id": message_id,
+            "attempt_id": attempt_id,
+            "case_id": case_id,
+            "participant_id": participant_id,
+            "correlation_id": correlation_id,
+            "endpoint_ref": self._endpoint_ref(tenant_id, endpoint) if endpoint else None,
+            "raw_ref": raw_ref,
+            "sender_jid": sender_jid,
+            "sender_resource": sender_resource,
+        }
 
     def record(self, evidence: Evidence, new_attempt: XmppAttempt | None = None) -> AppendResult:
         """Append the evidence once, then advance its attempt's state from the policy. ``new_attempt``: the
@@ -181,7 +193,7 @@ class Recorder:
     ) -> AppendResult:
         """A pipeline observation (a native event or a bridged stanza, classified); an unmapped one is
         recorded and also filed as a dead letter. What ``record`` does with the observation's ``Evidence``,
-        with its context built directly (an observation names no endpoint type, so no endpoint is kept)."""
+        without building one (an observation names no endpoint type, so no endpoint is kept)."""
         out = observation.outbound
         event = observation.event
         fact = observation.fact
@@ -199,24 +211,9 @@ class Recorder:
         else:
             message_id = attempt_id = message = None
             endpoint = sender
-        sender_jid, sender_resource = self._sender(tenant_id, sender)
-        case_id, participant_id, correlation_id = _ids(message, observation.tracking)
-        context = EvidenceContext(
-            tenant_id=tenant_id,
-            observed_at=event.observed_at,
-            delay_stamp=observation.delay_stamp,
-            message_id=message_id,
-            attempt_id=attempt_id,
-            case_id=case_id,
-            participant_id=participant_id,
-            correlation_id=correlation_id,
-            endpoint_ref=self._endpoint_ref(tenant_id, endpoint) if endpoint else None,
-            raw_ref=raw_ref,
-            dedupe=dedupe,
-            sender_jid=sender_jid,
-            sender_resource=sender_resource,
-        )
-        appended = self.store.append_evidence(build_evidence_events(classification, context))
+        own = self._own(tenant_id, event.observed_at, observation.delay_stamp, message_id, attempt_id,
+                        message, observation.tracking, endpoint, raw_ref, sender)
+        appended = self.store.append_evidence(evidence_entries(classification, own, dedupe))
         if appended.stored and attempt_id:
             self._advance(tenant_id, attempt_id, classification, appended.stored)
         if classification.dead_letter and appended.stored:
