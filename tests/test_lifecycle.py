@@ -217,3 +217,19 @@ def test_every_shipped_interpretation_stays_within_evidence_language():
     for text in (*SHIPPED.interpretations.values(), *SHIPPED.category_interpretations.values()):
         lowered = text.lower()
         assert not any(word in lowered for word in ("legally", "read confirmed", "completed", "satisfied"))
+
+
+def test_ranks_are_the_first_places_in_the_orders():
+    """``rank`` and ``confidence_rank`` look places up instead of scanning: each name's first index, an
+    unknown one after every listed one, as ``order.index`` gave."""
+    repeated = Precedence(order=("a", "b", "a"), confidence_order=("low", "low"))
+    for precedence in (PRECEDENCE, SHIPPED, repeated):
+        for subclass in (*precedence.order, "unlisted.subclass"):
+            order = precedence.order
+            expected = order.index(subclass) if subclass in order else len(order)
+            assert precedence.rank(subclass) == expected
+        for confidence in (*precedence.confidence_order, "high", "medium", "unknown"):
+            order = precedence.confidence_order
+            expected = order.index(confidence) if confidence in order else len(order)
+            assert precedence.confidence_rank(confidence) == expected
+    assert Precedence(order=("a", "b")) == Precedence(order=("a", "b"))

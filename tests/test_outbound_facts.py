@@ -3,8 +3,10 @@ room and server state stays as it was: each must equal the fact built afresh fro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -93,3 +95,30 @@ def test_a_reused_fact_is_a_copy(classifier: Classifier) -> None:
     first.fact["kind"] = "changed"
     again = pipeline.handle(_event("message_sent", "<message/>", outbound=record))[0]
     assert again.fact["kind"] == "send_accepted"
+
+
+def test_a_reused_fact_is_classified_again_under_another_policy_version(classifier: Classifier) -> None:
+    """The classification kept with a reused fact is the one ``_classify`` gave it under the same policy
+    version: another version classifies the fact again."""
+
+    class Versioned:
+        def __init__(self) -> None:
+            self.policy = SimpleNamespace(version="1")
+            self.calls = 0
+
+        def classify(self, fact: Mapping[str, Any]) -> str:
+            self.calls += 1
+            return f"{self.policy.version}:{fact['kind']}"
+
+    versioned = Versioned()
+    commands = CommandTable.from_mapping(classifier.policy.commands)
+    pipeline = EvidencePipeline(versioned, commands,  # type: ignore[arg-type]
+                                InMemoryOutboundIndex(), lambda _o: None)
+    record = record_for(OutboundMessage(to_jid="bob@localhost", body="x"), "s1", NOW)
+    seen = []
+    for version in ("1", "1", "2", "2", "1"):
+        versioned.policy.version = version
+        seen.append(pipeline.handle(_event("message_sent", "<message/>", outbound=record))[0].classification)
+    assert seen == ["1:send_accepted", "1:send_accepted", "2:send_accepted", "2:send_accepted",
+                    "1:send_accepted"]
+    assert versioned.calls == 3

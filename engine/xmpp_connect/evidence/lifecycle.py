@@ -52,14 +52,13 @@ def timeline(events: Iterable[EvidenceEvent]) -> tuple[EvidenceEvent, ...]:
 
 def strongest(events: Sequence[EvidenceEvent], precedence: Precedence) -> EvidenceEvent | None:
     """The highest-ranked evidence, whenever it arrived; equal rank: higher confidence, then earlier."""
+    if len(events) == 1:
+        return events[0]
+    rank, confidence_rank = precedence.rank, precedence.confidence_rank
     return min(
         events,
-        key=lambda e: (
-            precedence.rank(e.assessment.subclass),
-            precedence.confidence_rank(e.assessment.confidence),
-            e.occurred_at,
-            e.seq or 0,
-        ),
+        key=lambda e: (rank(e.assessment.subclass), confidence_rank(e.assessment.confidence), e.occurred_at,
+                       e.seq or 0),
         default=None,
     )
 

@@ -111,7 +111,9 @@ class EvidencePipeline:
         self._rooms: dict[str, RoomRoster] = {}
         self._server_features: dict[str, frozenset[str]] = {}
         self._server_features_version = 0
-        self._outbound_facts: dict[tuple[Any, ...], tuple[tuple[int, int, int], dict[str, Any]]] = {}
+        self._outbound_facts: dict[
+            tuple[Any, ...], tuple[tuple[int, int, int, str], dict[str, Any], Classification]
+        ] = {}
         self._marked: set[str] = set()
         self._cache: dict[tuple[tuple[str, Any], ...], Classification] = {}
         self._cache_version: str | None = None
@@ -185,27 +187,31 @@ class EvidencePipeline:
         outbound = self._outbound_of(event)
         if outbound is None:
             ctx = _via(event, self._context(event.account, None))
-            fact = fact_for_event(OUTBOUND_FACT_KINDS[event.kind], ctx)
-        else:
-            fact = self._outbound_fact(event, outbound)
-        return self._classified(event, fact, outbound)
+            return self._classified(event, fact_for_event(OUTBOUND_FACT_KINDS[event.kind], ctx), None)
+        fact, classification = self._outbound_fact(event, outbound)
+        return Observation(event, fact, classification, outbound)
 
-    def _outbound_fact(self, event: NativeEvent, outbound: OutboundRecord) -> dict[str, Any]:
-        """The fact of an event about our own sent stanza (written, acked): without a stanza it depends only
-        on what the record says of the stanza and the account's presence, room and server state, so an
-        equal one is reused (a copy) while that state stays as it was (every send to one JID alike)."""
+    def _outbound_fact(
+        self, event: NativeEvent, outbound: OutboundRecord
+    ) -> tuple[dict[str, Any], Classification]:
+        """The fact of an event about our own sent stanza (written, acked), and its classification: without
+        a stanza it depends only on what the record says of the stanza and the account's presence, room and
+        server state, so an equal one is reused (a copy) with the classification ``_classify`` gave it while
+        that state and the policy's version stay as they were (every send to one JID alike)."""
         account = event.account
-        state = (self.presence(account).version, self.rooms(account).version, self._server_features_version)
+        state = (self.presence(account).version, self.rooms(account).version, self._server_features_version,
+                 self._classifier.policy.version)
         key = (account, event.kind, event.detail.get("via_component") is True, outbound.to_jid,
                outbound.endpoint_type, outbound.receipt_requested, outbound.markable, outbound.message_type)
         known = self._outbound_facts.get(key)
         if known is not None and known[0] == state:
-            return dict(known[1])
+            return dict(known[1]), known[2]
         fact = fact_for_event(OUTBOUND_FACT_KINDS[event.kind], _via(event, self._context(account, outbound)))
+        classification = self._classify(fact)
         if len(self._outbound_facts) >= OUTBOUND_FACT_CACHE_SIZE:
             self._outbound_facts.clear()
-        self._outbound_facts[key] = (state, dict(fact))
-        return fact
+        self._outbound_facts[key] = (state, dict(fact), classification)
+        return fact, classification
 
     def _capabilities(self, event: NativeEvent) -> list[Observation]:
         features = event.detail.get("features")

@@ -27,10 +27,9 @@ from xmpp_connect.model.classification import Classification, Precedence
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.evidence import (
     DedupeBasis,
-    EvidenceContext,
     EvidenceEvent,
-    build_evidence_events,
     endpoint_ref,
+    evidence_entries,
 )
 from xmpp_connect.model.frozen import dict_init
 from xmpp_connect.model.native import NativeEvent
@@ -140,29 +139,42 @@ class Recorder:
         message = evidence.message
         if message is None and evidence.message_id:
             message = self.store.get_message(evidence.tenant_id, evidence.message_id)
-        return build_evidence_events(evidence.classification, self.context(evidence, message))
+        own = self._own(evidence.tenant_id, evidence.observed_at, evidence.delay_stamp, evidence.message_id,
+                        evidence.attempt_id, message, evidence.tracking,
+                        evidence.endpoint_jid or evidence.sender, evidence.raw_ref, evidence.sender)
+        return evidence_entries(evidence.classification, own, evidence.dedupe)
 
-    def context(self, evidence: Evidence, message: XmppMessage | None) -> EvidenceContext:
-        """The ids and times the evidence is recorded with."""
-        tenant_id = evidence.tenant_id
-        about = evidence.endpoint_jid or evidence.sender
-        sender_jid, sender_resource = self._sender(tenant_id, evidence.sender)
-        case_id, participant_id, correlation_id = _ids(message, evidence.tracking)
-        return EvidenceContext(
-            tenant_id=tenant_id,
-            observed_at=evidence.observed_at,
-            delay_stamp=evidence.delay_stamp,
-            message_id=evidence.message_id,
-            attempt_id=evidence.attempt_id,
-            case_id=case_id,
-            participant_id=participant_id,
-            correlation_id=correlation_id,
-            endpoint_ref=self._endpoint_ref(tenant_id, about) if about else None,
-            raw_ref=evidence.raw_ref,
-            dedupe=evidence.dedupe,
-            sender_jid=sender_jid,
-            sender_resource=sender_resource,
-        )
+    def _own(
+        self,
+        tenant_id: str,
+        observed_at: datetime,
+        delay_stamp: datetime | None,
+        message_id: str | None,
+        attempt_id: str | None,
+        message: XmppMessage | None,
+        tracking: TrackingContext | None,
+        endpoint: str | None,
+        raw_ref: str | None,
+        sender: str | None,
+    ) -> dict[str, Any]:
+        """The ids and times the evidence is recorded with (``CONTEXT_FIELDS``): the message's case,
+        participant and correlation ids (else the tracking context's), the endpoint's reference, the
+        sender's full JID and resource, the delay stamp as the event's time."""
+        sender_jid, sender_resource = self._sender(tenant_id, sender)
+        case_id, participant_id, correlation_id = _ids(message, tracking)
+        return {
+            "tenant_id": tenant_id,
+            "occurred_at": delay_stamp or observed_at,
+            "message_id": message_id,
+            "attempt_id": attempt_id,
+            "case_id": case_id,
+            "participant_id": participant_id,
+            "correlation_id": correlation_id,
+            "endpoint_ref": self._endpoint_ref(tenant_id, endpoint) if endpoint else None,
+            "raw_ref": raw_ref,
+            "sender_jid": sender_jid,
+            "sender_resource": sender_resource,
+        }
 
     def record(self, evidence: Evidence, new_attempt: XmppAttempt | None = None) -> AppendResult:
         """Append the evidence once, then advance its attempt's state from the policy. ``new_attempt``: the
@@ -172,39 +184,41 @@ class Recorder:
         if new_attempt is not None:
             self._create(evidence, new_attempt, appended.stored)
         elif appended.stored and evidence.attempt_id:
-            self._advance(evidence, appended.stored)
+            self._keep_endpoint(evidence)
+            self._advance(evidence.tenant_id, evidence.attempt_id, evidence.classification, appended.stored)
         return appended
 
     def record_observation(
         self, tenant_id: str, observation: Observation, raw_ref: str | None
     ) -> AppendResult:
         """A pipeline observation (a native event or a bridged stanza, classified); an unmapped one is
-        recorded and also filed as a dead letter."""
+        recorded and also filed as a dead letter. What ``record`` does with the observation's ``Evidence``,
+        without building one (an observation names no endpoint type, so no endpoint is kept)."""
         out = observation.outbound
         event = observation.event
+        fact = observation.fact
+        classification = observation.classification
         sender = observation.sender or None
-        kind = f"{observation.fact['kind']}:{observation.fact.get('marker', '')}"
+        kind = fact["kind"]
         about = out.stanza_id + _resend_suffix(out) if out else ""
-        own_id = event.stanza_id or _raw_id(event)
-        scoped = out is not None and sender is not None and observation.fact["kind"] in SENDER_SCOPED_KINDS
-        evidence = Evidence(
-            tenant_id=tenant_id,
-            classification=observation.classification,
-            observed_at=event.observed_at,
-            message_id=out.message_id if out else None,
-            attempt_id=out.attempt_id if out else None,
-            endpoint_jid=out.to_jid if out else None,
-            sender=sender,
-            delay_stamp=observation.delay_stamp,
-            raw_ref=raw_ref,
-            dedupe=DedupeBasis(kind, sender or "", about if scoped else f"{about}|{own_id}"),
-            tracking=observation.tracking,
-        )
-        appended = self.record(evidence)
-        if observation.classification.dead_letter and appended.stored:
+        scoped = out is not None and sender is not None and kind in SENDER_SCOPED_KINDS
+        dedupe = DedupeBasis(f"{kind}:{fact.get('marker', '')}", sender or "",
+                             about if scoped else f"{about}|{event.stanza_id or _raw_id(event)}")
+        if out is not None:
+            message_id, attempt_id = out.message_id, out.attempt_id
+            message = self.store.get_message(tenant_id, message_id) if message_id else None
+            endpoint = out.to_jid or sender
+        else:
+            message_id = attempt_id = message = None
+            endpoint = sender
+        own = self._own(tenant_id, event.observed_at, observation.delay_stamp, message_id, attempt_id,
+                        message, observation.tracking, endpoint, raw_ref, sender)
+        appended = self.store.append_evidence(evidence_entries(classification, own, dedupe))
+        if appended.stored and attempt_id:
+            self._advance(tenant_id, attempt_id, classification, appended.stored)
+        if classification.dead_letter and appended.stored:
             self.store.add_dead_letter(
-                tenant_id, "classify", f"no rule classifies a {observation.fact['kind']} fact",
-                _detail(event), raw_ref,
+                tenant_id, "classify", f"no rule classifies a {kind} fact", _detail(event), raw_ref,
             )
         return appended
 
@@ -242,14 +256,12 @@ class Recorder:
             self._deciders.clear()
         self._deciders[(tenant_id, attempt_id)] = decider
 
-    def _advance(self, evidence: Evidence, stored: Sequence[EvidenceEvent]) -> None:
+    def _advance(
+        self, tenant_id: str, attempt_id: str, classification: Classification, stored: Sequence[EvidenceEvent]
+    ) -> None:
         """§10: the attempt's state is that of its strongest evidence carrying one (the mappings'
-        ``attempt_state``), compared with the evidence that decided it so far; the first acceptance also
-        keeps the endpoint, for lookups by reference."""
-        tenant_id, attempt_id = evidence.tenant_id, evidence.attempt_id
-        assert attempt_id is not None
-        self._keep_endpoint(evidence)
-        if evidence.classification.attempt_state not in ATTEMPT_STATES:
+        ``attempt_state``), compared with the evidence that decided it so far."""
+        if classification.attempt_state not in ATTEMPT_STATES:
             return
         key = (tenant_id, attempt_id)
         decided = self._deciders.get(key)

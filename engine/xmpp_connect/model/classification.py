@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -95,10 +96,7 @@ class Precedence:
 
     def confidence_rank(self, confidence: str) -> int:
         """Lower is stronger; an unknown confidence ranks below every listed one."""
-        try:
-            return self.confidence_order.index(confidence)
-        except ValueError:
-            return len(self.confidence_order)
+        return self._confidence_ranks.get(confidence, len(self.confidence_order))
 
     def interpretation(self, category: str, subclass: str) -> str | None:
         """The recommended coordination interpretation of an assessment, None when the table has none."""
@@ -106,7 +104,23 @@ class Precedence:
 
     def rank(self, subclass: str) -> int:
         """Lower is stronger; an unlisted subclass ranks below every listed one."""
-        try:
-            return self.order.index(subclass)
-        except ValueError:
-            return len(self.order)
+        return self._ranks.get(subclass, len(self.order))
+
+    @cached_property
+    def _ranks(self) -> dict[str, int]:
+        """Each subclass's place in ``order`` (its first, as ``order.index`` finds it): a lookup, not a scan
+        of ~50 subclasses, for every comparison of evidence (each state-bearing event is compared with the
+        attempt's decider)."""
+        return _places(self.order)
+
+    @cached_property
+    def _confidence_ranks(self) -> dict[str, int]:
+        return _places(self.confidence_order)
+
+
+def _places(names: tuple[str, ...]) -> dict[str, int]:
+    """Each name's first index in ``names``."""
+    places: dict[str, int] = {}
+    for index, name in enumerate(names):
+        places.setdefault(name, index)
+    return places

@@ -180,45 +180,73 @@ def build_evidence_events(
     With a dedupe basis the event id is derived from it, so the store keeps a repeated observation once;
     about a message with a time-ordered id, it starts with the message's time part (spec/ids.md).
     """
+    own = {
+        "tenant_id": context.tenant_id,
+        "occurred_at": context.delay_stamp or context.observed_at,
+        "message_id": context.message_id,
+        "attempt_id": context.attempt_id,
+        "case_id": context.case_id,
+        "participant_id": context.participant_id,
+        "correlation_id": context.correlation_id,
+        "endpoint_ref": context.endpoint_ref,
+        "raw_ref": context.raw_ref,
+        "sender_jid": context.sender_jid,
+        "sender_resource": context.sender_resource,
+    }
+    return evidence_entries(classification, own, context.dedupe, context.late, new_id)
+
+
+CONTEXT_FIELDS = ("tenant_id", "occurred_at", "message_id", "attempt_id", "case_id", "participant_id",
+                  "correlation_id", "endpoint_ref", "raw_ref", "sender_jid", "sender_resource")
+"""The entry fields its context gives, each entry of one context the same (``occurred_at``: the delay stamp,
+else the observation time)."""
+
+
+def evidence_entries(
+    classification: Classification,
+    own: Mapping[str, Any],
+    dedupe: DedupeBasis | None = None,
+    late: bool = False,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+) -> tuple[EvidenceEvent, ...]:
+    """``build_evidence_events`` with the context given as ``own``, its ``CONTEXT_FIELDS`` (exactly those) as
+    the entries carry them: the recorder builds that mapping, not an ``EvidenceContext`` per event."""
     event_types = classification.events or (INTERNAL_EVENT_TYPE,)
     fact = dict(classification.fact)
-    return tuple(_event(classification, context, event_type, fact, new_id) for event_type in event_types)
+    if len(event_types) == 1:  # most classifications: no generator to build and drain
+        return (_event(classification, own, dedupe, late, event_types[0], fact, new_id),)
+    return tuple(_event(classification, own, dedupe, late, event_type, fact, new_id)
+                 for event_type in event_types)
 
 
 def _event(
     classification: Classification,
-    context: EvidenceContext,
+    own: Mapping[str, Any],
+    dedupe: DedupeBasis | None,
+    late: bool,
     event_type: str,
     fact: dict[str, Any],
     new_id: Callable[[], str],
 ) -> EvidenceEvent:
     """The entry, built as ``EvidenceEvent(...)`` would build it: the fields the classification and event
     type give (the same for every entry of a memoized classification) copied from a template in field
-    order, then the entry's own (the constructor's one dict, without binding 29 arguments)."""
-    key = dedupe_key(context.message_id, context.dedupe, event_type) if context.dedupe else None
+    order, then the context's and the entry's own (the constructor's one dict, without binding 29
+    arguments)."""
+    message_id = own["message_id"]
+    key = dedupe_key(message_id, dedupe, event_type) if dedupe else None
     if key:
-        event_id = dedupe_event_id(context.tenant_id, context.message_id, key)
+        event_id = dedupe_event_id(own["tenant_id"], message_id, key)
     else:
-        event_id = "evt_" + beside_message(context.message_id, new_id(), 32)
+        event_id = "evt_" + beside_message(message_id, new_id(), 32)
     template, dimensions = _template(classification, event_type)
     state = template.copy()
+    state.update(own)
     state.update(
-        tenant_id=context.tenant_id,
         event_id=event_id,
-        occurred_at=context.delay_stamp or context.observed_at,
-        message_id=context.message_id,
-        attempt_id=context.attempt_id,
-        case_id=context.case_id,
-        participant_id=context.participant_id,
-        correlation_id=context.correlation_id,
-        endpoint_ref=context.endpoint_ref,
-        raw_ref=context.raw_ref,
-        late=context.late or fact.get("late") is True,
+        late=late or fact.get("late") is True,
         inferred=_inferred(fact),
         dedupe_key=key,
         fact=fact,
-        sender_jid=context.sender_jid,
-        sender_resource=context.sender_resource,
         grade_dimensions=dict(dimensions),
     )
     event = object.__new__(EvidenceEvent)
