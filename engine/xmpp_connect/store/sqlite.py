@@ -164,7 +164,8 @@ class SqliteStore(SqlStore):
             conn.execute("ROLLBACK")
 
     def _exec(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
-        params = tuple(params)
+        if type(params) is not tuple:
+            params = tuple(params)
         batch_log = self._batch_log
         if batch_log is not None and batch_log.broken is not None and conn is self._batch_conn:
             raise batch_broken(batch_log.broken)
@@ -179,7 +180,7 @@ class SqliteStore(SqlStore):
             rows = cursor.fetchall()
             batch_log.add(sql, params, [tuple(row) for row in rows])
             return _Rows(rows)
-        batch_log.add(sql, params, answer_of(cursor, returning=False))
+        batch_log.writes.append((sql, params, cursor.rowcount, False))  # BatchLog.add, answer_of inlined
         return cursor
 
     def _exec_many(self, conn: sqlite3.Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
