@@ -94,6 +94,51 @@ async def test_a_transaction_held_across_an_await_is_refused(store, tenant):
     assert store.get_message(tenant, "m1") is not None and store.get_message(tenant, "m2") is None
 
 
+async def test_a_transaction_held_across_an_await_is_refused_to_a_plain_callback(store, tenant):
+    """The owner check asks the scope's loop for its running task: a loop callback (no task) making a store
+    call while a task holds a transaction open is refused, as another task is."""
+    opened = asyncio.Event()
+    release = asyncio.Event()
+    refused: list[BaseException] = []
+
+    async def holder() -> None:
+        with store.transaction():
+            store.create_message(_message(tenant, "m1"))
+            opened.set()
+            await release.wait()
+
+    def intruder() -> None:
+        try:
+            store.create_message(_message(tenant, "m2"))
+        except TransactionMisuse as exc:
+            refused.append(exc)
+        release.set()
+
+    task = asyncio.create_task(holder())
+    await opened.wait()
+    asyncio.get_running_loop().call_soon(intruder)
+    await task
+    assert len(refused) == 1
+    assert store.get_message(tenant, "m1") is not None and store.get_message(tenant, "m2") is None
+
+
+async def test_a_transaction_opened_in_a_callback_admits_its_own_calls(store, tenant):
+    """A scope opened outside any task (a loop callback, as slixmpp's handlers run) takes nested store calls
+    and reads inside it."""
+    done = asyncio.Event()
+
+    def callback() -> None:
+        with store.transaction():
+            store.create_message(_message(tenant, "m1"))
+            assert store.get_message(tenant, "m1") is not None
+            store.create_message(_message(tenant, "m2"))
+        done.set()
+
+    asyncio.get_running_loop().call_soon(callback)
+    await done.wait()
+    assert {m.message_id for m in store.list_messages(tenant)} == {"m1", "m2"}
+
+
 async def test_group_commit_makes_one_iterations_writes_durable_together(store_factory, tenant):
     writer, reader = store_factory.open(), store_factory.open()
     writer.enable_group_commit(asyncio.get_running_loop())

@@ -106,14 +106,14 @@ class SqlBase:
         depth = getattr(local, "depth", 0)
         conn = self._conn()
         if depth == 0:
-            local.owner = _current_task()
+            local.loop, local.owner = _running()
             local.batched = self._join_batch()
             if not local.batched:
                 self._began()
         mark = self._batch_mark() if local.batched else None
         local.depth = depth + 1
         if depth == 0 and self.statement_undoes_itself:
-            local.joined = _Joined(self, conn, local.owner)
+            local.joined = _Joined(self, conn, local.loop, local.owner)
         try:
             if mark is None:
                 with self._scope(conn, depth + local.batched):
@@ -237,7 +237,7 @@ class SqlBase:
 
     def _conn(self) -> Any:
         local = self._local
-        if getattr(local, "depth", 0) and local.owner is not _current_task():
+        if getattr(local, "depth", 0) and local.owner is not _task_now(local.loop):
             raise TransactionMisuse("a store transaction was held across an await")
         conn = getattr(local, "conn", None)
         if conn is not None and not getattr(local, "depth", 0) and self._broken(conn):
@@ -328,15 +328,22 @@ class _Joined:
     what ``_write_scope`` does for it (the owner check; on failure, memory of recent rows forgotten) without
     a generator per call. Made once per outermost scope."""
 
-    __slots__ = ("_conn", "_owner", "_store")
+    __slots__ = ("_conn", "_loop", "_owner", "_store")
 
-    def __init__(self, store: SqlBase, conn: Any, owner: asyncio.Task[Any] | None) -> None:
+    def __init__(
+        self,
+        store: SqlBase,
+        conn: Any,
+        loop: asyncio.AbstractEventLoop | None,
+        owner: asyncio.Task[Any] | None,
+    ) -> None:
         self._store = store
         self._conn = conn
+        self._loop = loop
         self._owner = owner
 
     def __enter__(self) -> Any:
-        if self._owner is not _current_task():
+        if self._owner is not _task_now(self._loop):
             raise TransactionMisuse("a store transaction was held across an await")
         return self._conn
 
@@ -344,6 +351,26 @@ class _Joined:
         if exc_type is not None:
             self._store._forget_recent()
             self._store._rolled_back()
+
+
+def _running() -> tuple[asyncio.AbstractEventLoop | None, asyncio.Task[Any] | None]:
+    """The loop running on this thread and the task it runs now (None, None outside a loop)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None, None
+    return loop, asyncio.current_task(loop)
+
+
+def _task_now(loop: asyncio.AbstractEventLoop | None) -> asyncio.Task[Any] | None:
+    """The task running now, for a scope that began while ``loop`` ran on this thread: asked of that loop
+    (loops do not nest, so while the scope's code runs that loop is this thread's running loop), without
+    ``asyncio.current_task()`` finding the running loop first: on Python 3.11 that is a ``getpid`` system
+    call, and this check runs at every store call in a scope. A scope that began outside a loop asks as
+    before."""
+    if loop is None:
+        return _current_task()
+    return asyncio.current_task(loop)
 
 
 def _current_task() -> asyncio.Task[Any] | None:

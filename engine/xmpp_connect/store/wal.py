@@ -26,10 +26,11 @@ class WalCheckpointer:
     (a PASSIVE checkpoint on the writer's connection, a few ms), and the writer's next transaction starts
     the WAL over. The file stays near ``restart_frames`` pages plus what one interval appends."""
 
-    interval = 0.5
+    interval = 2.0
     """Seconds between checkpoints. A page written again and again (the counters, the indexes' right
-    edges) is copied once per checkpoint: at 0.5 s instead of 0.1 s the thread's CPU per send about halves
-    (bench/README.md, ninth round), and the WAL grows by what half a second appends beyond
+    edges, the newest table pages) is copied once per checkpoint: at 0.5 s instead of 0.1 s the thread's
+    CPU per send about halved (bench/README.md, ninth round), at 2 s instead of 0.5 s it falls by another
+    ~40% at the service's rate (twelfth round), and the WAL grows by what two seconds append beyond
     ``restart_frames``."""
     restart_frames = 4000
     """WAL length (pages, 4 KiB each) from which the writer is asked for the tail: each time costs the
