@@ -86,14 +86,14 @@ class IntakeDispatcher:
         self.retry_after = retry_after
         self.wake_poll = wake_poll
         self.position = store.intake_position(intake.instance_id)
-        self._stopping = asyncio.Event()
-        self._woken = asyncio.Event()
+        self._stopping = False
+        self._waiter: asyncio.Future[None] | None = None
 
     async def run(self) -> None:
         """Carry out accepted requests until ``stop()``."""
         wakes = Wakes.listen(self.intake.wake_address)
         try:
-            while not self._stopping.is_set():
+            while not self._stopping:
                 items: list[IntakeItem] = []
                 try:
                     items = self.intake.items_after(self.position, self.batch)
@@ -106,7 +106,7 @@ class IntakeDispatcher:
                 elif not items:
                     await self._pause(self.idle_poll)
                     if wakes is not None and not wakes.pending():
-                        await self._until_woken(wakes)
+                        await self._pause(self.wake_poll, wakes)
         finally:
             if wakes is not None:
                 wakes.close()
@@ -136,23 +136,30 @@ class IntakeDispatcher:
         return self.intake.pending(tenant_id, operation_id, self.position)
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._woken.set()
+        self._stopping = True
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
-    async def _until_woken(self, wakes: Wakes) -> None:
-        """Until a worker's wake arrives, ``stop()``, or ``wake_poll`` seconds. The socket is watched only
-        meanwhile: a busy core is not woken by every queued request."""
-        self._woken.clear()
-        if self._stopping.is_set():
+    async def _pause(self, seconds: float, wakes: Wakes | None = None) -> None:
+        """``seconds``, or until ``stop()``; with ``wakes``, or until a worker's wake arrives (the socket is
+        watched only meanwhile: a busy core is not woken by every queued request). A future and a timer
+        rather than ``asyncio.wait_for``, whose task costs an extra loop turn per pause (~40 µs)."""
+        if self._stopping:
             return
         loop = asyncio.get_running_loop()
-        loop.add_reader(wakes.sock.fileno(), self._woken.set)
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, waiter)
+        if wakes is not None:
+            loop.add_reader(wakes.sock.fileno(), _resolve, waiter)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self.wake_poll)
+            await waiter
         finally:
-            loop.remove_reader(wakes.sock.fileno())
+            timer.cancel()
+            if wakes is not None:
+                loop.remove_reader(wakes.sock.fileno())
+            self._waiter = None
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
