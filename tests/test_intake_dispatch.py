@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from xmpp_connect.sending.intake import Intake, IntakeItem, Queued
-from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
+from xmpp_connect.sending.intake_dispatch import IntakeDispatcher, Wakes
 from xmpp_connect.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -131,6 +131,34 @@ async def test_an_idle_core_waits_for_a_workers_wake_instead_of_reading_the_queu
         await asyncio.wait_for(running, WAIT)
     assert done == ["a"]
     worker.close()
+    intake.close()
+    store.close()
+
+
+async def test_without_its_wake_socket_the_core_reads_the_queue_every_idle_poll(tmp_path: Path) -> None:
+    """The wake socket taken (by another listener here): the core reads the queue every ``idle_poll`` as
+    before, so a request queued without a wake is carried out all the same."""
+    intake, store = Intake(tmp_path / "intake.sqlite3"), SqliteStore(tmp_path / "store.sqlite3")
+    taken = Wakes.listen(intake.wake_address)
+    assert taken is not None
+    done: list[str] = []
+
+    async def perform(item: IntakeItem) -> None:
+        done.append(item.request["key"])
+
+    dispatcher = IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        await asyncio.sleep(0.05)
+        queue(intake, "a")
+        async with asyncio.timeout(WAIT):
+            while store.intake_position(intake.instance_id) < 1:
+                await asyncio.sleep(0.01)
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(running, WAIT)
+    assert done == ["a"]
+    taken.close()
     intake.close()
     store.close()
 

@@ -151,7 +151,7 @@ class Intake:
         """Tell the core that requests were queued (and committed): one datagram on the wake socket it listens
         on while idle. Best effort, never blocks: no core listening (it reads the queue when it starts), its
         socket full (wakes are waiting for it already) or no abstract sockets here (it polls) are all fine."""
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             if self._notifier is None:
                 self._notifier = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 self._notifier.setblocking(False)

@@ -44,7 +44,7 @@ class Wakes:
         try:
             sock.setblocking(False)
             sock.bind(address)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a system without abstract sockets (a name with a NUL)
             sock.close()
             return None
         return cls(sock)
