@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from xmpp_connect.sending.intake import Intake, IntakeItem, Queued
-from xmpp_connect.sending.intake_dispatch import IntakeDispatcher
+from xmpp_connect.sending.intake_dispatch import IntakeDispatcher, Wakes
 from xmpp_connect.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -88,3 +88,92 @@ def test_an_item_carries_the_workers_hash_and_one_queued_before_the_column_has_n
     again = Intake(path)
     assert again.items_after(0) == items, "opened again: the column is there once"
     again.close()
+
+
+async def test_an_idle_core_waits_for_a_workers_wake_instead_of_reading_the_queue(tmp_path: Path) -> None:
+    """Once the core finds the intake empty (and nothing queued ``idle_poll`` later) it stops reading it and
+    waits on its wake socket; a request queued and announced with ``notify()`` (as a worker does after
+    committing) is carried out long before the core would read the queue again on its own (``wake_poll``,
+    an hour here)."""
+    intake, store = Intake(tmp_path / "intake.sqlite3"), SqliteStore(tmp_path / "store.sqlite3")
+    worker = Intake(tmp_path / "intake.sqlite3")
+    assert worker.wake_address == intake.wake_address, "the same file: the same wake socket"
+    assert Intake(tmp_path / "other.sqlite3").wake_address != intake.wake_address
+    reads: list[int] = []
+    items_after = intake.items_after
+
+    def counted(seq: int, limit: int = 200) -> list[IntakeItem]:
+        reads.append(seq)
+        return items_after(seq, limit)
+
+    intake.items_after = counted  # type: ignore[method-assign]
+    done: list[str] = []
+
+    async def perform(item: IntakeItem) -> None:
+        done.append(item.request["key"])
+
+    dispatcher = IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(WAIT):
+            while not reads:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            idle_reads = len(reads)
+            await asyncio.sleep(0.1)
+            assert len(reads) == idle_reads, "waiting for a wake, not reading the queue"
+            queue(worker, "a")
+            worker.notify()
+            while store.intake_position(intake.instance_id) < 1:
+                await asyncio.sleep(0.01)
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(running, WAIT)
+    assert done == ["a"]
+    worker.close()
+    intake.close()
+    store.close()
+
+
+async def test_without_its_wake_socket_the_core_reads_the_queue_every_idle_poll(tmp_path: Path) -> None:
+    """The wake socket taken (by another listener here): the core reads the queue every ``idle_poll`` as
+    before, so a request queued without a wake is carried out all the same."""
+    intake, store = Intake(tmp_path / "intake.sqlite3"), SqliteStore(tmp_path / "store.sqlite3")
+    taken = Wakes.listen(intake.wake_address)
+    assert taken is not None
+    done: list[str] = []
+
+    async def perform(item: IntakeItem) -> None:
+        done.append(item.request["key"])
+
+    dispatcher = IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        await asyncio.sleep(0.05)
+        queue(intake, "a")
+        async with asyncio.timeout(WAIT):
+            while store.intake_position(intake.instance_id) < 1:
+                await asyncio.sleep(0.01)
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(running, WAIT)
+    assert done == ["a"]
+    taken.close()
+    intake.close()
+    store.close()
+
+
+async def test_stop_ends_a_core_waiting_for_a_wake(tmp_path: Path) -> None:
+    """``stop()`` does not wait for a worker's wake (nor for ``wake_poll``, an hour here)."""
+    intake, store = Intake(tmp_path / "intake.sqlite3"), SqliteStore(tmp_path / "store.sqlite3")
+
+    async def perform(item: IntakeItem) -> None:
+        raise AssertionError("nothing queued")
+
+    dispatcher = IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)
+    running = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0.05)
+    dispatcher.stop()
+    await asyncio.wait_for(running, WAIT)
+    intake.close()
+    store.close()

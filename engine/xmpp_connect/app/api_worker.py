@@ -179,6 +179,7 @@ class IntakeDesk:
         await self.intake.durable()
         if claim.fresh and answer is not None:
             SENDS.labels("accepted", "").inc()
+            self.intake.notify()
         return answer if claim.fresh else None
 
     def _replay(self, tenant: TenantConfig, key: str, result: dict[str, Any]) -> Response | None:

@@ -173,11 +173,20 @@ class AdapterService(ActionService, ReadModel, AuditService, ArchiveService, End
                       type(exc).__name__)
         await self.store.durable()
 
-    async def _report_health_periodically(self, interval: float = 0.25) -> None:
+    async def _report_health_periodically(self, interval: float = 0.25, refresh: float = 1.0) -> None:
+        """The streams' status for the workers, looked at every ``interval`` s: written when it changed, and
+        at least every ``refresh`` s all the same (a worker takes a report older than ``HEALTH_STALE_S`` for
+        a core that is gone)."""
         assert self._health_report is not None
+        loop = asyncio.get_running_loop()
+        written: dict[str, str] | None = None
+        written_at = 0.0
         while True:
             streams = {ref: p.stream_status() for ref, p in self.providers.items()}
-            await asyncio.to_thread(write_core_health, self._health_report, streams)
+            now = loop.time()
+            if streams != written or now - written_at >= refresh:
+                await asyncio.to_thread(write_core_health, self._health_report, streams)
+                written, written_at = streams, now
             await asyncio.sleep(interval)
 
     async def _purge_periodically(self) -> None:

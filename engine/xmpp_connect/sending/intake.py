@@ -5,17 +5,22 @@ one that owns the XMPP sessions and the evidence store) reads the queue and carr
 intake is its own SQLite file with one writer role (the workers), so accepting never waits for the evidence
 store's write lock; the core only reads it (WAL readers never block the writer) and keeps its progress in
 the evidence store. A claim whose result is empty belongs to the core: the worker forwarded that request.
+A worker that queued a request says so on the intake's wake socket (``Intake.notify``), so an idle core
+waits for that instead of reading the queue every few milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
+import os
+import socket
 import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +96,8 @@ class Intake:
                 (uuid.uuid4().hex,),
             )
         self.instance_id = str(self._value("SELECT value FROM intake_meta WHERE key = 'instance_id'"))
+        self.wake_address = wake_address(self.path)
+        self._notifier: socket.socket | None = None
 
     def enable_group_commit(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on the writes of one loop iteration commit together (call on the loop's thread)."""
@@ -140,6 +147,16 @@ class Intake:
             raise IdempotencyConflict(key)
         return Claim(fresh=False, result=json.loads(row[1]) if row[1] else None)
 
+    def notify(self) -> None:
+        """Tell the core that requests were queued (and committed): one datagram on the wake socket it listens
+        on while idle. Best effort, never blocks: no core listening (it reads the queue when it starts), its
+        socket full (wakes are waiting for it already) or no abstract sockets here (it polls) are all fine."""
+        with contextlib.suppress(OSError, ValueError):
+            if self._notifier is None:
+                self._notifier = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._notifier.setblocking(False)
+            self._notifier.sendto(b"\0", self.wake_address)
+
     def items_after(self, seq: int, limit: int = 200) -> list[IntakeItem]:
         """Accepted requests after position ``seq``, oldest first (committed ones only)."""
         with self._lock:
@@ -169,6 +186,8 @@ class Intake:
             return self._conn.execute("DELETE FROM intake_items WHERE seq <= ?", (upto_seq,)).rowcount
 
     def close(self) -> None:
+        if self._notifier is not None:
+            self._notifier.close()
         batch, self._batch = self._batch, None
         if batch is not None:
             batch.commit()
@@ -179,7 +198,7 @@ class Intake:
             row = self._conn.execute(sql, params).fetchone()
         return row[0] if row else None
 
-    @contextmanager
+    @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
         """A savepoint in the loop iteration's batch, or a transaction of its own without group commit."""
         with self._lock:
@@ -198,6 +217,13 @@ class Intake:
                 for statement in undo:
                     self._conn.execute(statement)
                 raise
+
+
+def wake_address(path: str) -> str:
+    """The intake's wake socket: a Linux abstract Unix socket named after the intake file (no file to clean
+    up, no path length limit), so each intake has its own."""
+    digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:32]
+    return f"\0xmpp-connect-intake-{digest}"
 
 
 def _item(row: tuple[Any, ...]) -> IntakeItem:

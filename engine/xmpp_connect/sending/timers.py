@@ -93,6 +93,9 @@ class TimerService:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._looks_at: datetime | None = None
+        """When the running loop looks at the due times next (it sleeps until then): a timer due no earlier
+        needs no wake."""
 
     def schedule_receipt_timeout(
         self,
@@ -126,7 +129,8 @@ class TimerService:
         self, tenant_id: str, message_id: str, kind: str, due: datetime, attempt_id: str | None
     ) -> Timer:
         timer = self._store.schedule_timer(tenant_id, message_id, kind, due, attempt_id)
-        self.wake()
+        if self._looks_at is None or due < self._looks_at:
+            self.wake()
         return timer
 
     def wake(self) -> None:
@@ -169,9 +173,12 @@ class TimerService:
         while not self._stopping:
             await self.fire_due()
             self._wake.clear()
+            sleep = self._sleep_seconds()
+            self._looks_at = self._clock() + timedelta(seconds=sleep)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep_seconds())
+                await asyncio.wait_for(self._wake.wait(), timeout=sleep)
         self._loop = None
+        self._looks_at = None
         # Reset here, not on entry: a stop() that came before the first step must not be lost.
         self._stopping = False
 
