@@ -395,13 +395,15 @@ def run_sandbox(args: argparse.Namespace, directory: Path) -> tuple[Load, list[f
     return load, found
 
 
-async def bare_client(server: Any, total: int, window: int) -> float:
+async def bare_client(server: Any, total: int, window: int, adapter_elements: bool = False) -> float:
     """The baseline: a bare slixmpp client (bench/provider.py) sends ``total`` messages with receipt
     requests through the same Prosody, ``window`` in flight; its receipts/s."""
     from provider import run_bare
 
-    result = await run_bare(server, total, window)
-    print(f"bare slixmpp client, same Prosody: {result.rate:,.0f} receipts/s"
+    result = await run_bare(server, total, window, adapter_elements)
+    which = "bare slixmpp client with the adapter's <thread> and <origin-id>" if adapter_elements else (
+        "bare slixmpp client")
+    print(f"{which}, same Prosody: {result.rate:,.0f} receipts/s"
           f" (CPU {result.cpu_us_per_message:,.0f} µs per message, sender and recipient in one process;"
           f" Prosody's {result.server_cpu_us_per_message:,.0f} µs per message)")
     return result.rate
@@ -416,6 +418,9 @@ def run_prosody(args: argparse.Namespace, directory: Path) -> tuple[Load, list[f
     server.start()
     try:
         args.bare = asyncio.run(bare_client(server, args.requests, args.concurrency))
+        if args.bare_with_adapter_elements:
+            server.restart()
+            args.bare_elements = asyncio.run(bare_client(server, args.requests, args.concurrency, True))
         server.restart()  # the in-memory archive grows with every message and slows Prosody down
         user = server.fresh_user("svc")
         account = (
@@ -465,6 +470,9 @@ def report(args: argparse.Namespace, load: Load, found: list[float]) -> None:
         if args.prosody:
             print(f"end-to-end receipts/s / bare slixmpp client's: {len(found) / span / args.bare:.2f}"
                   " (target >= 0.8)")
+            if args.bare_with_adapter_elements:
+                print("end-to-end receipts/s / the bare client's with the adapter's elements:"
+                      f" {len(found) / span / args.bare_elements:.2f}")
     else:
         print("end-to-end receipts/s: none recorded")
     cpu: CpuUse = args.cpu
@@ -492,6 +500,11 @@ def main() -> None:
         " (tracing costs CPU: not for timing)",
     )
     parser.add_argument("--receipt-wait", type=float, default=60.0, help="seconds to wait for receipts")
+    parser.add_argument(
+        "--bare-with-adapter-elements", action="store_true",
+        help="with --prosody: also a bare client whose messages carry the adapter's <thread> and <origin-id>"
+        " (Prosody's work per message for the adapter's stanza), and the ratio against it",
+    )
     args = parser.parse_args()
     rates: dict[int, float] = {}
     for workers in [args.api_workers] if args.api_workers is not None else [0, 1]:
