@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +22,24 @@ def queue(intake: Intake, *keys: str) -> None:
     for key in keys:
         claim = intake.claim("t", key, "h", f"xmppop_{key}", NOW, Queued(f'{{"key": "{key}"}}', NOW, "{}"))
         assert claim.fresh
+
+
+@asynccontextmanager
+async def running(dispatcher: IntakeDispatcher) -> AsyncIterator[None]:
+    """The dispatcher's loop as a task for the block, stopped and awaited after it."""
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(task, WAIT)
+
+
+async def reached(store: SqliteStore, intake: Intake, position: int) -> None:
+    """Until the stored intake position is at least ``position`` (bounded by ``WAIT``)."""
+    async with asyncio.timeout(WAIT):
+        while store.intake_position(intake.instance_id) < position:
+            await asyncio.sleep(0.01)
 
 
 async def test_carried_out_in_order_and_the_position_is_kept(tmp_path: Path) -> None:
@@ -51,15 +71,8 @@ async def test_a_failure_keeps_the_failed_request_and_those_after_it(tmp_path: P
         if attempts.count("b") == 1 and item.request["key"] == "b":
             raise OSError("store briefly unavailable")
 
-    dispatcher = IntakeDispatcher(intake, store, perform, retry_after=0.01, idle_poll=0.01)
-    running = asyncio.create_task(dispatcher.run())
-    try:
-        async with asyncio.timeout(WAIT):
-            while store.intake_position(intake.instance_id) < 3:
-                await asyncio.sleep(0.01)
-    finally:
-        dispatcher.stop()
-        await asyncio.wait_for(running, WAIT)
+    async with running(IntakeDispatcher(intake, store, perform, retry_after=0.01, idle_poll=0.01)):
+        await reached(store, intake, 3)
     assert attempts[:3] == ["a", "b", "c"] and attempts[3:] == ["b", "c"]
     intake.close()
     store.close()
@@ -112,23 +125,17 @@ async def test_an_idle_core_waits_for_a_workers_wake_instead_of_reading_the_queu
     async def perform(item: IntakeItem) -> None:
         done.append(item.request["key"])
 
-    dispatcher = IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)
-    running = asyncio.create_task(dispatcher.run())
-    try:
+    async with running(IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)):
         async with asyncio.timeout(WAIT):
             while not reads:
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(0.1)
-            idle_reads = len(reads)
-            await asyncio.sleep(0.1)
-            assert len(reads) == idle_reads, "waiting for a wake, not reading the queue"
-            queue(worker, "a")
-            worker.notify()
-            while store.intake_position(intake.instance_id) < 1:
-                await asyncio.sleep(0.01)
-    finally:
-        dispatcher.stop()
-        await asyncio.wait_for(running, WAIT)
+        await asyncio.sleep(0.1)
+        idle_reads = len(reads)
+        await asyncio.sleep(0.1)
+        assert len(reads) == idle_reads, "waiting for a wake, not reading the queue"
+        queue(worker, "a")
+        worker.notify()
+        await reached(store, intake, 1)
     assert done == ["a"]
     worker.close()
     intake.close()
@@ -146,17 +153,10 @@ async def test_without_its_wake_socket_the_core_reads_the_queue_every_idle_poll(
     async def perform(item: IntakeItem) -> None:
         done.append(item.request["key"])
 
-    dispatcher = IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)
-    running = asyncio.create_task(dispatcher.run())
-    try:
+    async with running(IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)):
         await asyncio.sleep(0.05)
         queue(intake, "a")
-        async with asyncio.timeout(WAIT):
-            while store.intake_position(intake.instance_id) < 1:
-                await asyncio.sleep(0.01)
-    finally:
-        dispatcher.stop()
-        await asyncio.wait_for(running, WAIT)
+        await reached(store, intake, 1)
     assert done == ["a"]
     taken.close()
     intake.close()
@@ -170,10 +170,7 @@ async def test_stop_ends_a_core_waiting_for_a_wake(tmp_path: Path) -> None:
     async def perform(item: IntakeItem) -> None:
         raise AssertionError("nothing queued")
 
-    dispatcher = IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)
-    running = asyncio.create_task(dispatcher.run())
-    await asyncio.sleep(0.05)
-    dispatcher.stop()
-    await asyncio.wait_for(running, WAIT)
+    async with running(IntakeDispatcher(intake, store, perform, idle_poll=0.001, wake_poll=3600.0)):
+        await asyncio.sleep(0.05)
     intake.close()
     store.close()
