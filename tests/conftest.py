@@ -1,4 +1,5 @@
-"""Fixtures every test directory shares: one real Prosody per session (tests/integration/prosody.py)."""
+"""Fixtures every test directory shares: one real Prosody per session (tests/integration/prosody.py) and
+the packaged policy's classifier."""
 
 from __future__ import annotations
 
@@ -15,11 +16,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
 
 from prosody import ProsodyServer
 
+from xmpp_connect.evidence.classify import Classifier
+from xmpp_connect.policy.load import load_policy
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "prosody_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.prosody)
+
+
+@pytest.fixture(scope="session")
+def classifier() -> Iterator[Classifier]:
+    """The packaged policy's classifier, one for the session (it keeps no state between classifications
+    that a test could change)."""
+    with Classifier(load_policy()) as loaded:
+        yield loaded
 
 
 @pytest.fixture(scope="session")

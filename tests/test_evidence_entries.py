@@ -3,7 +3,7 @@ with the same attributes in the same order, the same repr, and dicts of their ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,7 +27,6 @@ from xmpp_connect.model.evidence import (
 from xmpp_connect.model.ids import beside_message
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.policy.load import load_policy
 from xmpp_connect.policy.paths import default_corpus_dir
 from xmpp_connect.store.records import AppendResult, XmppMessage
 
@@ -35,11 +34,6 @@ NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 DIMENSIONS = ("strength", "actor_certainty", "authority_certainty", "payload_certainty",
               "interaction_certainty", "timing_certainty", "channel_certainty", "non_repudiation_strength")
 
-
-@pytest.fixture(scope="module")
-def classifier() -> Iterator[Classifier]:
-    with Classifier(load_policy()) as loaded:
-        yield loaded
 
 
 def _constructed(classification: Classification, context: EvidenceContext, event_type: str,

@@ -3,12 +3,10 @@ room and server state stays as it was: each must equal the fact built afresh fro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
-
-import pytest
 
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.pipeline import OUTBOUND_FACT_KINDS, EvidencePipeline
@@ -16,17 +14,11 @@ from xmpp_connect.facts.build import fact_for_event
 from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.stanza_builders import OutboundMessage, record_for
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ACCOUNT = "notify"
 
-
-@pytest.fixture(scope="module")
-def classifier() -> Iterator[Classifier]:
-    with Classifier(load_policy()) as loaded:
-        yield loaded
 
 
 def _event(kind: str, raw: str | None = None, **detail: object) -> NativeEvent:

@@ -7,7 +7,6 @@ no fixture and take milliseconds.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -23,7 +22,6 @@ from xmpp_connect.facts.presence import PresenceTracker
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.acceptance import AcceptanceTracker
 from xmpp_connect.providers.base import Backoff
 from xmpp_connect.providers.slixmpp_client import SlixmppProvider
@@ -33,11 +31,6 @@ from xmpp_connect.xmpp.stanzas import parse_stanza
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
-
-@pytest.fixture(scope="module")
-def classifier() -> Iterator[Classifier]:
-    with Classifier(load_policy()) as loaded:
-        yield loaded
 
 
 @pytest.fixture(scope="module")

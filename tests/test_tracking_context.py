@@ -5,10 +5,7 @@ tests/api/test_attribution_servers.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.evidence.observation import Observation
@@ -17,7 +14,6 @@ from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.model.tracking import TrackingContext
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.stanza_builders import OutboundMessage, record_for
 from xmpp_connect.xmpp.jids import bare
 
@@ -27,11 +23,6 @@ CONTEXT = TrackingContext({"correlation_id": "corr-1", "coordination_case_id": "
 HELLO = ("<message xmlns='jabber:client' from='bob@localhost/phone' to='alerts@localhost/a' type='chat'>"
          "<body>Is the document still there?</body></message>")
 
-
-@pytest.fixture(scope="module")
-def classifier() -> Iterator[Classifier]:
-    with Classifier(load_policy()) as loaded:
-        yield loaded
 
 
 class Contexts:

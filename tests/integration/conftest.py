@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from adapter import AdapterUnderTest
@@ -11,13 +11,6 @@ from recipients import Behaviour, Recipient
 
 from xmpp_connect.evidence.classify import Classifier
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.policy.load import load_policy
-
-
-@pytest.fixture(scope="session")
-def classifier() -> Iterator[Classifier]:
-    with Classifier(load_policy()) as loaded:
-        yield loaded
 
 
 @pytest.fixture(scope="session")

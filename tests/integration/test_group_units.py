@@ -4,7 +4,6 @@ stable ids, occupants, and how the pipeline ties room traffic to our messages.""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -17,7 +16,6 @@ from xmpp_connect.facts.outbound_index import InMemoryOutboundIndex
 from xmpp_connect.facts.presence import RoomRoster
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.policy.load import load_policy
 from xmpp_connect.providers.archive import ArchiveQuery, page_end, query_element
 from xmpp_connect.providers.base import RoomJoin
 from xmpp_connect.providers.pubsub import node_models
@@ -35,11 +33,6 @@ from xmpp_connect.xmpp.stanzas import parse_stanza
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ROOM = "ops@conference.localhost"
 
-
-@pytest.fixture(scope="module")
-def classifier() -> Iterator[Classifier]:
-    with Classifier(load_policy()) as loaded:
-        yield loaded
 
 
 def test_groupchat_stanza_and_record() -> None:

@@ -3,7 +3,6 @@ is kept once, when written, and the ack's evidence references that row and cover
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +13,6 @@ from xmpp_connect.evidence.recorder import Recorder, TenantRecorder
 from xmpp_connect.model.correlation import OutboundRecord
 from xmpp_connect.model.native import NativeEvent
 from xmpp_connect.policy.commands import CommandTable
-from xmpp_connect.policy.load import load_policy
 from xmpp_connect.store.outbound import StoreOutboundIndex
 from xmpp_connect.store.records import XmppAttempt, XmppMessage
 
@@ -23,12 +21,6 @@ BODY = "Incident 42: please acknowledge."
 SENT = ("<message xmlns='jabber:client' to='bob@localhost' type='chat' id='st-1'><body>" + BODY + "</body>"
         "<request xmlns='urn:xmpp:receipts'/><origin-id xmlns='urn:xmpp:sid:0' id='st-1'/></message>")
 
-
-@pytest.fixture(scope="module")
-def classifier() -> Iterator[Classifier]:
-    found = Classifier(load_policy())
-    yield found
-    found.close()
 
 
 def _pipeline(store, tenant: str, classifier: Classifier) -> EvidencePipeline:
