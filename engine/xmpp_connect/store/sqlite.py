@@ -180,7 +180,7 @@ class SqliteStore(SqlStore):
             rows = cursor.fetchall()
             batch_log.add(sql, params, [tuple(row) for row in rows])
             return _Rows(rows)
-        batch_log.writes.append((sql, params, cursor.rowcount, False))  # BatchLog.add, answer_of inlined
+        batch_log.add(sql, params, cursor.rowcount)
         return cursor
 
     def _exec_many(self, conn: sqlite3.Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
